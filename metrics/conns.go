@@ -1,0 +1,147 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+)
+
+// TCP states as the kernel numbers them (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpListen      = 10
+)
+
+// Connection counting methods, as reported by Conns.Method.
+const (
+	MethodNetlink = "netlink"
+	MethodProc    = "procfs"
+)
+
+// Conns counts established inbound TCP connections, IPv4 and IPv6, whose
+// local port is one of Ports. With no Ports it counts those on every
+// listening TCP port of the host except the ones in Exclude.
+type Conns struct {
+	Ports   []uint16
+	Exclude []uint16
+	// ProcRoot is where procfs is mounted, for the fallback reader; "" is /proc.
+	ProcRoot string
+
+	noNetlink atomic.Bool
+	method    atomic.Value
+}
+
+// ConnCount is the result of one count.
+type ConnCount struct {
+	Established int
+	// Ports are the local ports that were counted.
+	Ports []uint16
+}
+
+// Method says how the last count was taken: netlink sock_diag, or procfs
+// when netlink was not available.
+func (c *Conns) Method() string {
+	m, _ := c.method.Load().(string)
+	return m
+}
+
+// Count takes one count.
+func (c *Conns) Count(ctx context.Context) (ConnCount, error) {
+	if err := ctx.Err(); err != nil {
+		return ConnCount{}, err
+	}
+	if !c.noNetlink.Load() {
+		n, err := c.count(netlinkSource{})
+		if err == nil {
+			c.method.Store(MethodNetlink)
+			return n, nil
+		}
+		if !errors.Is(err, errNetlinkUnavailable) {
+			return ConnCount{}, err
+		}
+		c.noNetlink.Store(true)
+	}
+	n, err := c.count(procSource{root: c.procRoot()})
+	if err == nil {
+		c.method.Store(MethodProc)
+	}
+	return n, err
+}
+
+func (c *Conns) procRoot() string {
+	if c.ProcRoot == "" {
+		return "/proc"
+	}
+	return c.ProcRoot
+}
+
+// socketSource is one way to read the kernel's TCP socket tables.
+type socketSource interface {
+	listeningPorts() ([]uint16, error)
+	countEstablished(ports []uint16) (int, error)
+}
+
+func (c *Conns) count(src socketSource) (ConnCount, error) {
+	ports := c.Ports
+	if len(ports) == 0 {
+		listening, err := src.listeningPorts()
+		if err != nil {
+			return ConnCount{}, fmt.Errorf("listing listening ports: %w", err)
+		}
+		ports = slices.DeleteFunc(listening, func(p uint16) bool { return slices.Contains(c.Exclude, p) })
+	}
+	if len(ports) == 0 {
+		return ConnCount{Ports: ports}, nil
+	}
+	n, err := src.countEstablished(ports)
+	if err != nil {
+		return ConnCount{}, fmt.Errorf("counting established connections: %w", err)
+	}
+	return ConnCount{Established: n, Ports: ports}, nil
+}
+
+// procSource reads /proc/net/tcp and /proc/net/tcp6.
+type procSource struct{ root string }
+
+func (p procSource) scan(fn func(localPort uint16, state uint8)) error {
+	for _, name := range []string{"tcp", "tcp6"} {
+		f, err := os.Open(filepath.Join(p.root, "net", name))
+		if errors.Is(err, os.ErrNotExist) && name == "tcp6" {
+			continue // kernel without IPv6
+		}
+		if err != nil {
+			return err
+		}
+		err = parseProcNetTCP(f, fn)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+func (p procSource) listeningPorts() ([]uint16, error) {
+	var ports []uint16
+	err := p.scan(func(port uint16, state uint8) {
+		if state == tcpListen && !slices.Contains(ports, port) {
+			ports = append(ports, port)
+		}
+	})
+	slices.Sort(ports)
+	return ports, err
+}
+
+func (p procSource) countEstablished(ports []uint16) (int, error) {
+	n := 0
+	err := p.scan(func(port uint16, state uint8) {
+		if state == tcpEstablished && slices.Contains(ports, port) {
+			n++
+		}
+	})
+	return n, err
+}

@@ -1,0 +1,148 @@
+package metrics
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+)
+
+func TestParseProcNetTCP(t *testing.T) {
+	t.Parallel()
+	const table = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   3: 0100007F:15B3 0100007F:C351 06 00000000:00000000 00:00000000 00000000     0        0 0 3 0000000000000000
+`
+	type sock struct {
+		Port  uint16
+		State uint8
+	}
+	var got []sock
+	if err := parseProcNetTCP(strings.NewReader(table), func(p uint16, s uint8) { got = append(got, sock{p, s}) }); err != nil {
+		t.Fatal(err)
+	}
+	want := []sock{{8080, tcpListen}, {8080, tcpEstablished}, {50000, tcpEstablished}, {5555, 6}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sockets (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseProcNetTCPMalformed(t *testing.T) {
+	t.Parallel()
+	for _, table := range []string{
+		"header\n 0: 0100007F 00000000:0000 0A\n",
+		"header\n 0: 0100007F:XYZ 00000000:0000 0A\n",
+		"header\n 0: 0100007F:1F90 00000000:0000 ZZ\n",
+	} {
+		if err := parseProcNetTCP(strings.NewReader(table), func(uint16, uint8) {}); err == nil {
+			t.Errorf("parseProcNetTCP(%q) = nil error, want one", table)
+		}
+	}
+}
+
+// TestConnsCountsRealSockets opens real loopback connections and checks both
+// readers count the inbound ones on the watched port and nothing else.
+func TestConnsCountsRealSockets(t *testing.T) {
+	t.Parallel()
+	watched := listen(t, "tcp4", "127.0.0.1:0")
+	other := listen(t, "tcp4", "127.0.0.1:0")
+	v6 := listen(t, "tcp", "[::1]:0")
+	dial(t, watched, 5)
+	dial(t, other, 3)
+	dial(t, v6, 2)
+
+	for name, src := range map[string]socketSource{"netlink": netlinkSource{}, "procfs": procSource{root: "/proc"}} {
+		c := &Conns{Ports: []uint16{port(watched), port(v6)}}
+		got, err := c.count(src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Established != 7 {
+			t.Errorf("%s: Established = %d, want 7 (5 IPv4 + 2 IPv6)", name, got.Established)
+		}
+		all := &Conns{Exclude: []uint16{port(other)}}
+		got, err = all.count(src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// Other listeners on the host may hold connections too; ours must be in.
+		if got.Established < 7 {
+			t.Errorf("%s: all ports: Established = %d, want at least 7", name, got.Established)
+		}
+		for _, p := range got.Ports {
+			if p == port(other) {
+				t.Errorf("%s: excluded port %d was counted", name, p)
+			}
+		}
+	}
+}
+
+func TestConnsManyPortsFilter(t *testing.T) {
+	t.Parallel()
+	watched := listen(t, "tcp4", "127.0.0.1:0")
+	dial(t, watched, 4)
+	// More ports than an 8-bit jump could skip, with the real one last.
+	var ports []uint16
+	for p := uint16(1); p <= 100; p++ {
+		ports = append(ports, p)
+	}
+	ports = append(ports, port(watched))
+	c := &Conns{Ports: ports}
+	got, err := c.Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Established != 4 || c.Method() != MethodNetlink {
+		t.Errorf("Count = %d via %s, want 4 via netlink", got.Established, c.Method())
+	}
+}
+
+func listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted = append(accepted, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range accepted {
+			c.Close()
+		}
+	})
+	return ln
+}
+
+func dial(t *testing.T, ln net.Listener, n int) {
+	t.Helper()
+	for range n {
+		c, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+func port(ln net.Listener) uint16 { return uint16(ln.Addr().(*net.TCPAddr).Port) }
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}

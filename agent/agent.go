@@ -1,0 +1,369 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// Options wires an Agent.
+type Options struct {
+	Config Config
+	// ConfigFile is shown in status; "" when running on defaults.
+	ConfigFile string
+	// Reload reads the configuration again (file and flags) on SIGHUP; nil
+	// disables reloading.
+	Reload func() (Config, error)
+	// LogLevel, when set, is changed by a reload that changes log.level.
+	LogLevel *LevelFilter
+	Log      zerolog.Logger
+	Version  string
+	// Ready is called once the state is loaded and every listener is open.
+	Ready func()
+}
+
+// Agent is the hafeed daemon.
+type Agent struct {
+	opts    Options
+	log     zerolog.Logger
+	replies *replyBook
+	started time.Time
+
+	// adminMu serialises admin changes, so that the order on disk is the
+	// order HAProxy sees.
+	adminMu  sync.Mutex
+	mu       sync.Mutex // guards the fields below
+	cfg      Config
+	state    State
+	stateErr string
+	sample   *Sample
+	listen   string
+}
+
+// New builds an agent; Serve runs it.
+func New(opts Options) *Agent {
+	return &Agent{
+		opts:    opts,
+		log:     opts.Log.With().Str("component", "agent").Logger(),
+		cfg:     opts.Config,
+		replies: newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
+	}
+}
+
+// Serve loads the persisted state, opens the control socket and the
+// agent-check port, and samples load until ctx is done.
+func (a *Agent) Serve(ctx context.Context) error {
+	a.started = time.Now()
+	cfg := a.config()
+	if err := a.loadState(cfg.StateFile); err != nil {
+		return err
+	}
+	ctl, err := listenControl(cfg.ControlSocket, a, a.opts.Log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.AgentCheck.Listen)
+	if err != nil {
+		ctl.ln.Close()
+		ctl.lock.Close()
+		return fmt.Errorf("agent-check listener on %s: %w (is another agent running, or the port taken?)", cfg.AgentCheck.Listen, err)
+	}
+	allow, _ := ParseAllow(cfg.AgentCheck.Allow) // validated with the config
+	server := haproxy.NewAgentServer(ln, a.replies, haproxy.AgentServerOptions{
+		Timeout:   cfg.AgentCheck.Timeout,
+		MaxLinger: cfg.AgentCheck.MaxConns,
+		Allow:     allow,
+	}, a.opts.Log)
+	agentPort := uint16(ln.Addr().(*net.TCPAddr).Port)
+	a.mu.Lock()
+	a.listen = ln.Addr().String()
+	a.mu.Unlock()
+	sampler := NewSampler(cfg.Sources, agentPort)
+	a.publish(sampler.Sample(ctx, cfg.Policy))
+
+	a.log.Info().Str("agent_check", ln.Addr().String()).Str("control_socket", cfg.ControlSocket).
+		Str("state_file", cfg.StateFile).Str("admin", a.currentState().Admin.String()).Msg("hafeed agent started")
+	if a.opts.Ready != nil {
+		a.opts.Ready()
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Run(ctx) })
+	g.Go(func() error { return ctl.Run(ctx) })
+	g.Go(func() error { return a.loop(ctx, sampler, server, agentPort) })
+	err = g.Wait()
+	a.log.Info().Msg("hafeed agent stopped")
+	return err
+}
+
+func (a *Agent) loadState(path string) error {
+	state, err := StateFile{Path: path}.Load()
+	switch {
+	case errors.Is(err, ErrCorruptState):
+		// Fail safe: a host whose operator drained it must not come back
+		// as ready because its state file was damaged.
+		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
+		a.stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
+		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
+	case err != nil:
+		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
+	}
+	a.mu.Lock()
+	a.state = state
+	a.mu.Unlock()
+	a.replies.Expect(state.Peers)
+	a.replies.SetAdmin(state.Admin, state.ReadyPending)
+	return nil
+}
+
+// loop owns the sampler: it samples on a ticker, persists the end of a
+// ready announcement, and applies reloads.
+func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer, agentPort uint16) error {
+	cfg := a.config()
+	ticker := time.NewTicker(cfg.Interval)
+	defer ticker.Stop()
+	hup := make(chan os.Signal, 1)
+	if a.opts.Reload != nil {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			a.publish(sampler.Sample(ctx, a.config().Policy))
+		case <-a.replies.announced:
+			a.persistAnnounced()
+		case <-hup:
+			next, err := a.opts.Reload()
+			if err != nil {
+				a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+				continue
+			}
+			a.applyConfig(next, sampler, server, agentPort)
+			ticker.Reset(next.Interval)
+		}
+	}
+}
+
+func (a *Agent) applyConfig(next Config, sampler *Sampler, server *haproxy.AgentServer, agentPort uint16) {
+	prev := a.config()
+	for key, changed := range map[string]bool{
+		"agent_check.listen":    prev.AgentCheck.Listen != next.AgentCheck.Listen,
+		"agent_check.timeout":   prev.AgentCheck.Timeout != next.AgentCheck.Timeout,
+		"agent_check.max_conns": prev.AgentCheck.MaxConns != next.AgentCheck.MaxConns,
+		"control_socket":        prev.ControlSocket != next.ControlSocket,
+		"state_file":            prev.StateFile != next.StateFile,
+		"log.format":            prev.Log.Format != next.Log.Format,
+	} {
+		if changed {
+			a.log.Warn().Str("key", key).Msg("this setting changes only on restart; keeping the running value")
+		}
+	}
+	next.AgentCheck.Listen, next.AgentCheck.Timeout, next.AgentCheck.MaxConns = prev.AgentCheck.Listen, prev.AgentCheck.Timeout, prev.AgentCheck.MaxConns
+	next.ControlSocket, next.StateFile, next.Log.Format = prev.ControlSocket, prev.StateFile, prev.Log.Format
+
+	allow, _ := ParseAllow(next.AgentCheck.Allow)
+	server.SetAllow(allow)
+	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)
+	sampler.SetSources(next.Sources, agentPort)
+	if a.opts.LogLevel != nil {
+		if lvl, err := parseLevel(next.Log.Level); err == nil {
+			a.opts.LogLevel.Set(lvl)
+		}
+	}
+	a.mu.Lock()
+	a.cfg = next
+	a.mu.Unlock()
+	a.log.Info().Msg("configuration reloaded")
+}
+
+func (a *Agent) publish(s Sample) {
+	a.mu.Lock()
+	prev := a.sample
+	a.sample = &s
+	a.mu.Unlock()
+	a.replies.SetWeight(s.WeightPercent, 0)
+	ev := a.log.Debug()
+	if prev == nil || abs(prev.WeightPercent-s.WeightPercent) >= 5 {
+		ev = a.log.Info()
+	}
+	ev = ev.Int("weight_percent", s.WeightPercent).Int("connections", s.Connections).
+		Float64("cpu_busy", s.CPUBusy).Float64("score", s.Score).Str("bottleneck", s.Bottleneck).Dur("took", s.Duration)
+	if len(s.Errors) > 0 {
+		ev = ev.Strs("errors", s.Errors)
+	}
+	ev.Msg("sampled load")
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+func (a *Agent) persistAnnounced() {
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	cur := a.currentState()
+	if _, announcing := a.replies.Current(); announcing || !cur.ReadyPending {
+		return
+	}
+	cur.ReadyPending, cur.Peers = false, nil
+	if err := a.stateFile().Save(cur); err != nil {
+		// Harmless: a restart would announce "ready" once more.
+		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
+		return
+	}
+	a.mu.Lock()
+	a.state = cur
+	a.mu.Unlock()
+	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
+}
+
+// SetAdmin changes the admin state, persisting it before it is served.
+func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	a.mu.Lock()
+	cur, corrupt := a.state, a.stateErr != ""
+	a.mu.Unlock()
+	if cur.Admin == admin && !corrupt {
+		return "", nil
+	}
+	next := State{
+		Admin:        admin,
+		Since:        time.Now(),
+		ReadyPending: admin == haproxy.AdminReady && (cur.Admin != haproxy.AdminReady || cur.ReadyPending),
+	}
+	if next.ReadyPending {
+		next.Peers = a.replies.RecentPeers()
+	}
+	if err := a.stateFile().Save(next); err != nil {
+		return "", fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
+	}
+	a.mu.Lock()
+	a.state, a.stateErr = next, ""
+	a.mu.Unlock()
+	a.replies.SetAdmin(admin, next.ReadyPending)
+	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Msg("admin state changed")
+	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain {
+		warning = "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both"
+	}
+	return warning, nil
+}
+
+func (a *Agent) handle(_ context.Context, req Request) Response {
+	var warning string
+	switch req.Command {
+	case CommandStatus:
+	case CommandReady, CommandDrain, CommandMaint:
+		admin, _ := haproxy.ParseAdmin(req.Command)
+		w, err := a.SetAdmin(admin)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		warning = w
+	default:
+		return Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain or maint", req.Command)}
+	}
+	st := a.Status()
+	st.Warning = warning
+	return Response{OK: true, Status: &st}
+}
+
+// Status is what `hafeed status` shows.
+type Status struct {
+	Admin           string       `json:"admin"`
+	Since           time.Time    `json:"since"`
+	Reply           string       `json:"reply"`
+	AnnouncingReady bool         `json:"announcing_ready"`
+	StateError      string       `json:"state_error,omitempty"`
+	Warning         string       `json:"warning,omitempty"`
+	Sample          *Sample      `json:"sample,omitempty"`
+	Peers           []PeerStatus `json:"peers"`
+	PID             int          `json:"pid"`
+	Version         string       `json:"version"`
+	StartedAt       time.Time    `json:"started_at"`
+	ConfigFile      string       `json:"config_file,omitempty"`
+	AgentListen     string       `json:"agent_listen"`
+	ControlSocket   string       `json:"control_socket"`
+	StateFile       string       `json:"state_file"`
+}
+
+// Status reports the agent's current state.
+func (a *Agent) Status() Status {
+	line, announcing := a.replies.Current()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{
+		Admin:           a.state.Admin.String(),
+		Since:           a.state.Since,
+		Reply:           trimNewline(line),
+		AnnouncingReady: announcing,
+		StateError:      a.stateErr,
+		Peers:           a.replies.Peers(),
+		PID:             os.Getpid(),
+		Version:         a.opts.Version,
+		StartedAt:       a.started,
+		ConfigFile:      a.opts.ConfigFile,
+		AgentListen:     a.listen,
+		ControlSocket:   a.cfg.ControlSocket,
+		StateFile:       a.cfg.StateFile,
+	}
+	if a.sample != nil {
+		s := *a.sample
+		st.Sample = &s
+	}
+	if st.Peers == nil {
+		st.Peers = []PeerStatus{}
+	}
+	return st
+}
+
+func trimNewline(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '\n' {
+		return s[:n-1]
+	}
+	return s
+}
+
+func (a *Agent) config() Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+func (a *Agent) currentState() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+func (a *Agent) stateFile() StateFile { return StateFile{Path: a.config().StateFile} }
+
+var _ controlHandler = (*Agent)(nil)
+
+// PortOf returns the port of a host:port address, 0 if it has none.
+func PortOf(addr string) uint16 {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(n)
+}

@@ -1,0 +1,558 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitLimit bounds every wait in these tests; nothing should come close.
+const waitLimit = 5 * time.Second
+
+// testConfig is the default configuration with every file in a fresh short
+// directory (Unix socket paths must stay under 108 bytes) and the agent on
+// loopback ports of its own.
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := DefaultConfig()
+	cfg.AgentCheck.Listen = "127.0.0.1:0"
+	cfg.ControlSocket = filepath.Join(dir, "control.sock")
+	cfg.StateFile = filepath.Join(dir, "state.json")
+	cfg.Sources.Ports = []uint16{unusedPort(t)}
+	return cfg
+}
+
+// unusedPort is a loopback port nothing listens on.
+func unusedPort(t *testing.T) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// startAgent runs an agent until the test ends and returns once it is
+// ready; at the end it checks that Serve returns nil.
+func startAgent(t *testing.T, cfg Config) {
+	t.Helper()
+	stop := runAgent(t, cfg)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve() = %v after cancel, want nil", err)
+		}
+	})
+}
+
+// runAgent starts an agent, waits until it is ready and returns the
+// function that stops it and reports what Serve returned.
+func runAgent(t *testing.T, cfg Config) (stop func() error) {
+	t.Helper()
+	ready := make(chan struct{})
+	a := New(Options{Config: cfg, Version: "test", Ready: func() { close(ready) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(waitLimit):
+			return errors.New("Serve did not return within the wait limit of the cancel")
+		}
+	}
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Serve() = %v before it was ready", err)
+	case <-time.After(waitLimit):
+		stop()
+		t.Fatal("agent not ready within the wait limit")
+	}
+	return stop
+}
+
+// call sends a command that must succeed.
+func call(t *testing.T, socket, command string) *Status {
+	t.Helper()
+	resp, err := callErr(socket, command)
+	if err != nil {
+		t.Fatalf("Call(%q) = %v", command, err)
+	}
+	if !resp.OK || resp.Status == nil {
+		t.Fatalf("Call(%q) = %+v, want OK with a status", command, resp)
+	}
+	return resp.Status
+}
+
+func callErr(socket, command string) (*Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	return Call(ctx, socket, Request{Command: command})
+}
+
+// pollAgentCheck is one agent-check poll, as HAProxy makes it.
+func pollAgentCheck(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitLimit))
+	data, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("agent-check poll: %v", err)
+	}
+	return string(data)
+}
+
+func loadState(t *testing.T, path string) State {
+	t.Helper()
+	st, err := StateFile{Path: path}.Load()
+	if err != nil {
+		t.Fatalf("loading %s: %v", path, err)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds or the wait limit passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+var (
+	upReply    = regexp.MustCompile(`^up [0-9]+%$`)
+	readyReply = regexp.MustCompile(`^ready up [0-9]+%$`)
+	drainReply = regexp.MustCompile(`^drain [0-9]+%$`)
+)
+
+func wantMatch(t *testing.T, what string, re *regexp.Regexp, got string) {
+	t.Helper()
+	if !re.MatchString(strings.TrimSuffix(got, "\n")) {
+		t.Errorf("%s = %q, want a match for %s", what, got, re)
+	}
+}
+
+func TestAgentStatus(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+
+	st := call(t, cfg.ControlSocket, CommandStatus)
+	if st.Admin != "ready" || st.AnnouncingReady || st.StateError != "" {
+		t.Errorf("status = admin %q, announcing %t, state error %q; want ready, false, none", st.Admin, st.AnnouncingReady, st.StateError)
+	}
+	wantMatch(t, "status reply", upReply, st.Reply)
+	if st.ControlSocket != cfg.ControlSocket || st.StateFile != cfg.StateFile {
+		t.Errorf("status files = %q, %q; want %q, %q", st.ControlSocket, st.StateFile, cfg.ControlSocket, cfg.StateFile)
+	}
+	if st.PID != os.Getpid() || st.Version != "test" {
+		t.Errorf("status pid, version = %d, %q; want %d, %q", st.PID, st.Version, os.Getpid(), "test")
+	}
+	if st.Sample == nil {
+		t.Error("status has no sample; the agent samples before it is ready")
+	}
+	if st.Peers == nil || len(st.Peers) != 0 {
+		t.Errorf("status peers = %#v, want an empty list before any poll", st.Peers)
+	}
+	host, port, err := net.SplitHostPort(st.AgentListen)
+	if err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("status agent_listen = %q, want 127.0.0.1 and the port it got", st.AgentListen)
+	}
+
+	wantMatch(t, "agent-check reply", upReply, pollAgentCheck(t, st.AgentListen))
+	st = call(t, cfg.ControlSocket, CommandStatus)
+	if len(st.Peers) != 1 || st.Peers[0].Addr != "127.0.0.1" || st.Peers[0].Polls != 1 {
+		t.Errorf("status peers after one poll = %+v, want 127.0.0.1 with 1 poll", st.Peers)
+	}
+}
+
+func TestAgentDrainIsPersistedBeforeReply(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+
+	st := call(t, cfg.ControlSocket, CommandDrain)
+	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminDrain || got.ReadyPending {
+		t.Errorf("state file right after drain = %+v, want drain", got)
+	}
+	if st.Admin != "drain" {
+		t.Errorf("drain reply admin = %q, want drain", st.Admin)
+	}
+	wantMatch(t, "status reply", drainReply, st.Reply)
+	wantMatch(t, "agent-check reply", drainReply, pollAgentCheck(t, st.AgentListen))
+
+	// Draining again changes nothing, not even the time.
+	again := call(t, cfg.ControlSocket, CommandDrain)
+	if again.Admin != "drain" || !again.Since.Equal(st.Since) {
+		t.Errorf("second drain = %q since %v, want drain since %v", again.Admin, again.Since, st.Since)
+	}
+}
+
+func TestAgentReadyAnnouncesThenStops(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, CommandDrain)
+
+	st := call(t, cfg.ControlSocket, CommandReady)
+	if st.Admin != "ready" || !st.AnnouncingReady {
+		t.Errorf("after ready: admin %q, announcing %t; want ready, true", st.Admin, st.AnnouncingReady)
+	}
+	wantMatch(t, "status reply", readyReply, st.Reply)
+	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady || !got.ReadyPending {
+		t.Errorf("state file right after ready = %+v, want ready with the announcement pending", got)
+	}
+
+	// One HAProxy polls: it hears ready twice, then only the weight.
+	wantMatch(t, "first poll", readyReply, pollAgentCheck(t, st.AgentListen))
+	wantMatch(t, "second poll", readyReply, pollAgentCheck(t, st.AgentListen))
+	wantMatch(t, "third poll", upReply, pollAgentCheck(t, st.AgentListen))
+
+	waitFor(t, "the end of the announcement to be saved", func() bool {
+		return !loadState(t, cfg.StateFile).ReadyPending
+	})
+	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady {
+		t.Errorf("state file after the announcement = %+v, want ready", got)
+	}
+	st = call(t, cfg.ControlSocket, CommandStatus)
+	if st.AnnouncingReady {
+		t.Error("status still announcing ready after the only peer heard it twice")
+	}
+	wantMatch(t, "status reply", upReply, st.Reply)
+}
+
+func TestAgentMaint(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+
+	st := call(t, cfg.ControlSocket, CommandMaint)
+	if st.Admin != "maint" || st.Reply != "maint" || st.Warning != "" {
+		t.Errorf("after maint: admin %q, reply %q, warning %q; want maint, maint, none", st.Admin, st.Reply, st.Warning)
+	}
+	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminMaint {
+		t.Errorf("state file right after maint = %+v, want maint", got)
+	}
+	if got := pollAgentCheck(t, st.AgentListen); got != "maint\n" {
+		t.Errorf("agent-check reply = %q, want %q", got, "maint\n")
+	}
+
+	// HAProxy cannot leave maint for drain through the agent: say so.
+	st = call(t, cfg.ControlSocket, CommandDrain)
+	if st.Admin != "drain" || !strings.Contains(st.Warning, "MAINT") {
+		t.Errorf("drain after maint: admin %q, warning %q; want drain and a warning about MAINT", st.Admin, st.Warning)
+	}
+	st = call(t, cfg.ControlSocket, CommandReady)
+	if st.Admin != "ready" || st.Warning != "" {
+		t.Errorf("ready after drain: admin %q, warning %q; want ready, none", st.Admin, st.Warning)
+	}
+}
+
+func TestAgentUnknownCommand(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+
+	for _, command := range []string{"reboot", "", "DRAIN"} {
+		resp, err := callErr(cfg.ControlSocket, command)
+		if err == nil {
+			t.Errorf("Call(%q) = nil error, want one", command)
+		}
+		if resp == nil || resp.OK || !strings.Contains(resp.Error, "unknown command") || resp.Status != nil {
+			t.Errorf("Call(%q) response = %+v, want an unknown command error", command, resp)
+		}
+		if errors.Is(err, ErrAgentUnreachable) {
+			t.Errorf("Call(%q) = %v, which claims the agent is unreachable", command, err)
+		}
+	}
+	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+		t.Errorf("admin after unknown commands = %q, want ready", st.Admin)
+	}
+	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady {
+		t.Errorf("state after unknown commands = %+v, want ready", got)
+	}
+}
+
+func TestAgentMalformedRequest(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+
+	tests := []struct {
+		name    string
+		request string
+		want    string
+	}{
+		{name: "garbage", request: "garbage\n", want: "malformed request"},
+		{name: "truncated JSON", request: `{"command":` + "\n", want: "malformed request"},
+		{name: "wrong type", request: `{"command":1}` + "\n", want: "malformed request"},
+		{name: "nothing", request: "", want: "reading request"},
+		{name: "too long", request: `{"command":"` + strings.Repeat("x", 2*maxRequestBytes), want: "malformed request"},
+	}
+	for _, tt := range tests {
+		conn, err := net.Dial("unix", cfg.ControlSocket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(waitLimit))
+		// Written in the background: the agent stops reading a request
+		// that is too long and answers while we are still writing.
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := io.WriteString(conn, tt.request)
+			if err == nil {
+				err = conn.(*net.UnixConn).CloseWrite()
+			}
+			wrote <- err
+		}()
+		var resp Response
+		err = json.NewDecoder(conn).Decode(&resp)
+		conn.Close()
+		<-wrote
+		if err != nil {
+			t.Errorf("%s: reading the reply: %v, want a JSON error reply", tt.name, err)
+			continue
+		}
+		if resp.OK || !strings.Contains(resp.Error, tt.want) || resp.Status != nil {
+			t.Errorf("%s: reply = %+v, want an error containing %q", tt.name, resp, tt.want)
+		}
+	}
+	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+		t.Errorf("admin after malformed requests = %q, want ready", st.Admin)
+	}
+}
+
+func TestAgentSecondAgentOnSameSocket(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, CommandDrain)
+
+	second := cfg
+	second.StateFile = filepath.Join(filepath.Dir(cfg.StateFile), "second.json")
+	readyCalled := false
+	a := New(Options{Config: second, Ready: func() { readyCalled = true }})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	err := a.Serve(ctx)
+	if !errors.Is(err, ErrAlreadyRunning) {
+		t.Errorf("second Serve() = %v, want an error wrapping ErrAlreadyRunning", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), cfg.ControlSocket) {
+		t.Errorf("second Serve() = %v, want it to name the control socket %s", err, cfg.ControlSocket)
+	}
+	if readyCalled {
+		t.Error("second agent reported ready")
+	}
+	// The first agent still owns the socket.
+	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "drain" {
+		t.Errorf("first agent's admin = %q, want drain", st.Admin)
+	}
+}
+
+func TestAgentReplacesStaleSocket(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	// What a killed agent leaves: a socket file nobody listens on, and its
+	// lock file with no lock held.
+	ln, err := net.Listen("unix", cfg.ControlSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if err := os.WriteFile(cfg.ControlSocket+".lock", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := callErr(cfg.ControlSocket, CommandStatus); !errors.Is(err, ErrAgentUnreachable) {
+		t.Fatalf("Call() on the stale socket = %v, want ErrAgentUnreachable", err)
+	}
+
+	startAgent(t, cfg)
+	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+		t.Errorf("admin = %q, want ready", st.Admin)
+	}
+}
+
+func TestAgentCorruptStateFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		command   string
+		wantAdmin haproxy.Admin
+	}{
+		{command: CommandReady, wantAdmin: haproxy.AdminReady},
+		// Drain is what the agent already serves; it must still rewrite
+		// the file and clear the error.
+		{command: CommandDrain, wantAdmin: haproxy.AdminDrain},
+	}
+	for _, tt := range tests {
+		t.Run(tt.command, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			if err := os.WriteFile(cfg.StateFile, []byte(`{"version": 1, "admin": "dra`), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			startAgent(t, cfg)
+
+			st := call(t, cfg.ControlSocket, CommandStatus)
+			if st.Admin != "drain" || !strings.Contains(st.StateError, ErrCorruptState.Error()) {
+				t.Errorf("status with a corrupt state file = admin %q, state error %q; want drain and the error", st.Admin, st.StateError)
+			}
+			wantMatch(t, "agent-check reply", drainReply, pollAgentCheck(t, st.AgentListen))
+
+			st = call(t, cfg.ControlSocket, tt.command)
+			if st.Admin != tt.wantAdmin.String() || st.StateError != "" {
+				t.Errorf("after %s: admin %q, state error %q; want %v and none", tt.command, st.Admin, st.StateError, tt.wantAdmin)
+			}
+			if got := loadState(t, cfg.StateFile); got.Admin != tt.wantAdmin {
+				t.Errorf("state file after %s = %+v, want %v", tt.command, got, tt.wantAdmin)
+			}
+		})
+	}
+}
+
+func TestAgentUnreadableStateFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	// A directory cannot be read as the state file, and is not "corrupt":
+	// the agent must refuse to start rather than guess.
+	if err := os.Mkdir(cfg.StateFile, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	err := New(Options{Config: cfg}).Serve(ctx)
+	if err == nil || errors.Is(err, ErrCorruptState) {
+		t.Errorf("Serve() = %v, want an error that is not ErrCorruptState", err)
+	}
+}
+
+func TestAgentAgentCheckPortTaken(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg.AgentCheck.Listen = taken.Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := New(Options{Config: cfg}).Serve(ctx); err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Errorf("Serve() on a taken port = %v, want an error naming %s", err, taken.Addr())
+	}
+
+	// The failed agent let go of the control socket.
+	cfg.AgentCheck.Listen = "127.0.0.1:0"
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, CommandStatus)
+}
+
+func TestAgentServeReturnsOnCancel(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	stop := runAgent(t, cfg)
+	st := call(t, cfg.ControlSocket, CommandStatus)
+
+	if err := stop(); err != nil {
+		t.Fatalf("Serve() = %v after cancel, want nil", err)
+	}
+	if _, err := callErr(cfg.ControlSocket, CommandStatus); !errors.Is(err, ErrAgentUnreachable) {
+		t.Errorf("Call() after the agent stopped = %v, want ErrAgentUnreachable", err)
+	}
+	if _, err := os.Stat(cfg.ControlSocket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket after the agent stopped: %v, want it removed", err)
+	}
+	if conn, err := net.DialTimeout("tcp", st.AgentListen, waitLimit); err == nil {
+		conn.Close()
+		t.Errorf("agent-check port %s still accepts after the agent stopped", st.AgentListen)
+	}
+}
+
+func TestCallUnreachable(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	missing := filepath.Join(dir, "missing.sock")
+	_, err = callErr(missing, CommandStatus)
+	if !errors.Is(err, ErrAgentUnreachable) {
+		t.Errorf("Call() on a missing socket = %v, want ErrAgentUnreachable", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), missing) {
+		t.Errorf("Call() error %q does not name the socket %s", err, missing)
+	}
+}
+
+// TestAgentRestartResumesReadyAnnouncement stops the agent while it still
+// announces "ready" and checks the next one announces it to the HAProxy
+// addresses that had polled, even before they poll again.
+func TestAgentRestartResumesReadyAnnouncement(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	stop := runAgent(t, cfg)
+	st := call(t, cfg.ControlSocket, CommandStatus)
+	pollAgentCheck(t, st.AgentListen) // 127.0.0.1 becomes a known peer
+	call(t, cfg.ControlSocket, CommandDrain)
+	call(t, cfg.ControlSocket, CommandReady)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	saved := loadState(t, cfg.StateFile)
+	if !saved.ReadyPending || len(saved.Peers) != 1 || saved.Peers[0].String() != "127.0.0.1" {
+		t.Fatalf("state after stopping mid-announcement = %+v, want ready_pending with peer 127.0.0.1", saved)
+	}
+
+	startAgent(t, cfg)
+	st = call(t, cfg.ControlSocket, CommandStatus)
+	if !st.AnnouncingReady {
+		t.Fatalf("restarted agent does not announce ready: %+v", st)
+	}
+	wantMatch(t, "first poll after restart", readyReply, pollAgentCheck(t, st.AgentListen))
+	wantMatch(t, "second poll after restart", readyReply, pollAgentCheck(t, st.AgentListen))
+	waitFor(t, "the end of the announcement on disk", func() bool { return !loadState(t, cfg.StateFile).ReadyPending })
+	wantMatch(t, "poll after the announcement", upReply, pollAgentCheck(t, st.AgentListen))
+}

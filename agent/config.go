@@ -1,0 +1,325 @@
+package agent
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Default paths; the dev config (make run) points them at a local folder.
+const (
+	DefaultConfigFile    = "/etc/hafeed/hafeed.yaml"
+	DefaultControlSocket = "/run/hafeed/control.sock"
+	DefaultStateFile     = "/var/lib/hafeed/state.json"
+)
+
+// Config is the agent's configuration, as read from YAML.
+type Config struct {
+	AgentCheck    AgentCheckConfig `yaml:"agent_check"`
+	ControlSocket string           `yaml:"control_socket"`
+	StateFile     string           `yaml:"state_file"`
+	Interval      time.Duration    `yaml:"interval"`
+	Sources       SourcesConfig    `yaml:"sources"`
+	Policy        PolicyConfig     `yaml:"policy"`
+	Log           LogConfig        `yaml:"log"`
+}
+
+// AgentCheckConfig is the agent-check server HAProxy polls.
+type AgentCheckConfig struct {
+	Listen       string        `yaml:"listen"`
+	Allow        []string      `yaml:"allow"`
+	Timeout      time.Duration `yaml:"timeout"`
+	MaxConns     int           `yaml:"max_conns"`
+	ReadyTimeout time.Duration `yaml:"ready_timeout"`
+}
+
+// SourcesConfig says what load is sampled.
+type SourcesConfig struct {
+	Ports []uint16 `yaml:"ports"`
+	// CPU is whose CPU counts: "host", or "none" to leave CPU out.
+	CPU string `yaml:"cpu"`
+}
+
+// PolicyConfig turns load into a weight.
+type PolicyConfig struct {
+	ConnCapacity int           `yaml:"conn_capacity"`
+	CPUTarget    float64       `yaml:"cpu_target"`
+	CPUSmoothing time.Duration `yaml:"cpu_smoothing"`
+}
+
+// LogConfig is how the agent logs.
+type LogConfig struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// DefaultConfig is the configuration used where no file or flag says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		AgentCheck: AgentCheckConfig{
+			Listen:       ":5555",
+			Timeout:      2 * time.Second,
+			MaxConns:     256,
+			ReadyTimeout: 30 * time.Second,
+		},
+		ControlSocket: DefaultControlSocket,
+		StateFile:     DefaultStateFile,
+		Interval:      time.Second,
+		Sources:       SourcesConfig{CPU: "host"},
+		Policy: PolicyConfig{
+			ConnCapacity: 10000,
+			CPUTarget:    0.8,
+			CPUSmoothing: 10 * time.Second,
+		},
+		Log: LogConfig{Format: "auto", Level: "info"},
+	}
+}
+
+//go:embed example.yaml
+var exampleConfig []byte
+
+// ExampleConfig is a commented configuration that LoadConfig accepts.
+func ExampleConfig() []byte { return bytes.Clone(exampleConfig) }
+
+// ConfigError is one problem with a configuration, located in its file.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors;
+// every error names the file, the line and the key.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig for bytes already read; name labels errors.
+func ParseConfig(name string, data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Config{}, &ConfigError{File: name, Line: yamlErrorLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return cfg, cfg.validate(name, nil) // an empty file means defaults
+	}
+	root := doc.Content[0]
+	errs := checkKeys(name, root, reflect.TypeOf(cfg), "")
+	if err := root.Decode(&cfg); err != nil {
+		return Config{}, errors.Join(append(errs, decodeError(name, err))...)
+	}
+	if err := cfg.validate(name, root); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// checkKeys reports every mapping key that has no field in t.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		return []error{&ConfigError{File: file, Line: n.Line, Key: strings.TrimPrefix(path, "."), Msg: "must be a mapping of keys"}}
+	}
+	fields := map[string]reflect.Type{}
+	var known []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = f.Type
+		known = append(known, name)
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := path + "." + k.Value
+		ft, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, &ConfigError{File: file, Line: k.Line, Key: strings.TrimPrefix(key, "."),
+				Msg: "unknown key; known keys here: " + strings.Join(known, ", ")})
+			continue
+		}
+		errs = append(errs, checkKeys(file, v, ft, key)...)
+	}
+	return errs
+}
+
+// decodeError turns yaml's type errors ("line 3: cannot unmarshal ...")
+// into ConfigErrors that name the file.
+func decodeError(file string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return &ConfigError{File: file, Msg: err.Error()}
+	}
+	var errs []error
+	for _, msg := range te.Errors {
+		line := 0
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			num, tail, _ := strings.Cut(rest, ": ")
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, tail
+			}
+		}
+		errs = append(errs, &ConfigError{File: file, Line: line, Msg: msg})
+	}
+	return errors.Join(errs...)
+}
+
+func yamlErrorLine(err error) int {
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		digits := strings.FieldsFunc(msg[i+5:], func(r rune) bool { return r < '0' || r > '9' })
+		if len(digits) > 0 {
+			n, _ := strconv.Atoi(digits[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// validate checks values; root, when not nil, locates keys for messages.
+func (c Config) validate(file string, root *yaml.Node) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &ConfigError{File: file, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.AgentCheck.Listen); err != nil {
+		bad("agent_check.listen", "%q is not host:port (for example \":5555\" or \"10.0.0.11:5555\")", c.AgentCheck.Listen)
+	}
+	if _, err := ParseAllow(c.AgentCheck.Allow); err != nil {
+		bad("agent_check.allow", "%v", err)
+	}
+	if c.AgentCheck.Timeout <= 0 {
+		bad("agent_check.timeout", "must be positive, for example 2s")
+	}
+	if c.AgentCheck.MaxConns < 1 {
+		bad("agent_check.max_conns", "must be at least 1")
+	}
+	if c.AgentCheck.ReadyTimeout <= 0 {
+		bad("agent_check.ready_timeout", "must be positive, for example 30s")
+	}
+	if c.ControlSocket == "" {
+		bad("control_socket", "must be a path, for example %s", DefaultControlSocket)
+	}
+	if c.StateFile == "" {
+		bad("state_file", "must be a path, for example %s", DefaultStateFile)
+	}
+	if c.Interval < 10*time.Millisecond {
+		bad("interval", "%v is too short: use 10ms or more (1s is typical)", c.Interval)
+	}
+	for _, p := range c.Sources.Ports {
+		if p == 0 {
+			bad("sources.ports", "port 0 is not a port: list the ports your application listens on, for example [8080, 8443]")
+		}
+	}
+	if len(c.Sources.Ports) > 1000 {
+		bad("sources.ports", "%d ports is more than the 1000 supported", len(c.Sources.Ports))
+	}
+	if !slices.Contains([]string{"host", "none"}, c.Sources.CPU) {
+		bad("sources.cpu", "%q: want host, or none to leave CPU out of the score", c.Sources.CPU)
+	}
+	if c.Policy.ConnCapacity < 1 {
+		bad("policy.conn_capacity", "must be at least 1")
+	}
+	if c.Policy.CPUTarget <= 0 || c.Policy.CPUTarget > 1 {
+		bad("policy.cpu_target", "%v is outside (0, 1]: it is the busy fraction counted as full, for example 0.8", c.Policy.CPUTarget)
+	}
+	if c.Policy.CPUSmoothing < 0 {
+		bad("policy.cpu_smoothing", "must not be negative")
+	}
+	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
+		bad("log.format", "%q: want auto, json or console", c.Log.Format)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks a configuration built in code or changed by flags.
+func (c Config) Validate(source string) error { return c.validate(source, nil) }
+
+// keyLine finds the line of a dotted key in a YAML mapping, 0 if absent.
+func keyLine(n *yaml.Node, key string) int {
+	if n == nil {
+		return 0
+	}
+	line := 0
+	for _, part := range strings.Split(key, ".") {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}

@@ -1,0 +1,370 @@
+package agent
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestExampleConfigIsDefaultConfig(t *testing.T) {
+	t.Parallel()
+	got, err := ParseConfig("example.yaml", ExampleConfig())
+	if err != nil {
+		t.Fatalf("ParseConfig(ExampleConfig()) = %v", err)
+	}
+	// The example spells empty lists as [], which decode as empty slices.
+	if diff := cmp.Diff(DefaultConfig(), got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("example config differs from DefaultConfig() (-want +got):\n%s", diff)
+	}
+}
+
+func TestExampleConfigIsACopy(t *testing.T) {
+	t.Parallel()
+	b := ExampleConfig()
+	b[0] = '!'
+	if ExampleConfig()[0] == '!' {
+		t.Error("changing the slice ExampleConfig returned changed the embedded example")
+	}
+}
+
+func TestParseConfigValid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		want func(*Config)
+	}{
+		{name: "empty file", yaml: ""},
+		{name: "only comments", yaml: "# nothing here\n\n# still nothing\n"},
+		{name: "null document", yaml: "~\n"},
+		{name: "null section", yaml: "policy:\n"},
+		{
+			name: "every section",
+			yaml: `agent_check:
+  listen: "10.0.0.11:5556"
+  allow: [10.0.0.0/8, 192.0.2.7]
+  timeout: 500ms
+  max_conns: 32
+  ready_timeout: 1m
+control_socket: /tmp/hf/control.sock
+state_file: /tmp/hf/state.json
+interval: 250ms
+sources:
+  ports: [8080, 8443]
+policy:
+  conn_capacity: 5000
+  cpu_target: 0.5
+  cpu_smoothing: 0s
+log:
+  format: json
+  level: debug
+`,
+			want: func(c *Config) {
+				c.AgentCheck = AgentCheckConfig{
+					Listen:       "10.0.0.11:5556",
+					Allow:        []string{"10.0.0.0/8", "192.0.2.7"},
+					Timeout:      500 * time.Millisecond,
+					MaxConns:     32,
+					ReadyTimeout: time.Minute,
+				}
+				c.ControlSocket = "/tmp/hf/control.sock"
+				c.StateFile = "/tmp/hf/state.json"
+				c.Interval = 250 * time.Millisecond
+				c.Sources.Ports = []uint16{8080, 8443}
+				c.Policy = PolicyConfig{ConnCapacity: 5000, CPUTarget: 0.5, CPUSmoothing: 0}
+				c.Log = LogConfig{Format: "json", Level: "debug"}
+			},
+		},
+		{
+			name: "partial section keeps the other defaults",
+			yaml: "policy:\n  cpu_target: 0.9\n",
+			want: func(c *Config) { c.Policy.CPUTarget = 0.9 },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := DefaultConfig()
+			if tt.want != nil {
+				tt.want(&want)
+			}
+			got, err := ParseConfig("hafeed.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("ParseConfig() = %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ParseConfig() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		// want are substrings of the error, each naming file, line and key.
+		want []string
+	}{
+		{
+			name: "unknown top-level key",
+			yaml: "interval: 1s\nintreval: 2s\n",
+			want: []string{"cfg.yaml:2: intreval: unknown key; known keys here: agent_check, control_socket"},
+		},
+		{
+			name: "unknown nested key",
+			yaml: "agent_check:\n  listen: \":5555\"\n  alow: [10.0.0.0/8]\n",
+			want: []string{"cfg.yaml:3: agent_check.alow: unknown key; known keys here: listen, allow, timeout"},
+		},
+		{
+			name: "unknown keys at two depths",
+			yaml: "log:\n  colour: true\nverbose: true\n",
+			want: []string{"cfg.yaml:2: log.colour: unknown key", "cfg.yaml:3: verbose: unknown key"},
+		},
+		{
+			name: "section that is not a mapping",
+			yaml: "policy: fast\n",
+			want: []string{"cfg.yaml:1: policy: must be a mapping of keys"},
+		},
+		{
+			name: "duration that is not one",
+			yaml: "\ninterval: fast\n",
+			want: []string{"cfg.yaml:2: ", "`fast`", "time.Duration"},
+		},
+		{
+			name: "duration without a unit",
+			yaml: "agent_check:\n  timeout: 5\n",
+			want: []string{"cfg.yaml:2: ", "time.Duration"},
+		},
+		{
+			name: "integer that is text",
+			yaml: "policy:\n  conn_capacity: lots\n",
+			want: []string{"cfg.yaml:2: ", "`lots`"},
+		},
+		{
+			name: "port out of range",
+			yaml: "sources:\n  ports:\n    - 8080\n    - 70000\n",
+			want: []string{"cfg.yaml:4: ", "70000"},
+		},
+		{
+			name: "YAML syntax",
+			yaml: "interval: 1s\nlog: [\n",
+			want: []string{"cfg.yaml:2: "},
+		},
+		{
+			name: "document that is not a mapping",
+			yaml: "- interval\n- 1s\n",
+			want: []string{"cfg.yaml:1: must be a mapping of keys"},
+		},
+		{
+			name: "listen without port",
+			yaml: "agent_check:\n  listen: 10.0.0.11\n",
+			want: []string{`cfg.yaml:2: agent_check.listen: "10.0.0.11" is not host:port`},
+		},
+		{
+			name: "allow junk",
+			yaml: "agent_check:\n  allow:\n    - 10.0.0.0/8\n    - not-a-net\n",
+			want: []string{`cfg.yaml:2: agent_check.allow: "not-a-net" is neither a CIDR prefix`},
+		},
+		{
+			name: "cpu_target above 1",
+			yaml: "policy:\n  conn_capacity: 10\n  cpu_target: 1.5\n",
+			want: []string{"cfg.yaml:3: policy.cpu_target: 1.5 is outside (0, 1]"},
+		},
+		{
+			name: "cpu_target zero",
+			yaml: "policy:\n  cpu_target: 0\n",
+			want: []string{"cfg.yaml:2: policy.cpu_target: 0 is outside (0, 1]"},
+		},
+		{
+			name: "interval too short",
+			yaml: "interval: 1ms\n",
+			want: []string{"cfg.yaml:1: interval: 1ms is too short"},
+		},
+		{
+			name: "port 0",
+			yaml: "sources:\n  ports: [8080, 0]\n",
+			want: []string{"cfg.yaml:2: sources.ports: port 0 is not a port"},
+		},
+		{
+			name: "cpu source",
+			yaml: "sources:\n  cpu: process\n",
+			want: []string{`cfg.yaml:2: sources.cpu: "process": want host, or none`},
+		},
+		{
+			name: "log format",
+			yaml: "log:\n  level: info\n  format: xml\n",
+			want: []string{`cfg.yaml:3: log.format: "xml": want auto, json or console`},
+		},
+		{
+			name: "log level",
+			yaml: "log:\n  level: loud\n",
+			want: []string{`cfg.yaml:2: log.level: "loud" is not a log level`},
+		},
+		{
+			name: "empty log level",
+			yaml: "log:\n  level: \"\"\n",
+			want: []string{`cfg.yaml:2: log.level: "" is not a log level`},
+		},
+		{
+			name: "non-positive durations and counts",
+			yaml: "agent_check:\n  timeout: 0s\n  max_conns: 0\n  ready_timeout: -1s\npolicy:\n  conn_capacity: 0\n  cpu_smoothing: -1s\n",
+			want: []string{
+				"cfg.yaml:2: agent_check.timeout: must be positive",
+				"cfg.yaml:3: agent_check.max_conns: must be at least 1",
+				"cfg.yaml:4: agent_check.ready_timeout: must be positive",
+				"cfg.yaml:6: policy.conn_capacity: must be at least 1",
+				"cfg.yaml:7: policy.cpu_smoothing: must not be negative",
+			},
+		},
+		{
+			name: "empty paths",
+			yaml: "control_socket: \"\"\nstate_file: \"\"\n",
+			want: []string{"cfg.yaml:1: control_socket: must be a path", "cfg.yaml:2: state_file: must be a path"},
+		},
+		{
+			name: "several errors together",
+			yaml: "agent_check:\n  listen: nowhere\ninterval: 1ms\nbogus: 1\nlog:\n  format: xml\n",
+			want: []string{
+				"cfg.yaml:4: bogus: unknown key",
+				"cfg.yaml:2: agent_check.listen:",
+				"cfg.yaml:3: interval:",
+				"cfg.yaml:6: log.format:",
+			},
+		},
+		{
+			name: "unknown key beside a type error",
+			yaml: "interval: soon\nbogus: 1\n",
+			want: []string{"cfg.yaml:2: bogus: unknown key", "cfg.yaml:1: "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig("cfg.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("ParseConfig() = nil error, want one")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("ParseConfig() error does not contain %q:\n%v", w, err)
+				}
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Errorf("ParseConfig() error %v is not a *ConfigError", err)
+			} else if ce.File != "cfg.yaml" {
+				t.Errorf("ConfigError.File = %q, want cfg.yaml", ce.File)
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hafeed.yaml")
+	if err := os.WriteFile(path, []byte("interval: 2s\npolicy:\n  cpu_target: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path)
+	if want := path + ":3: policy.cpu_target:"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("LoadConfig() = %v, want an error containing %q", err, want)
+	}
+
+	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadConfig(missing) = %v, want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if err := DefaultConfig().Validate("defaults"); err != nil {
+		t.Errorf("DefaultConfig().Validate() = %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Interval = 0
+	err := cfg.Validate("flags")
+	if want := "flags: interval: 0s is too short"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate() = %v, want an error containing %q", err, want)
+	}
+}
+
+func TestParseAllow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      []string
+		want    []netip.Prefix
+		wantErr string
+	}{
+		{name: "none"},
+		{
+			name: "CIDR prefixes",
+			in:   []string{"10.0.0.0/8", "2001:db8::/32"},
+			want: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
+		},
+		{
+			name: "prefix with host bits is masked",
+			in:   []string{"192.168.1.77/24"},
+			want: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
+		},
+		{
+			name: "bare addresses",
+			in:   []string{"10.0.0.5", "::1"},
+			want: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("::1/128")},
+		},
+		{
+			name: "IPv4-mapped address becomes IPv4",
+			in:   []string{"::ffff:10.0.0.5"},
+			want: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")},
+		},
+		{name: "junk", in: []string{"10.0.0.0/8", "haproxy1"}, wantErr: `"haproxy1"`},
+		{name: "prefix too long", in: []string{"10.0.0.0/33"}, wantErr: `"10.0.0.0/33"`},
+		{name: "empty string", in: []string{""}, wantErr: `""`},
+		{name: "address with port", in: []string{"10.0.0.5:5555"}, wantErr: `"10.0.0.5:5555"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseAllow(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("ParseAllow(%q) = %v, %v; want an error naming %s", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseAllow(%q) = %v", tt.in, err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("ParseAllow(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestConfigErrorString(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  ConfigError
+		want string
+	}{
+		{ConfigError{File: "a.yaml", Line: 3, Key: "log.format", Msg: "bad"}, "a.yaml:3: log.format: bad"},
+		{ConfigError{File: "a.yaml", Key: "interval", Msg: "bad"}, "a.yaml: interval: bad"},
+		{ConfigError{File: "a.yaml", Line: 7, Msg: "bad"}, "a.yaml:7: bad"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%+v.Error() = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+func parseLevel(s string) (zerolog.Level, error) {
+	l, err := zerolog.ParseLevel(s)
+	if err != nil || s == "" {
+		return 0, fmt.Errorf("%q is not a log level: want trace, debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger builds the process logger from the log settings: JSON for
+// journald and files, console text on a terminal. The filter changes the
+// level later.
+func NewLogger(cfg LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter, error) {
+	level, err := parseLevel(cfg.Level)
+	if err != nil {
+		return zerolog.Nop(), nil, err
+	}
+	format := cfg.Format
+	if format == "auto" || format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	filter := &LevelFilter{w: zerolog.LevelWriterAdapter{Writer: w}}
+	filter.Set(level)
+	return zerolog.New(filter).With().Timestamp().Logger(), filter, nil
+}
+
+// LevelFilter is a zerolog writer whose minimum level can change while the
+// agent runs, so that a reload can turn on debug logs.
+type LevelFilter struct {
+	w     zerolog.LevelWriter
+	level atomic.Int32
+}
+
+// Set changes the minimum level written.
+func (f *LevelFilter) Set(l zerolog.Level) { f.level.Store(int32(l)) }
+
+func (f *LevelFilter) Write(p []byte) (int, error) { return f.w.Write(p) }
+
+// WriteLevel implements zerolog.LevelWriter.
+func (f *LevelFilter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if l < zerolog.Level(f.level.Load()) {
+		return len(p), nil
+	}
+	return f.w.WriteLevel(l, p)
+}

@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// peerTTL is how long an address that polled counts as an HAProxy peer
+// that must hear "ready" when hafeed leaves drain or maint.
+const peerTTL = time.Minute
+
+// readyServings is how many replies with "ready" each peer address must get
+// before the announcement ends: two, so that two HAProxy instances behind one
+// address (same agent-inter, interleaved polls) both get it.
+const readyServings = 2
+
+// replyBook holds the prepared agent-check replies and the HAProxy peers
+// that poll them. The agent-check server asks it for a reply per connection;
+// the agent loop updates it. It does no I/O and no computing on the reply
+// path: a map update under a mutex and a prepared byte slice.
+type replyBook struct {
+	now          func() time.Time
+	readyTimeout time.Duration
+
+	mu        sync.Mutex
+	reply     haproxy.Reply
+	line      []byte // reply without "ready"
+	readyLine []byte // reply with "ready", while announcing
+	announce  bool
+	deadline  time.Time
+	peers     map[netip.Addr]*peerInfo
+	// announced receives a value each time an announcement ends, so that the
+	// agent persists it outside the reply path.
+	announced chan struct{}
+}
+
+type peerInfo struct {
+	lastPoll    time.Time
+	polls       uint64
+	readyServed int
+}
+
+// PeerStatus is what status shows of an HAProxy that polls the agent.
+type PeerStatus struct {
+	Addr     string    `json:"addr"`
+	LastPoll time.Time `json:"last_poll"`
+	Polls    uint64    `json:"polls"`
+}
+
+func newReplyBook(now func() time.Time, readyTimeout time.Duration) *replyBook {
+	b := &replyBook{
+		now:          now,
+		readyTimeout: readyTimeout,
+		peers:        map[netip.Addr]*peerInfo{},
+		announced:    make(chan struct{}, 1),
+	}
+	b.set(haproxy.Reply{Admin: haproxy.AdminReady})
+	return b
+}
+
+// AgentReply implements haproxy.ReplySource.
+func (b *replyBook) AgentReply(peer netip.Addr) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	p := b.peers[peer]
+	if p == nil {
+		p = &peerInfo{}
+		b.peers[peer] = p
+	}
+	p.lastPoll = now
+	p.polls++
+	if !b.announcing(now) {
+		return b.line
+	}
+	p.readyServed++
+	line := b.readyLine
+	if b.everyPeerHeardReady(now) {
+		b.endAnnounce()
+	}
+	return line
+}
+
+// announcing ends an announcement past its deadline and says whether one
+// is still running. b.mu must be held.
+func (b *replyBook) announcing(now time.Time) bool {
+	if b.announce && now.After(b.deadline) {
+		b.endAnnounce()
+	}
+	return b.announce
+}
+
+func (b *replyBook) everyPeerHeardReady(now time.Time) bool {
+	for _, p := range b.peers {
+		if now.Sub(p.lastPoll) < peerTTL && p.readyServed < readyServings {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *replyBook) endAnnounce() {
+	b.announce = false
+	select {
+	case b.announced <- struct{}{}:
+	default:
+	}
+}
+
+// SetWeight updates the load part of the reply.
+func (b *replyBook) SetWeight(weightPercent, maxconn int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.reply
+	r.WeightPercent, r.Maxconn = weightPercent, maxconn
+	b.set(r)
+}
+
+// SetAdmin updates the admin state. announceReady starts sending "ready"
+// to every peer until each has heard it or readyTimeout passes.
+func (b *replyBook) SetAdmin(admin haproxy.Admin, announceReady bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.reply
+	r.Admin = admin
+	b.set(r)
+	b.announce = announceReady && admin == haproxy.AdminReady
+	if b.announce {
+		b.deadline = b.now().Add(b.readyTimeout)
+		for _, p := range b.peers {
+			p.readyServed = 0
+		}
+	}
+}
+
+// Expect adds peers that must hear "ready" although they have not polled
+// this process yet: the HAProxies that polled before a restart.
+func (b *replyBook) Expect(peers []netip.Addr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for _, addr := range peers {
+		if b.peers[addr] == nil {
+			b.peers[addr] = &peerInfo{lastPoll: now}
+		}
+	}
+}
+
+// RecentPeers lists the addresses that polled within peerTTL.
+func (b *replyBook) RecentPeers() []netip.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var out []netip.Addr
+	for addr, p := range b.peers {
+		if now.Sub(p.lastPoll) < peerTTL {
+			out = append(out, addr)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// SetReadyTimeout changes how long later announcements last.
+func (b *replyBook) SetReadyTimeout(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.readyTimeout = d
+}
+
+func (b *replyBook) set(r haproxy.Reply) {
+	b.reply = r
+	r.AnnounceReady = false
+	b.line = []byte(r.Line())
+	r.AnnounceReady = true
+	b.readyLine = []byte(r.Line())
+}
+
+// Current is the reply a new peer would get now, and whether "ready" is
+// still being announced.
+func (b *replyBook) Current() (line string, announcing bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.announcing(b.now()) {
+		return string(b.readyLine), true
+	}
+	return string(b.line), false
+}
+
+// Peers lists the addresses that polled within peerTTL, forgetting older ones.
+func (b *replyBook) Peers() []PeerStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var out []PeerStatus
+	for addr, p := range b.peers {
+		if now.Sub(p.lastPoll) > 10*peerTTL {
+			delete(b.peers, addr)
+			continue
+		}
+		if now.Sub(p.lastPoll) < peerTTL {
+			out = append(out, PeerStatus{Addr: addr.String(), LastPoll: p.lastPoll, Polls: p.polls})
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Addr, b.Addr) })
+	return out
+}

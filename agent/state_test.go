@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+func TestStateFileRoundTrip(t *testing.T) {
+	t.Parallel()
+	since := time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("CET", 3600))
+	tests := []State{
+		{Admin: haproxy.AdminReady, Since: since},
+		{Admin: haproxy.AdminReady, Since: since, ReadyPending: true},
+		{Admin: haproxy.AdminDrain, Since: since},
+		{Admin: haproxy.AdminMaint, Since: since},
+	}
+	for _, want := range tests {
+		f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
+		if err := f.Save(want); err != nil {
+			t.Fatalf("Save(%+v) = %v", want, err)
+		}
+		got, err := f.Load()
+		if err != nil {
+			t.Fatalf("Load() after Save(%+v) = %v", want, err)
+		}
+		// cmp compares times with Time.Equal, so the zone may change.
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Load() after Save() (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestStateFileSaveReplaces(t *testing.T) {
+	t.Parallel()
+	f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
+	for _, admin := range []haproxy.Admin{haproxy.AdminDrain, haproxy.AdminMaint, haproxy.AdminReady} {
+		if err := f.Save(State{Admin: admin}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Load()
+		if err != nil || got.Admin != admin {
+			t.Fatalf("Load() after Save(%v) = %+v, %v", admin, got, err)
+		}
+	}
+}
+
+func TestStateFileLoadMissing(t *testing.T) {
+	t.Parallel()
+	got, err := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}.Load()
+	if err != nil {
+		t.Fatalf("Load() of a missing file = %v, want nil", err)
+	}
+	if diff := cmp.Diff(State{Admin: haproxy.AdminReady}, got); diff != "" {
+		t.Errorf("Load() of a missing file (-want +got):\n%s", diff)
+	}
+}
+
+func TestStateFileLoadCorrupt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		data string
+	}{
+		{name: "empty", data: ""},
+		{name: "truncated JSON", data: `{"version": 1, "admin": "dr`},
+		{name: "not JSON", data: "drain\n"},
+		{name: "wrong type", data: `{"version": 1, "admin": 2}`},
+		{name: "unknown admin word", data: `{"version": 1, "admin": "sleeping", "since": "2026-01-01T00:00:00Z"}`},
+		{name: "no admin", data: `{"version": 1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "state.json")
+			if err := os.WriteFile(path, []byte(tt.data), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			got, err := StateFile{Path: path}.Load()
+			if !errors.Is(err, ErrCorruptState) {
+				t.Errorf("Load() = %+v, %v; want an error wrapping ErrCorruptState", got, err)
+			}
+		})
+	}
+}
+
+func TestStateFileLoadUnreadable(t *testing.T) {
+	t.Parallel()
+	// A directory where the file should be cannot be read, but it is not
+	// a corrupt state file either.
+	path := t.TempDir()
+	_, err := StateFile{Path: path}.Load()
+	if err == nil || errors.Is(err, ErrCorruptState) {
+		t.Errorf("Load() of a directory = %v, want an error that is not ErrCorruptState", err)
+	}
+}
+
+func TestStateFileSaveFiles(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "var", "lib", "hafeed")
+	f := StateFile{Path: filepath.Join(dir, "state.json")}
+	for _, admin := range []haproxy.Admin{haproxy.AdminDrain, haproxy.AdminReady} {
+		if err := f.Save(State{Admin: admin, Since: time.Now()}); err != nil {
+			t.Fatalf("Save() into a missing directory = %v", err)
+		}
+	}
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"state.json"}, names); diff != "" {
+		t.Errorf("files in the state directory (-want +got):\n%s", diff)
+	}
+	fi, err := os.Stat(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode(); got != 0o640 {
+		t.Errorf("state file mode = %v, want %v", got, os.FileMode(0o640))
+	}
+}
+
+func TestStateFileSaveError(t *testing.T) {
+	t.Parallel()
+	// A regular file where the directory should be.
+	blocker := filepath.Join(t.TempDir(), "blocker")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (StateFile{Path: filepath.Join(blocker, "state.json")}).Save(State{Admin: haproxy.AdminDrain}); err == nil {
+		t.Error("Save() under a regular file = nil, want an error")
+	}
+}

@@ -1,0 +1,65 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+const controlCallTimeout = 10 * time.Second
+
+// newAdminCmd builds drain, ready and maint: each asks the running agent
+// to change the admin state, which it saves before answering.
+func newAdminCmd(name, short, long string) *cobra.Command {
+	var flags configFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Long:  long,
+		Example: fmt.Sprintf(`  hafeed %[1]s
+  hafeed %[1]s --control-socket /run/hafeed/control.sock
+  HAFEED_CONTROL_SOCKET=./dev/control.sock hafeed %[1]s`, name),
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			resp, err := callAgent(c, &flags, agent.Request{Command: name})
+			if err != nil {
+				return err
+			}
+			st := resp.Status
+			if asJSON {
+				return writeJSON(c, st)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
+			if st.Warning != "" {
+				fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
+			}
+			return nil
+		},
+	}
+	flags.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the agent's status as JSON")
+	return c
+}
+
+// callAgent sends one request to the agent named by the flags' config.
+func callAgent(c *cobra.Command, flags *configFlags, req agent.Request) (*agent.Response, error) {
+	cfg, _, err := flags.load(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), controlCallTimeout)
+	defer cancel()
+	return agent.Call(ctx, cfg.ControlSocket, req)
+}
+
+func writeJSON(c *cobra.Command, v any) error {
+	enc := json.NewEncoder(c.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

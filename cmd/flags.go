@@ -1,0 +1,127 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+// configFlags are the flags of `hafeed run` that override the config file.
+// Every command that reads the configuration takes all of them, so that a
+// flag means the same everywhere.
+type configFlags struct {
+	file          string
+	agentListen   string
+	controlSocket string
+	stateFile     string
+	ports         string
+	interval      time.Duration
+	logFormat     string
+	logLevel      string
+}
+
+func (f *configFlags) register(c *cobra.Command) {
+	fs := c.Flags()
+	fs.StringVarP(&f.file, "config", "c", "", "config file (default $HAFEED_CONFIG, else "+agent.DefaultConfigFile+" if it exists)")
+	fs.StringVar(&f.agentListen, "agent-listen", "", `agent-check address HAProxy polls (default ":5555")`)
+	fs.StringVar(&f.controlSocket, "control-socket", "", "control socket of the agent (default $HAFEED_CONTROL_SOCKET, else "+agent.DefaultControlSocket+")")
+	fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the admin state across restarts (default "+agent.DefaultStateFile+")")
+	fs.StringVar(&f.ports, "ports", "", "local ports whose established inbound connections count as load, e.g. 8080,8443 (default: every listening port)")
+	fs.DurationVar(&f.interval, "interval", 0, "sampling interval (default 1s)")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: auto, json or console (default auto)")
+	fs.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn or error (default info)")
+}
+
+// configPath says which file to read: the flag, $HAFEED_CONFIG, or the
+// default path when it exists; "" means defaults only.
+func (f *configFlags) configPath() (path string, explicit bool) {
+	if f.file != "" {
+		return f.file, true
+	}
+	if env := os.Getenv("HAFEED_CONFIG"); env != "" {
+		return env, true
+	}
+	if _, err := os.Stat(agent.DefaultConfigFile); err == nil {
+		return agent.DefaultConfigFile, false
+	}
+	return "", false
+}
+
+// load reads the config file (if any) and applies the flags over it.
+func (f *configFlags) load(c *cobra.Command) (agent.Config, string, error) {
+	path, _ := f.configPath()
+	cfg := agent.DefaultConfig()
+	if path != "" {
+		var err error
+		cfg, err = agent.LoadConfig(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return cfg, path, usageErr(fmt.Errorf("config file %s does not exist: create one with `hafeed config example > %s`, or leave --config and $HAFEED_CONFIG unset to run on defaults", path, path))
+		}
+		if err != nil {
+			return cfg, path, usageErr(err)
+		}
+	}
+	if err := f.apply(c, &cfg); err != nil {
+		return cfg, path, usageErr(err)
+	}
+	if err := cfg.Validate("flags"); err != nil {
+		return cfg, path, usageErr(err)
+	}
+	return cfg, path, nil
+}
+
+func (f *configFlags) apply(c *cobra.Command, cfg *agent.Config) error {
+	changed := c.Flags().Changed
+	if changed("agent-listen") {
+		cfg.AgentCheck.Listen = f.agentListen
+	}
+	if changed("control-socket") {
+		cfg.ControlSocket = f.controlSocket
+	} else if env := os.Getenv("HAFEED_CONTROL_SOCKET"); env != "" {
+		cfg.ControlSocket = env
+	}
+	if changed("state-file") {
+		cfg.StateFile = f.stateFile
+	}
+	if changed("ports") {
+		ports, err := parsePorts(f.ports)
+		if err != nil {
+			return fmt.Errorf("--ports: %w", err)
+		}
+		cfg.Sources.Ports = ports
+	}
+	if changed("interval") {
+		cfg.Interval = f.interval
+	}
+	if changed("log-format") {
+		cfg.Log.Format = f.logFormat
+	}
+	if changed("log-level") {
+		cfg.Log.Level = f.logLevel
+	}
+	return nil
+}
+
+// parsePorts parses "8080,8443"; an empty string means every listening port.
+func parsePorts(s string) ([]uint16, error) {
+	var ports []uint16
+	for _, field := range strings.Split(s, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(field, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a port number (1-65535); give a comma-separated list such as 8080,8443", field)
+		}
+		ports = append(ports, uint16(n))
+	}
+	return ports, nil
+}

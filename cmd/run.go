@@ -1,0 +1,61 @@
+package cmd
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+func newRunCmd() *cobra.Command {
+	var flags configFlags
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent: sample load and answer HAProxy's agent-check",
+		Long: `Run the agent in the foreground (systemd runs it as a unit). It answers
+HAProxy's agent-check polls with this host's weight and admin state, and
+serves the control socket used by drain, ready, maint and status.
+
+Flags override the config file. SIGHUP reloads the config file; an invalid
+one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
+		Example: `  hafeed run --ports 8080,8443
+  hafeed run --config /etc/hafeed/hafeed.yaml
+  hafeed run --agent-listen 127.0.0.1:5555 --control-socket ./hafeed.sock --state-file ./state.json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, path, err := flags.load(c)
+			if err != nil {
+				return err
+			}
+			log, level, err := agent.NewLogger(cfg.Log, os.Stderr)
+			if err != nil {
+				return usageErr(err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a := agent.New(agent.Options{
+				Config:     cfg,
+				ConfigFile: path,
+				Reload: func() (agent.Config, error) {
+					next, _, err := flags.load(c)
+					return next, err
+				},
+				LogLevel: level,
+				Log:      log,
+				Version:  Version(),
+			})
+			return a.Serve(ctx)
+		},
+	}
+	flags.register(c)
+	return c
+}
+
+// commandContext is the context for a command: cancelled on Ctrl-C.
+func commandContext(c *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
+}

@@ -1,0 +1,62 @@
+package cmd
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// cpuWindow is how long `hafeed sample` watches the CPU: a busy fraction
+// needs two readings.
+const cpuWindow = 500 * time.Millisecond
+
+func newSampleCmd() *cobra.Command {
+	var flags configFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "sample",
+		Short: "Take one load sample with the configured sources, no daemon needed",
+		Long: `Take one sample with the sources the configuration names, exactly as the agent
+would, and print the inputs, the score, the reply a ready host would send, and
+how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
+		Example: `  hafeed sample --ports 8080
+  hafeed sample --config /etc/hafeed/hafeed.yaml --json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, _, err := flags.load(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := commandContext(c)
+			defer cancel()
+			sampler := agent.NewSampler(cfg.Sources, agent.PortOf(cfg.AgentCheck.Listen))
+			sampler.Sample(ctx, cfg.Policy)
+			select {
+			case <-time.After(cpuWindow):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s := sampler.Sample(ctx, cfg.Policy)
+			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent}.Line(), "\n")
+			if asJSON {
+				return writeJSON(c, struct {
+					agent.Sample
+					Reply string `json:"reply"`
+				}{s, reply})
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
+			printSample(tw, &s)
+			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
+			return tw.Flush()
+		},
+	}
+	flags.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return c
+}

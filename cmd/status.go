@@ -1,0 +1,117 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+func newStatusCmd() *cobra.Command {
+	var flags configFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running agent's state, reply and load",
+		Long: `Ask the running agent what it reports to HAProxy and why: the admin state and
+since when, the reply line, the load inputs and score of the last sample, and
+the HAProxy addresses that poll it. The config flags locate the agent
+(control_socket); the sample shown is the agent's own.`,
+		Example: `  hafeed status
+  hafeed status --json | jq .sample.weight_percent
+  hafeed status --config /etc/hafeed/hafeed.yaml`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			resp, err := callAgent(c, &flags, agent.Request{Command: agent.CommandStatus})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(c, resp.Status)
+			}
+			printStatus(c.OutOrStdout(), resp.Status, time.Now())
+			return nil
+		},
+	}
+	flags.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (stable field names) instead of a table")
+	return c
+}
+
+func printStatus(w io.Writer, st *agent.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	row("admin", "%s (since %s, %s ago)", st.Admin, st.Since.Local().Format(time.DateTime), ago(now, st.Since))
+	if st.StateError != "" {
+		row("state error", "%s", st.StateError)
+	}
+	ann := ""
+	if st.AnnouncingReady {
+		ann = " (announcing ready to every polling HAProxy)"
+	}
+	row("reply", "%s%s", st.Reply, ann)
+	if st.Sample != nil {
+		printSample(tw, st.Sample)
+	}
+	if len(st.Peers) == 0 {
+		row("haproxy peers", "none polled in the last minute")
+	}
+	for i, p := range st.Peers {
+		k := ""
+		if i == 0 {
+			k = "haproxy peers"
+		}
+		row(k, "%s (%d polls, last %s ago)", p.Addr, p.Polls, ago(now, p.LastPoll))
+	}
+	row("agent", "pid %d, version %s, agent-check %s, up %s", st.PID, st.Version, st.AgentListen, ago(now, st.StartedAt))
+	cfg := st.ConfigFile
+	if cfg == "" {
+		cfg = "none (defaults)"
+	}
+	row("files", "config %s, state %s, control %s", cfg, st.StateFile, st.ControlSocket)
+	tw.Flush()
+}
+
+func printSample(tw *tabwriter.Writer, s *agent.Sample) {
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	ports := "none listening"
+	if len(s.Ports) > 0 {
+		ps := make([]string, len(s.Ports))
+		for i, p := range s.Ports {
+			ps[i] = strconv.Itoa(int(p))
+		}
+		ports = strings.Join(ps, ",")
+	}
+	row("connections", "%d established on ports %s (via %s)", s.Connections, ports, s.ConnMethod)
+	if s.HaveCPU {
+		row("cpu busy", "%.1f%% (smoothed)", 100*s.CPUBusy)
+	} else {
+		row("cpu busy", "not yet measured")
+	}
+	row("score", "%.3f (bottleneck: %s)", s.Score, s.Bottleneck)
+	row("weight", "%d%%", s.WeightPercent)
+	row("sampled", "%s (took %s)", s.At.Local().Format("15:04:05.000"), s.Duration.Round(time.Microsecond))
+	for _, e := range s.Errors {
+		row("source error", "%s", e)
+	}
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}

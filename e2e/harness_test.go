@@ -1,0 +1,598 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+// agentInter is the agent-check interval the tests configure in HAProxy.
+const agentInter = 200 * time.Millisecond
+
+// hafeedBin is the binary built from the tree by TestMain.
+var hafeedBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: haproxy is not on PATH: run `make test`, which installs it (apt-get install -y haproxy)")
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "hafeed-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	hafeedBin = filepath.Join(dir, "hafeed")
+	build := exec.Command("go", "build", "-race", "-o", hafeedBin, "../cmd/hafeed")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building hafeed:", err)
+		return 1
+	}
+	// The race detector sleeps a second before a process exits by default,
+	// which would count as propagation time of every CLI command.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	return m.Run()
+}
+
+// shortTempDir is a temp dir short enough for Unix socket paths (108 bytes).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// --- hafeed ---
+
+type hafeed struct {
+	t         *testing.T
+	dir       string
+	config    string
+	agentAddr string
+	ctlSock   string
+	stateFile string
+	appPort   int
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the process has exited
+	exitErr   error
+	log       *os.File
+}
+
+type hafeedOptions struct {
+	// config is YAML written to the config file (policy etc.).
+	config string
+	// appPort is the port whose connections count as load.
+	appPort int
+}
+
+// startHafeed starts `hafeed run` on a free loopback agent port.
+func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
+	t.Helper()
+	dir := shortTempDir(t)
+	h := &hafeed{
+		t:         t,
+		dir:       dir,
+		config:    filepath.Join(dir, "hafeed.yaml"),
+		agentAddr: "127.0.0.1:0",
+		ctlSock:   filepath.Join(dir, "control.sock"),
+		stateFile: filepath.Join(dir, "state", "state.json"),
+		appPort:   opts.appPort,
+	}
+	if err := os.WriteFile(h.config, []byte(opts.config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.agentAddr = h.status().AgentListen // the real port, kept across restarts
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *hafeed) start() {
+	h.t.Helper()
+	log, err := os.OpenFile(filepath.Join(h.dir, "hafeed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.log = log
+	h.cmd = exec.Command(hafeedBin, "run",
+		"--config", h.config,
+		"--agent-listen", h.agentAddr,
+		"--control-socket", h.ctlSock,
+		"--state-file", h.stateFile,
+		"--ports", strconv.Itoa(h.appPort),
+		"--interval", "100ms",
+		"--log-format", "json", "--log-level", "debug")
+	h.cmd.Stdout, h.cmd.Stderr = log, log
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	h.exited = exited
+	go func(c *exec.Cmd) {
+		h.exitErr = c.Wait()
+		close(exited)
+	}(h.cmd)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := h.call(agent.CommandStatus); err == nil {
+			return
+		}
+		select {
+		case <-h.exited:
+			h.cmd = nil
+			h.t.Fatalf("hafeed exited during start: %v\n%s", h.exitErr, h.logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("hafeed did not answer on its control socket within 10s\n%s", h.logs())
+		}
+	}
+}
+
+// stop ends hafeed with SIGTERM and checks it exits cleanly.
+func (h *hafeed) stop() {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+		if h.exitErr != nil {
+			h.t.Errorf("hafeed exited with %v after SIGTERM\n%s", h.exitErr, h.logs())
+		}
+	case <-time.After(10 * time.Second):
+		h.cmd.Process.Kill()
+		<-h.exited
+		h.t.Errorf("hafeed did not stop within 10s of SIGTERM\n%s", h.logs())
+	}
+	h.cmd = nil
+	h.log.Close()
+}
+
+// kill9 kills hafeed without giving it a chance to clean up.
+func (h *hafeed) kill9() {
+	h.t.Helper()
+	h.cmd.Process.Kill()
+	<-h.exited
+	h.cmd = nil
+	h.log.Close()
+}
+
+func (h *hafeed) logs() string {
+	b, _ := os.ReadFile(filepath.Join(h.dir, "hafeed.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+func (h *hafeed) call(command string) (*agent.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return agent.Call(ctx, h.ctlSock, agent.Request{Command: command})
+}
+
+func (h *hafeed) status() *agent.Status {
+	h.t.Helper()
+	resp, err := h.call(agent.CommandStatus)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.Status
+}
+
+// cli runs the hafeed binary as an operator would, against this agent.
+func (h *hafeed) cli(args ...string) (string, int) {
+	h.t.Helper()
+	c := exec.Command(hafeedBin, append(args, "--control-socket", h.ctlSock)...)
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0. It returns
+// when the command started, since propagation is measured from there.
+func (h *hafeed) mustCLI(args ...string) time.Time {
+	h.t.Helper()
+	start := time.Now()
+	out, code := h.cli(args...)
+	if code != 0 {
+		h.t.Fatalf("hafeed %s: exit %d: %s", strings.Join(args, " "), code, out)
+	}
+	return start
+}
+
+// agentReply polls the agent-check port like HAProxy does.
+func (h *hafeed) agentReply() string {
+	h.t.Helper()
+	c, err := net.DialTimeout("tcp", h.agentAddr, time.Second)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		h.t.Fatalf("reading agent reply: %v", err)
+	}
+	return line
+}
+
+func (h *hafeed) agentPort() int {
+	_, p, _ := net.SplitHostPort(h.agentAddr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// --- an application port with connections the agent counts ---
+
+type app struct {
+	t       *testing.T
+	ln      net.Listener
+	clients []net.Conn
+	done    chan struct{}
+}
+
+func startApp(t *testing.T) *app {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{t: t, ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(a.close)
+	return a
+}
+
+func (a *app) port() int { return a.ln.Addr().(*net.TCPAddr).Port }
+
+// connect opens n client connections to the application port.
+func (a *app) connect(n int) {
+	a.t.Helper()
+	for range n {
+		c, err := net.Dial("tcp", a.ln.Addr().String())
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		a.clients = append(a.clients, c)
+	}
+}
+
+// disconnect closes n client connections; their server sides move to
+// CLOSE_WAIT and stop counting as established.
+func (a *app) disconnect(n int) {
+	for _, c := range a.clients[len(a.clients)-n:] {
+		c.Close()
+	}
+	a.clients = a.clients[:len(a.clients)-n]
+}
+
+func (a *app) close() {
+	for _, c := range a.clients {
+		c.Close()
+	}
+	a.ln.Close()
+	<-a.done
+}
+
+// --- haproxy ---
+
+type haproxyServer struct {
+	Name      string
+	AppPort   int
+	AgentPort int
+}
+
+type haproxyProc struct {
+	t        *testing.T
+	dir      string
+	sock     string
+	frontend string
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when haproxy has exited
+	exitErr  error
+	out      *bytes.Buffer
+}
+
+var haproxyConfig = template.Must(template.New("cfg").Parse(`global
+    stats socket {{.Sock}} mode 600 level admin
+    stats timeout 10s
+
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+
+frontend fe
+    bind {{.Frontend}}
+    default_backend ws
+
+backend ws
+    balance leastconn
+    default-server weight 100 check inter 1s agent-check agent-addr 127.0.0.1 agent-inter {{.Inter}}
+{{- range .Servers}}
+    server {{.Name}} 127.0.0.1:{{.AppPort}} agent-port {{.AgentPort}}
+{{- end}}
+`))
+
+// startHAProxy runs haproxy in the foreground with a leastconn backend
+// whose servers are polled by the given agents.
+func startHAProxy(t *testing.T, servers ...haproxyServer) *haproxyProc {
+	t.Helper()
+	dir := shortTempDir(t)
+	h := &haproxyProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), frontend: freeAddr(t), out: &bytes.Buffer{}}
+	var cfg bytes.Buffer
+	err := haproxyConfig.Execute(&cfg, map[string]any{
+		"Sock":     h.sock,
+		"Frontend": h.frontend,
+		"Inter":    fmt.Sprintf("%dms", agentInter.Milliseconds()),
+		"Servers":  servers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.cmd = exec.Command("haproxy", "-db", "-f", cfgPath)
+	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.exited = make(chan struct{})
+	go func() {
+		h.exitErr = h.cmd.Wait()
+		close(h.exited)
+	}()
+	t.Cleanup(h.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := h.runtime("show info"); err == nil {
+			return h
+		}
+		select {
+		case <-h.exited:
+			t.Fatalf("haproxy exited: %v\n%s", h.exitErr, h.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy stats socket did not answer within 10s\n%s", h.out)
+		}
+	}
+}
+
+func (h *haproxyProc) stop() {
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+	case <-time.After(5 * time.Second):
+		h.cmd.Process.Kill()
+		<-h.exited
+	}
+}
+
+// freeAddr returns a loopback address with a port free at the time of the
+// call, for servers that cannot bind port 0 themselves.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// runtime sends one command to HAProxy's runtime API.
+func (h *haproxyProc) runtime(command string) (string, error) {
+	c, err := net.DialTimeout("unix", h.sock, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		return "", err
+	}
+	out, err := io.ReadAll(c)
+	return string(out), err
+}
+
+func (h *haproxyProc) mustRuntime(command string) string {
+	h.t.Helper()
+	out, err := h.runtime(command)
+	if err != nil {
+		h.t.Fatalf("runtime API %q: %v", command, err)
+	}
+	return out
+}
+
+// serverState is one row of `show servers state`.
+type serverState struct {
+	OpState    int
+	AdminState int
+	UWeight    int
+}
+
+// Admin flag bits of srv_admin_state.
+const (
+	adminForcedMaint = 0x01
+	adminForcedDrain = 0x08
+)
+
+func (s serverState) drained() bool { return s.AdminState&adminForcedDrain != 0 }
+func (s serverState) maint() bool   { return s.AdminState&adminForcedMaint != 0 }
+func (s serverState) String() string {
+	return fmt.Sprintf("op=%d admin=0x%02x uweight=%d", s.OpState, s.AdminState, s.UWeight)
+}
+func (s serverState) readyAdmin() bool { return s.AdminState == 0 }
+
+func (h *haproxyProc) serverState(server string) serverState {
+	h.t.Helper()
+	rows := parseTable(h.t, h.mustRuntime("show servers state ws"), " ", 1)
+	for _, r := range rows {
+		if r["srv_name"] == server {
+			return serverState{OpState: atoi(h.t, r["srv_op_state"]), AdminState: atoi(h.t, r["srv_admin_state"]), UWeight: atoi(h.t, r["srv_uweight"])}
+		}
+	}
+	h.t.Fatalf("server %s not in show servers state", server)
+	return serverState{}
+}
+
+// stat is the `show stat` row of a server in backend ws, by column name.
+func (h *haproxyProc) stat(server string) map[string]string {
+	h.t.Helper()
+	for _, r := range parseTable(h.t, h.mustRuntime("show stat"), ",", 0) {
+		if r["pxname"] == "ws" && r["svname"] == server {
+			return r
+		}
+	}
+	h.t.Fatalf("server %s not in show stat", server)
+	return nil
+}
+
+// parseTable parses HAProxy's "# col col" tables; skip leading lines first.
+func parseTable(t *testing.T, out, sep string, skip int) []map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) <= skip || !strings.HasPrefix(lines[skip], "# ") {
+		t.Fatalf("unexpected runtime API output:\n%s", out)
+	}
+	header := strings.Split(strings.TrimPrefix(lines[skip], "# "), sep)
+	var rows []map[string]string
+	for _, l := range lines[skip+1:] {
+		if l == "" {
+			continue
+		}
+		fields := strings.Split(l, sep)
+		row := map[string]string{}
+		for i, h := range header {
+			if i < len(fields) {
+				row[h] = fields[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}
+
+// waitFor polls HAProxy's view of a server until ok holds and returns how
+// long that took; it fails the test after limit.
+func (h *haproxyProc) waitFor(server string, limit time.Duration, what string, ok func(serverState) bool) time.Duration {
+	h.t.Helper()
+	return h.waitSince(time.Now(), server, limit, what, ok)
+}
+
+// waitSince is waitFor for a change that began at since (an operator's
+// command): it returns the time from since until HAProxy showed it, and
+// fails the test unless HAProxy showed it within limit of now.
+func (h *haproxyProc) waitSince(since time.Time, server string, limit time.Duration, what string, ok func(serverState) bool) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	var last serverState
+	for {
+		last = h.serverState(server)
+		if ok(last) {
+			return time.Since(since)
+		}
+		if time.Since(start) > limit {
+			h.t.Fatalf("%s: HAProxy did not show %s within %v; last state %v", server, what, limit, last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitPolled waits until HAProxy has polled the server's agent and the
+// server is up, so that later changes are timed from a steady state.
+func (h *haproxyProc) waitPolled(server string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := h.stat(server)
+		if strings.HasPrefix(st["agent_status"], "L7OK") && st["status"] == "UP" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: no successful agent check within 10s: status %q agent_status %q last_agt %q\n%s",
+				server, st["status"], st["agent_status"], st["last_agt"], h.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// holds checks that ok stays true in HAProxy's view for the whole period.
+func (h *haproxyProc) holds(server string, period time.Duration, what string, ok func(serverState) bool) {
+	h.t.Helper()
+	start := time.Now()
+	for time.Since(start) < period {
+		if s := h.serverState(server); !ok(s) {
+			h.t.Fatalf("%s: after %v HAProxy stopped showing %s: %v", server, time.Since(start).Round(time.Millisecond), what, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func decodeJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("decoding %q: %v", s, err)
+	}
+}

@@ -1,0 +1,46 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReloadOnSIGHUP changes the policy in the config file and sends
+// SIGHUP: HAProxy sees the new weight. An invalid file is then rejected
+// and the running configuration stays.
+func TestReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	a, h, hp := setup(t)
+	a.connect(20)
+	hp.waitFor("ws1", 5*time.Second, "uweight 80", func(s serverState) bool { return s.UWeight == 80 })
+
+	write := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(h.config, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	write(strings.Replace(loadConfig, "conn_capacity: 100", "conn_capacity: 40", 1))
+	took := hp.waitFor("ws1", 5*time.Second, "uweight 50 after reload", func(s serverState) bool { return s.UWeight == 50 })
+	t.Logf("PROPAGATION SIGHUP reload to HAProxy weight: %v", took.Round(time.Millisecond))
+
+	write("policy:\n  conn_capacity: -3\n  bogus: 1\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.logs(), "reload rejected") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no 'reload rejected' in the log after an invalid config:\n%s", h.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(h.logs(), "policy.bogus") {
+		t.Errorf("rejected reload does not name the bad key:\n%s", h.logs())
+	}
+	hp.holds("ws1", 5*agentInter, "uweight 50 with the previous configuration", func(s serverState) bool { return s.UWeight == 50 })
+	if st := h.status(); st.Sample == nil || st.Sample.WeightPercent != 50 {
+		t.Errorf("status after a rejected reload: %+v, want weight 50", st.Sample)
+	}
+}

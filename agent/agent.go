@@ -90,8 +90,14 @@ func (a *Agent) Serve(ctx context.Context) error {
 	a.mu.Lock()
 	a.listen = ln.Addr().String()
 	a.mu.Unlock()
-	sampler := NewSampler(cfg.Sources, agentPort)
-	a.publish(sampler.Sample(ctx, cfg.Policy))
+	sampler, err := NewSampler(cfg.Sources, agentPort)
+	if err != nil {
+		ln.Close()
+		ctl.ln.Close()
+		ctl.lock.Close()
+		return err
+	}
+	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount()))
 
 	a.log.Info().Str("agent_check", ln.Addr().String()).Str("control_socket", cfg.ControlSocket).
 		Str("state_file", cfg.StateFile).Str("admin", a.currentState().Admin.String()).Msg("hafeed agent started")
@@ -144,7 +150,7 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			a.publish(sampler.Sample(ctx, a.config().Policy))
+			a.publish(sampler.Sample(ctx, a.config().Policy, a.peerCount()))
 		case <-a.replies.announced:
 			a.persistAnnounced()
 		case <-hup:
@@ -176,10 +182,13 @@ func (a *Agent) applyConfig(next Config, sampler *Sampler, server *haproxy.Agent
 	next.AgentCheck.Listen, next.AgentCheck.Timeout, next.AgentCheck.MaxConns = prev.AgentCheck.Listen, prev.AgentCheck.Timeout, prev.AgentCheck.MaxConns
 	next.ControlSocket, next.StateFile, next.Log.Format = prev.ControlSocket, prev.StateFile, prev.Log.Format
 
+	if err := sampler.SetSources(next.Sources, agentPort); err != nil {
+		a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+		return
+	}
 	allow, _ := ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)
-	sampler.SetSources(next.Sources, agentPort)
 	if a.opts.LogLevel != nil {
 		if lvl, err := parseLevel(next.Log.Level); err == nil {
 			a.opts.LogLevel.Set(lvl)
@@ -196,25 +205,28 @@ func (a *Agent) publish(s Sample) {
 	prev := a.sample
 	a.sample = &s
 	a.mu.Unlock()
-	a.replies.SetWeight(s.WeightPercent, 0)
+	a.replies.SetWeight(s.WeightPercent, s.Maxconn, s.SendMaxconn)
 	ev := a.log.Debug()
-	if prev == nil || abs(prev.WeightPercent-s.WeightPercent) >= 5 {
+	switch {
+	case prev == nil || prev.WeightPercent != s.WeightPercent:
+		ev = a.log.Info()
+	case prev.SendMaxconn != s.SendMaxconn || prev.Maxconn != s.Maxconn:
 		ev = a.log.Info()
 	}
 	ev = ev.Int("weight_percent", s.WeightPercent).Int("connections", s.Connections).
-		Float64("cpu_busy", s.CPUBusy).Float64("score", s.Score).Str("bottleneck", s.Bottleneck).Dur("took", s.Duration)
+		Float64("utilisation", s.Utilisation).Str("bottleneck", s.Bottleneck).
+		Float64("capacity", s.Capacity).Str("reason", s.Reason).Dur("took", s.Duration)
+	if s.SendMaxconn {
+		ev = ev.Int("maxconn", s.Maxconn)
+	}
 	if len(s.Errors) > 0 {
 		ev = ev.Strs("errors", s.Errors)
 	}
 	ev.Msg("sampled load")
 }
 
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
+// peerCount is the number of HAProxy addresses polling, at least 1.
+func (a *Agent) peerCount() int { return max(1, len(a.replies.RecentPeers())) }
 
 func (a *Agent) persistAnnounced() {
 	a.adminMu.Lock()

@@ -40,6 +40,9 @@ func testConfig(t *testing.T) Config {
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")
 	cfg.StateFile = filepath.Join(dir, "state.json")
 	cfg.Sources.Ports = []uint16{unusedPort(t)}
+	// No load signal but connections: the weight (100%) is known at once.
+	cfg.Sources.CPU, cfg.Sources.Memory = "none", "none"
+	cfg.Policy.Blackout = 0
 	return cfg
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -47,15 +48,85 @@ type AgentCheckConfig struct {
 // SourcesConfig says what load is sampled.
 type SourcesConfig struct {
 	Ports []uint16 `yaml:"ports"`
-	// CPU is whose CPU counts: "host", or "none" to leave CPU out.
+	// CPU is whose CPU counts: host, cgroup, process or none.
 	CPU string `yaml:"cpu"`
+	// Memory and Pressure (PSI "some avg10" of CPU) are host, cgroup or none.
+	Memory   string `yaml:"memory"`
+	Pressure string `yaml:"pressure"`
+	// Cgroup is the cgroup v2 group measured by the "cgroup" scope, e.g.
+	// /system.slice/ws.service; "" is the group of PID or PIDFile.
+	Cgroup string `yaml:"cgroup"`
+	// PID or PIDFile names the process measured by the "process" scope.
+	PID     int             `yaml:"pid"`
+	PIDFile string          `yaml:"pidfile"`
+	App     AppSourceConfig `yaml:"app"`
+	// ProcRoot and CgroupRoot are where procfs and cgroup2 are mounted.
+	ProcRoot   string `yaml:"proc_root"`
+	CgroupRoot string `yaml:"cgroup_root"`
 }
 
-// PolicyConfig turns load into a weight.
+// AppSourceConfig is utilisation the application reports itself.
+type AppSourceConfig struct {
+	URL       string        `yaml:"url"`
+	File      string        `yaml:"file"`
+	JSONField string        `yaml:"json_field"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// PolicyConfig turns load into a weight; see PolicyConfig.Step.
 type PolicyConfig struct {
-	ConnCapacity int           `yaml:"conn_capacity"`
-	CPUTarget    float64       `yaml:"cpu_target"`
-	CPUSmoothing time.Duration `yaml:"cpu_smoothing"`
+	// ReferenceCapacity is the capacity, in connections at target
+	// utilisation, that weight 100% stands for; the same on every host.
+	ReferenceCapacity int                `yaml:"reference_capacity"`
+	Targets           Targets            `yaml:"targets"`
+	Mix               map[string]float64 `yaml:"mix"`
+	Smoothing         time.Duration      `yaml:"smoothing"`
+	DeadBand          float64            `yaml:"dead_band"`
+	MaxStep           float64            `yaml:"max_step"`
+	Blackout          time.Duration      `yaml:"blackout"`
+	IdleUtilisation   float64            `yaml:"idle_utilisation"`
+	MinConnections    int                `yaml:"min_connections"`
+	HighWater         float64            `yaml:"high_water"`
+	Maxconn           int                `yaml:"maxconn"`
+	StaleAfter        time.Duration      `yaml:"stale_after"`
+}
+
+// Targets are the values at which each signal counts as full load.
+type Targets struct {
+	CPU         float64 `yaml:"cpu"`
+	Memory      float64 `yaml:"memory"`
+	Pressure    float64 `yaml:"pressure"`
+	App         float64 `yaml:"app"`
+	Connections int     `yaml:"connections"`
+}
+
+// Signal names, as used in targets, mix, status and logs.
+const (
+	SignalCPU         = "cpu"
+	SignalMemory      = "memory"
+	SignalPressure    = "pressure"
+	SignalApp         = "app"
+	SignalConnections = "connections"
+)
+
+func isSignal(name string) bool {
+	return slices.Contains([]string{SignalCPU, SignalMemory, SignalPressure, SignalApp, SignalConnections}, name)
+}
+
+func (t Targets) of(signal string) float64 {
+	switch signal {
+	case SignalCPU:
+		return t.CPU
+	case SignalMemory:
+		return t.Memory
+	case SignalPressure:
+		return t.Pressure
+	case SignalApp:
+		return t.App
+	case SignalConnections:
+		return float64(t.Connections)
+	}
+	return 0
 }
 
 // LogConfig is how the agent logs.
@@ -76,11 +147,25 @@ func DefaultConfig() Config {
 		ControlSocket: DefaultControlSocket,
 		StateFile:     DefaultStateFile,
 		Interval:      time.Second,
-		Sources:       SourcesConfig{CPU: "host"},
+		Sources: SourcesConfig{
+			CPU:        "host",
+			Memory:     "host",
+			Pressure:   "none",
+			App:        AppSourceConfig{Timeout: time.Second},
+			ProcRoot:   "/proc",
+			CgroupRoot: "/sys/fs/cgroup",
+		},
 		Policy: PolicyConfig{
-			ConnCapacity: 10000,
-			CPUTarget:    0.8,
-			CPUSmoothing: 10 * time.Second,
+			ReferenceCapacity: 10000,
+			Targets:           Targets{CPU: 0.8, Memory: 0.9, Pressure: 0.5, App: 0.8},
+			Smoothing:         10 * time.Second,
+			DeadBand:          0.05,
+			MaxStep:           0.25,
+			Blackout:          10 * time.Second,
+			IdleUtilisation:   0.05,
+			MinConnections:    10,
+			HighWater:         1.25,
+			StaleAfter:        10 * time.Second,
 		},
 		Log: LogConfig{Format: "auto", Level: "info"},
 	}
@@ -258,17 +343,87 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if len(c.Sources.Ports) > 1000 {
 		bad("sources.ports", "%d ports is more than the 1000 supported", len(c.Sources.Ports))
 	}
-	if !slices.Contains([]string{"host", "none"}, c.Sources.CPU) {
-		bad("sources.cpu", "%q: want host, or none to leave CPU out of the score", c.Sources.CPU)
+	src := c.Sources
+	if !slices.Contains([]string{"host", "cgroup", "process", "none"}, src.CPU) {
+		bad("sources.cpu", "%q: want host, cgroup, process, or none to leave CPU out", src.CPU)
 	}
-	if c.Policy.ConnCapacity < 1 {
-		bad("policy.conn_capacity", "must be at least 1")
+	for key, v := range map[string]string{"memory": src.Memory, "pressure": src.Pressure} {
+		if !slices.Contains([]string{"host", "cgroup", "none"}, v) {
+			bad("sources."+key, "%q: want host, cgroup or none", v)
+		}
 	}
-	if c.Policy.CPUTarget <= 0 || c.Policy.CPUTarget > 1 {
-		bad("policy.cpu_target", "%v is outside (0, 1]: it is the busy fraction counted as full, for example 0.8", c.Policy.CPUTarget)
+	if src.CPU == "process" && src.PID == 0 && src.PIDFile == "" {
+		bad("sources.cpu", "process needs sources.pid or sources.pidfile")
 	}
-	if c.Policy.CPUSmoothing < 0 {
-		bad("policy.cpu_smoothing", "must not be negative")
+	usesCgroup := src.CPU == "cgroup" || src.Memory == "cgroup" || src.Pressure == "cgroup"
+	if usesCgroup && src.Cgroup == "" && src.PID == 0 && src.PIDFile == "" {
+		bad("sources.cgroup", "the cgroup scope needs a group (e.g. /system.slice/ws.service), or sources.pid / sources.pidfile to find it")
+	}
+	if src.PID < 0 {
+		bad("sources.pid", "must not be negative")
+	}
+	if src.App.URL != "" && src.App.File != "" {
+		bad("sources.app", "set url or file, not both")
+	}
+	if src.App.URL != "" {
+		if u, err := url.Parse(src.App.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("sources.app.url", "%q is not an http(s) URL, for example http://127.0.0.1:8080/load", src.App.URL)
+		}
+	}
+	if src.App.Timeout <= 0 {
+		bad("sources.app.timeout", "must be positive, for example 1s")
+	}
+	if src.ProcRoot == "" {
+		bad("sources.proc_root", "must be a path, normally /proc")
+	}
+	if src.CgroupRoot == "" {
+		bad("sources.cgroup_root", "must be a path, normally /sys/fs/cgroup")
+	}
+	pc := c.Policy
+	if pc.ReferenceCapacity < 1 {
+		bad("policy.reference_capacity", "must be at least 1: the connections a host with weight 100%% holds at its targets, the same on every host")
+	}
+	for key, v := range map[string]float64{"cpu": pc.Targets.CPU, "memory": pc.Targets.Memory, "pressure": pc.Targets.Pressure, "app": pc.Targets.App} {
+		if v < 0 || v > 1 {
+			bad("policy.targets."+key, "%v is outside 0..1: it is the fraction counted as full load (0 leaves the signal out)", v)
+		}
+	}
+	if pc.Targets.Connections < 0 {
+		bad("policy.targets.connections", "must not be negative (0 leaves connections out of the utilisation)")
+	}
+	for name, w := range pc.Mix {
+		if !isSignal(name) {
+			bad("policy.mix", "unknown signal %q: want cpu, memory, pressure, app or connections", name)
+		} else if w < 0 {
+			bad("policy.mix."+name, "weight %v must not be negative", w)
+		}
+	}
+	if pc.Smoothing < 0 {
+		bad("policy.smoothing", "must not be negative")
+	}
+	if pc.DeadBand < 0 || pc.DeadBand >= 1 {
+		bad("policy.dead_band", "%v is outside [0, 1): it is the relative weight change not worth reporting, for example 0.05", pc.DeadBand)
+	}
+	if pc.MaxStep <= 0 {
+		bad("policy.max_step", "must be positive: the largest relative weight change per sample, for example 0.25")
+	}
+	if pc.Blackout < 0 {
+		bad("policy.blackout", "must not be negative")
+	}
+	if pc.IdleUtilisation < 0 || pc.IdleUtilisation >= 1 {
+		bad("policy.idle_utilisation", "%v is outside [0, 1)", pc.IdleUtilisation)
+	}
+	if pc.MinConnections < 1 {
+		bad("policy.min_connections", "must be at least 1")
+	}
+	if pc.HighWater < 0 || (pc.HighWater > 0 && pc.HighWater < 0.5) {
+		bad("policy.high_water", "%v: use 0 to turn the overload guard off, or a utilisation of 0.5 or more (1.25 is typical)", pc.HighWater)
+	}
+	if pc.Maxconn < 0 {
+		bad("policy.maxconn", "must not be negative (0 means unlimited)")
+	}
+	if pc.StaleAfter <= 0 {
+		bad("policy.stale_after", "must be positive, for example 10s")
 	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
 		bad("log.format", "%q: want auto, json or console", c.Log.Format)

@@ -59,9 +59,10 @@ interval: 250ms
 sources:
   ports: [8080, 8443]
 policy:
-  conn_capacity: 5000
-  cpu_target: 0.5
-  cpu_smoothing: 0s
+  reference_capacity: 5000
+  targets:
+    cpu: 0.5
+  smoothing: 0s
 log:
   format: json
   level: debug
@@ -78,14 +79,16 @@ log:
 				c.StateFile = "/tmp/hf/state.json"
 				c.Interval = 250 * time.Millisecond
 				c.Sources.Ports = []uint16{8080, 8443}
-				c.Policy = PolicyConfig{ConnCapacity: 5000, CPUTarget: 0.5, CPUSmoothing: 0}
+				c.Policy.ReferenceCapacity = 5000
+				c.Policy.Targets.CPU = 0.5
+				c.Policy.Smoothing = 0
 				c.Log = LogConfig{Format: "json", Level: "debug"}
 			},
 		},
 		{
 			name: "partial section keeps the other defaults",
-			yaml: "policy:\n  cpu_target: 0.9\n",
-			want: func(c *Config) { c.Policy.CPUTarget = 0.9 },
+			yaml: "policy:\n  targets:\n    cpu: 0.9\n",
+			want: func(c *Config) { c.Policy.Targets.CPU = 0.9 },
 		},
 	}
 	for _, tt := range tests {
@@ -146,7 +149,7 @@ func TestParseConfigErrors(t *testing.T) {
 		},
 		{
 			name: "integer that is text",
-			yaml: "policy:\n  conn_capacity: lots\n",
+			yaml: "policy:\n  reference_capacity: lots\n",
 			want: []string{"cfg.yaml:2: ", "`lots`"},
 		},
 		{
@@ -175,14 +178,14 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{`cfg.yaml:2: agent_check.allow: "not-a-net" is neither a CIDR prefix`},
 		},
 		{
-			name: "cpu_target above 1",
-			yaml: "policy:\n  conn_capacity: 10\n  cpu_target: 1.5\n",
-			want: []string{"cfg.yaml:3: policy.cpu_target: 1.5 is outside (0, 1]"},
+			name: "cpu target above 1",
+			yaml: "policy:\n  reference_capacity: 10\n  targets:\n    cpu: 1.5\n",
+			want: []string{"cfg.yaml:4: policy.targets.cpu: 1.5 is outside 0..1"},
 		},
 		{
-			name: "cpu_target zero",
-			yaml: "policy:\n  cpu_target: 0\n",
-			want: []string{"cfg.yaml:2: policy.cpu_target: 0 is outside (0, 1]"},
+			name: "unknown signal in mix",
+			yaml: "policy:\n  mix:\n    gpu: 1\n",
+			want: []string{"cfg.yaml:2: policy.mix: unknown signal \"gpu\""},
 		},
 		{
 			name: "interval too short",
@@ -196,8 +199,23 @@ func TestParseConfigErrors(t *testing.T) {
 		},
 		{
 			name: "cpu source",
+			yaml: "sources:\n  cpu: gpu\n",
+			want: []string{`cfg.yaml:2: sources.cpu: "gpu": want host, cgroup, process, or none`},
+		},
+		{
+			name: "process scope without a process",
 			yaml: "sources:\n  cpu: process\n",
-			want: []string{`cfg.yaml:2: sources.cpu: "process": want host, or none`},
+			want: []string{`cfg.yaml:2: sources.cpu: process needs sources.pid or sources.pidfile`},
+		},
+		{
+			name: "cgroup scope without a group",
+			yaml: "sources:\n  memory: cgroup\n",
+			want: []string{`sources.cgroup: the cgroup scope needs a group`},
+		},
+		{
+			name: "app url",
+			yaml: "sources:\n  app:\n    url: ftp://x/\n",
+			want: []string{`cfg.yaml:3: sources.app.url: "ftp://x/" is not an http(s) URL`},
 		},
 		{
 			name: "log format",
@@ -216,13 +234,13 @@ func TestParseConfigErrors(t *testing.T) {
 		},
 		{
 			name: "non-positive durations and counts",
-			yaml: "agent_check:\n  timeout: 0s\n  max_conns: 0\n  ready_timeout: -1s\npolicy:\n  conn_capacity: 0\n  cpu_smoothing: -1s\n",
+			yaml: "agent_check:\n  timeout: 0s\n  max_conns: 0\n  ready_timeout: -1s\npolicy:\n  reference_capacity: 0\n  smoothing: -1s\n",
 			want: []string{
 				"cfg.yaml:2: agent_check.timeout: must be positive",
 				"cfg.yaml:3: agent_check.max_conns: must be at least 1",
 				"cfg.yaml:4: agent_check.ready_timeout: must be positive",
-				"cfg.yaml:6: policy.conn_capacity: must be at least 1",
-				"cfg.yaml:7: policy.cpu_smoothing: must not be negative",
+				"cfg.yaml:6: policy.reference_capacity: must be at least 1",
+				"cfg.yaml:7: policy.smoothing: must not be negative",
 			},
 		},
 		{
@@ -272,11 +290,11 @@ func TestLoadConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hafeed.yaml")
-	if err := os.WriteFile(path, []byte("interval: 2s\npolicy:\n  cpu_target: 2\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("interval: 2s\npolicy:\n  targets:\n    cpu: 2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := LoadConfig(path)
-	if want := path + ":3: policy.cpu_target:"; err == nil || !strings.Contains(err.Error(), want) {
+	if want := path + ":4: policy.targets.cpu:"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("LoadConfig() = %v, want an error containing %q", err, want)
 	}
 

@@ -2,50 +2,171 @@ package agent
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestDecide(t *testing.T) {
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// testPolicy is the default policy with a reference capacity of 1000 and
+// no smoothing, so that one step shows the estimate.
+func testPolicy() PolicyConfig {
+	p := DefaultConfig().Policy
+	p.ReferenceCapacity = 1000
+	p.Smoothing = 0
+	return p
+}
+
+// settled is a state past the blackout with an estimate and a weight.
+func settled(capacity float64, weight int) PolicyState {
+	return PolicyState{Start: t0.Add(-time.Hour), Capacity: capacity, WeightPercent: weight, LastAt: t0.Add(-time.Second), LastFresh: t0.Add(-time.Second)}
+}
+
+func TestPolicyStep(t *testing.T) {
 	t.Parallel()
-	p := PolicyConfig{ConnCapacity: 1000, CPUTarget: 0.8}
+	fresh := func(conns int, u float64) Observation {
+		return Observation{Connections: conns, Utilisation: u, Bottleneck: "cpu", Fresh: true, Peers: 1}
+	}
 	tests := []struct {
-		name       string
-		in         Inputs
-		weight     int
-		bottleneck string
+		name     string
+		policy   func(*PolicyConfig)
+		prev     PolicyState
+		obs      Observation
+		weight   int
+		capacity float64
+		reason   string
 	}{
-		{"idle", Inputs{}, 100, "connections"},
-		{"connections only", Inputs{Connections: 250}, 75, "connections"},
-		{"cpu not measured yet", Inputs{Connections: 100, CPUBusy: 0.7}, 90, "connections"},
-		{"cpu is the bottleneck", Inputs{Connections: 100, CPUBusy: 0.4, HaveCPU: true}, 50, "cpu"},
-		{"connections are the bottleneck", Inputs{Connections: 600, CPUBusy: 0.4, HaveCPU: true}, 40, "connections"},
-		{"full never yields 0%", Inputs{Connections: 1000}, 1, "connections"},
-		{"overloaded never yields 0%", Inputs{Connections: 5000, CPUBusy: 1, HaveCPU: true}, 1, "connections"},
+		{"blackout reports no weight but estimates", nil, PolicyState{Start: t0.Add(-time.Second)}, fresh(500, 0.5), 0, 1000, "blackout"},
+		{"first estimate at the reference", nil, settled(0, 0), fresh(500, 0.5), 100, 1000, "first capacity estimate"},
+		{"twice the reference capacity", nil, settled(0, 0), fresh(500, 0.25), 200, 2000, "first capacity estimate"},
+		{"capped at 256%", nil, settled(0, 0), fresh(5000, 0.1), 256, 50000, ""},
+		{"never 0% from load", nil, settled(0, 0), fresh(10, 1), 1, 10, ""},
+		{"near idle without an estimate: reference", nil, settled(0, 0), fresh(3, 0.01), 100, 0, "reference capacity"},
+		{"near idle keeps the estimate", nil, settled(1500, 150), fresh(500, 0.01), 150, 1500, "keeping the last estimate"},
+		{"few connections keep the estimate", nil, settled(1500, 150), fresh(5, 0.9), 150, 1500, "keeping the last estimate"},
+		{"a step moves at most max_step", nil, settled(1000, 100), fresh(500, 0.25), 125, 2000, "by at most 25%"},
+		{"a step down moves at most max_step", nil, settled(1000, 100), fresh(100, 1), 75, 100, "by at most 25%"},
+		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(515, 0.5), 100, 1030, "dead band"},
+		{"outside the dead band it moves", nil, settled(1000, 100), fresh(600, 0.5), 120, 1200, "capacity estimate"},
+		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight"},
+		{"stale for long: fail-static", nil, PolicyState{Start: t0.Add(-time.Hour), Capacity: 1000, WeightPercent: 80, LastFresh: t0.Add(-time.Minute)}, Observation{}, 80, 1000, "fail-static"},
 	}
 	for _, tt := range tests {
-		d := Decide(p, tt.in)
-		if d.WeightPercent != tt.weight || d.Bottleneck != tt.bottleneck {
-			t.Errorf("%s: Decide = %d%% (%s), want %d%% (%s)", tt.name, d.WeightPercent, d.Bottleneck, tt.weight, tt.bottleneck)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := testPolicy()
+			if tt.policy != nil {
+				tt.policy(&p)
+			}
+			next, d := p.Step(tt.prev, tt.obs, t0)
+			if d.WeightPercent != tt.weight || math.Abs(d.Capacity-tt.capacity) > 1e-6 {
+				t.Errorf("Step = weight %d%% capacity %.1f (%s), want %d%% capacity %.1f", d.WeightPercent, d.Capacity, d.Reason, tt.weight, tt.capacity)
+			}
+			if !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("reason %q does not say %q", d.Reason, tt.reason)
+			}
+			if d.WeightPercent > 0 && next.WeightPercent != d.WeightPercent {
+				t.Errorf("state weight %d, decision %d", next.WeightPercent, d.WeightPercent)
+			}
+		})
 	}
 }
 
-func TestEWMA(t *testing.T) {
+func TestPolicySmoothing(t *testing.T) {
 	t.Parallel()
-	var e ewma
-	if got := e.update(0.5, time.Second, 10*time.Second); got != 0.5 {
-		t.Fatalf("first update = %v, want the sample itself", got)
+	p := testPolicy()
+	p.Smoothing = 10 * time.Second
+	prev := settled(1000, 100)
+	prev.LastAt = t0.Add(-10 * time.Second)
+	_, d := p.Step(prev, Observation{Connections: 1000, Utilisation: 0.5, Fresh: true}, t0)
+	want := 1000 + (2000-1000)*(1-math.Exp(-1))
+	if math.Abs(d.Capacity-want) > 1e-6 {
+		t.Errorf("capacity after one time constant = %.2f, want %.2f", d.Capacity, want)
 	}
-	// One time constant later the average has moved 1-1/e of the way.
-	got := e.update(1.5, 10*time.Second, 10*time.Second)
-	want := 0.5 + (1 - math.Exp(-1))
-	if math.Abs(got-want) > 1e-9 {
-		t.Errorf("update after one time constant = %v, want %v", got, want)
+}
+
+// TestPolicyIsStableUnderSteadyLoad runs the policy for an hour of samples
+// on a host whose utilisation is proportional to its connections, with
+// noise and a connection count that wanders: once settled, the weight does
+// not move, because the capacity estimate does not depend on the count.
+func TestPolicyIsStableUnderSteadyLoad(t *testing.T) {
+	t.Parallel()
+	p := DefaultConfig().Policy
+	p.ReferenceCapacity = 1000
+	const trueCapacity = 1500.0
+	var st PolicyState
+	var d Decision
+	changes := 0
+	last := 0
+	for i := range 3600 {
+		now := t0.Add(time.Duration(i) * time.Second)
+		conns := 600 + 300*math.Sin(float64(i)/200)
+		noise := 1 + 0.03*math.Sin(float64(i)*7.3)
+		obs := Observation{Connections: int(conns), Utilisation: conns / trueCapacity * noise, Fresh: true, Peers: 2}
+		st, d = p.Step(st, obs, now)
+		if i > 120 && d.WeightPercent != last {
+			changes++
+		}
+		last = d.WeightPercent
 	}
-	var raw ewma
-	raw.update(0.2, time.Second, 0)
-	if got := raw.update(0.9, time.Second, 0); got != 0.9 {
-		t.Errorf("tau 0: update = %v, want the sample itself", got)
+	if d.WeightPercent < 140 || d.WeightPercent > 160 {
+		t.Errorf("settled weight = %d%%, want about 150%% (capacity 1500 / reference 1000)", d.WeightPercent)
+	}
+	if changes > 5 {
+		t.Errorf("weight changed %d times in the hour after settling, want at most 5", changes)
+	}
+}
+
+func TestPolicyOverloadGuard(t *testing.T) {
+	t.Parallel()
+	p := testPolicy()
+	p.HighWater = 1.25
+	p.Maxconn = 3000
+	st := settled(1000, 100)
+	st, d := p.Step(st, Observation{Connections: 1500, Utilisation: 1.5, Fresh: true, Peers: 2}, t0)
+	// Capacity 1000 at utilisation 1: 1250 at the mark, split over 2 HAProxies.
+	if !d.SendMaxconn || d.Maxconn != 625 {
+		t.Fatalf("overloaded: maxconn %d (send %v), want 625", d.Maxconn, d.SendMaxconn)
+	}
+	st, d = p.Step(st, Observation{Connections: 1200, Utilisation: 1.2, Fresh: true, Peers: 2}, t0.Add(time.Second))
+	if !d.SendMaxconn || d.Maxconn != 625 {
+		t.Errorf("between 90%% of the mark and the mark the cap stays: maxconn %d (send %v)", d.Maxconn, d.SendMaxconn)
+	}
+	st, d = p.Step(st, Observation{Connections: 1000, Utilisation: 1.0, Fresh: true, Peers: 2}, t0.Add(2*time.Second))
+	if !d.SendMaxconn || d.Maxconn != 3000 {
+		t.Errorf("below the mark the configured maxconn is restored: maxconn %d (send %v), want 3000", d.Maxconn, d.SendMaxconn)
+	}
+	_, d = p.Step(st, Observation{Connections: 1000, Utilisation: 1.0, Fresh: true, Peers: 2}, t0.Add(2*time.Second+maxconnRelease+time.Second))
+	if d.SendMaxconn {
+		t.Errorf("after the release window maxconn is still sent: %d", d.Maxconn)
+	}
+	p.HighWater = 0
+	if _, d := p.Step(settled(1000, 100), Observation{Connections: 5000, Utilisation: 5, Fresh: true}, t0); d.SendMaxconn {
+		t.Errorf("high_water 0 still sends maxconn")
+	}
+}
+
+func TestCombine(t *testing.T) {
+	t.Parallel()
+	targets := Targets{CPU: 0.8, Memory: 0.5, App: 1}
+	tests := []struct {
+		name       string
+		mix        map[string]float64
+		values     map[string]float64
+		want       float64
+		bottleneck string
+		ok         bool
+	}{
+		{"nothing", nil, map[string]float64{}, 0, "", false},
+		{"untargeted signals are left out", nil, map[string]float64{"pressure": 0.9, "connections": 100}, 0, "", false},
+		{"bottleneck", nil, map[string]float64{"cpu": 0.4, "memory": 0.4, "app": 0.2}, 0.8, "memory", true},
+		{"weighted mix", map[string]float64{"cpu": 3, "app": 1}, map[string]float64{"cpu": 0.4, "memory": 0.45, "app": 0.2}, (3*0.5 + 0.2) / 4, "cpu", true},
+	}
+	for _, tt := range tests {
+		u, b, ok := Combine(targets, tt.mix, tt.values)
+		if math.Abs(u-tt.want) > 1e-9 || b != tt.bottleneck || ok != tt.ok {
+			t.Errorf("%s: Combine = %v %q %v, want %v %q %v", tt.name, u, b, ok, tt.want, tt.bottleneck, tt.ok)
+		}
 	}
 }

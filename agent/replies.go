@@ -112,12 +112,12 @@ func (b *replyBook) endAnnounce() {
 	}
 }
 
-// SetWeight updates the load part of the reply.
-func (b *replyBook) SetWeight(weightPercent, maxconn int) {
+// SetWeight updates the load part of the reply; weight 0 leaves it out.
+func (b *replyBook) SetWeight(weightPercent, maxconn int, sendMaxconn bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.reply
-	r.WeightPercent, r.Maxconn = weightPercent, maxconn
+	r.WeightPercent, r.Maxconn, r.SendMaxconn = weightPercent, maxconn, sendMaxconn
 	b.set(r)
 }
 

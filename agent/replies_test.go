@@ -80,14 +80,14 @@ func TestReplyBookSteady(t *testing.T) {
 	clk := newFakeClock()
 	b := newReplyBook(clk.Now, 30*time.Second)
 	poll(t, b, peerA, "up\n")
-	b.SetWeight(50, 0)
+	b.SetWeight(50, 0, false)
 	for range 5 {
 		for _, p := range []string{peerA, peerB, peerC} {
 			poll(t, b, p, "up 50%\n")
 		}
 		clk.Advance(time.Second)
 	}
-	b.SetWeight(120, 40)
+	b.SetWeight(120, 40, false)
 	poll(t, b, peerA, "up 120% maxconn:40\n")
 	wantCurrent(t, b, "up 120% maxconn:40\n", false)
 	wantAnnounced(t, b, false)
@@ -113,7 +113,7 @@ func TestReplyBookAdminLines(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := newReplyBook(newFakeClock().Now, 30*time.Second)
-			b.SetWeight(40, 0)
+			b.SetWeight(40, 0, false)
 			b.SetAdmin(tt.admin, tt.announce)
 			wantCurrent(t, b, tt.want, tt.wantAnnouncing)
 			poll(t, b, peerA, tt.want)
@@ -125,7 +125,7 @@ func TestReplyBookAnnouncesUntilEveryPeerHeardReadyTwice(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
 	b := newReplyBook(clk.Now, 30*time.Second)
-	b.SetWeight(50, 0)
+	b.SetWeight(50, 0, false)
 	b.SetAdmin(haproxy.AdminDrain, false)
 	poll(t, b, peerA, "drain 50%\n")
 	poll(t, b, peerB, "drain 50%\n")
@@ -166,7 +166,7 @@ func TestReplyBookAnnounceEndsAtReadyTimeout(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
 	b := newReplyBook(clk.Now, 30*time.Second)
-	b.SetWeight(60, 0)
+	b.SetWeight(60, 0, false)
 	poll(t, b, peerA, "up 60%\n")
 	poll(t, b, peerB, "up 60%\n")
 	b.SetAdmin(haproxy.AdminReady, true)
@@ -231,11 +231,11 @@ func TestReplyBookSetWeightKeepsAnnouncement(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
 	b := newReplyBook(clk.Now, 30*time.Second)
-	b.SetWeight(50, 0)
+	b.SetWeight(50, 0, false)
 	b.SetAdmin(haproxy.AdminReady, true)
 	poll(t, b, peerA, "ready up 50%\n")
 
-	b.SetWeight(70, 100)
+	b.SetWeight(70, 100, false)
 	wantCurrent(t, b, "ready up 70% maxconn:100\n", true)
 	poll(t, b, peerA, "ready up 70% maxconn:100\n")
 	wantAnnounced(t, b, true)
@@ -362,7 +362,7 @@ func TestReplyBookConcurrent(t *testing.T) {
 		})
 	}
 	for i := range 1000 {
-		b.SetWeight(i%3, 0)
+		b.SetWeight(i%3, 0, false)
 		b.SetAdmin(haproxy.Admin(i%2), i%3 == 0)
 		b.Current()
 		b.Peers()

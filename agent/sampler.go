@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/hafeed/hafeed/metrics"
@@ -12,75 +13,148 @@ import (
 type Sample struct {
 	At       time.Time     `json:"at"`
 	Duration time.Duration `json:"duration_ns"`
-	Inputs
-	Ports      []uint16 `json:"ports"`
-	ConnMethod string   `json:"conn_method"`
+
+	Connections int      `json:"connections"`
+	Ports       []uint16 `json:"ports"`
+	ConnMethod  string   `json:"conn_method"`
+	// Signals are the load signals by name, with their age and last error.
+	Signals map[string]SignalStatus `json:"signals"`
 	// Errors lists sources that failed this time; the score uses the rest.
 	Errors []string `json:"errors,omitempty"`
 	Decision
 }
 
-// Sampler reads the load sources. It is owned by one goroutine.
+// SignalStatus is one load signal as the last sample saw it.
+type SignalStatus struct {
+	// Value is the raw reading (a fraction for cpu, memory, pressure and
+	// app; a count for connections).
+	Value float64 `json:"value"`
+	// Target is the value counted as full load; 0 leaves the signal out.
+	Target float64   `json:"target"`
+	At     time.Time `json:"at"`
+	// Stale is set when the value is older than this sample; it still
+	// counts until policy.stale_after.
+	Stale bool   `json:"stale,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// signalSource reads one load signal. metrics.ErrNoData means "nothing yet"
+// (a rate needs two readings) and is not a failure.
+type signalSource interface {
+	read(ctx context.Context) (float64, error)
+}
+
+type signalFunc func(ctx context.Context) (float64, error)
+
+func (f signalFunc) read(ctx context.Context) (float64, error) { return f(ctx) }
+
+// Sampler reads the load sources and runs the policy. It is owned by one
+// goroutine.
 type Sampler struct {
-	conns  *metrics.Conns
-	cpu    *metrics.HostCPU
-	cpuAvg ewma
-	lastAt time.Time
+	conns   *metrics.Conns
+	sources map[string]signalSource
+	last    map[string]SignalStatus
+	state   PolicyState
+	now     func() time.Time
 }
 
 // NewSampler builds the samplers the configuration names. agentPort is
 // left out of the count when no ports are configured.
-func NewSampler(src SourcesConfig, agentPort uint16) *Sampler {
-	s := &Sampler{}
-	s.SetSources(src, agentPort)
-	return s
+func NewSampler(src SourcesConfig, agentPort uint16) (*Sampler, error) {
+	s := &Sampler{last: map[string]SignalStatus{}, now: time.Now}
+	if err := s.SetSources(src, agentPort); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// SetSources changes what is sampled, keeping the CPU history.
-func (s *Sampler) SetSources(src SourcesConfig, agentPort uint16) {
-	c := &metrics.Conns{Ports: src.Ports}
+// SetSources changes what is sampled. Sources whose settings did not change
+// keep their history (a CPU rate needs the previous reading).
+func (s *Sampler) SetSources(src SourcesConfig, agentPort uint16) error {
+	sources, err := buildSources(src, s.sources)
+	if err != nil {
+		return err
+	}
+	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot}
 	if agentPort != 0 {
 		c.Exclude = []uint16{agentPort}
 	}
-	s.conns = c
-	switch {
-	case src.CPU == "none":
-		s.cpu = nil
-	case s.cpu == nil:
-		s.cpu = &metrics.HostCPU{}
+	s.conns, s.sources = c, sources
+	for name := range s.last {
+		if _, ok := sources[name]; !ok && name != SignalConnections {
+			delete(s.last, name)
+		}
 	}
+	return nil
 }
 
-// Sample reads every source once and applies the policy.
-func (s *Sampler) Sample(ctx context.Context, policy PolicyConfig) Sample {
-	start := time.Now()
-	out := Sample{At: start}
+// Sample reads every source once and applies the policy; peers is the
+// number of HAProxy instances polling.
+func (s *Sampler) Sample(ctx context.Context, policy PolicyConfig, peers int) Sample {
+	start := s.now()
+	out := Sample{At: start, Signals: map[string]SignalStatus{}}
+	connsFresh := false
 	if n, err := s.conns.Count(ctx); err != nil {
 		out.Errors = append(out.Errors, "connections: "+err.Error())
 	} else {
-		out.Connections, out.Ports = n.Established, n.Ports
+		out.Connections, out.Ports, connsFresh = n.Established, n.Ports, true
+		s.record(SignalConnections, float64(n.Established), nil, start)
 	}
 	out.ConnMethod = s.conns.Method()
-	var busy float64
-	err := metrics.ErrNoData
-	if s.cpu != nil {
-		busy, err = s.cpu.Busy(ctx)
+	for name, src := range s.sources {
+		v, err := src.read(ctx)
+		if err != nil && !errors.Is(err, metrics.ErrNoData) {
+			out.Errors = append(out.Errors, name+": "+err.Error())
+		}
+		s.record(name, v, err, start)
+	}
+	slices.Sort(out.Errors)
+
+	values := map[string]float64{}
+	for name, st := range s.last {
+		st.Target = policy.Targets.of(name)
+		st.Stale = !st.At.Equal(start)
+		out.Signals[name] = st
+		if !st.At.IsZero() && start.Sub(st.At) <= policy.StaleAfter {
+			values[name] = st.Value
+		}
+	}
+	obs := Observation{Connections: out.Connections, Peers: peers}
+	if s.scored(policy) {
+		obs.Utilisation, obs.Bottleneck, obs.Fresh = Combine(policy.Targets, policy.Mix, values)
+		obs.Fresh = obs.Fresh && connsFresh
 	} else {
-		s.cpuAvg = ewma{}
+		// Nothing is scored: connections alone, which leastconn balances.
+		obs.Fresh = connsFresh
 	}
-	switch {
-	case errors.Is(err, metrics.ErrNoData):
-	case err != nil:
-		out.Errors = append(out.Errors, "cpu: "+err.Error())
-	default:
-		out.CPUBusy = s.cpuAvg.update(busy, start.Sub(s.lastAt), policy.CPUSmoothing)
-		out.HaveCPU = true
-	}
-	if !out.HaveCPU && s.cpuAvg.have {
-		out.CPUBusy, out.HaveCPU = s.cpuAvg.value, true // hold the last average
-	}
-	s.lastAt = start
-	out.Decision = Decide(policy, out.Inputs)
-	out.Duration = time.Since(start)
+	s.state, out.Decision = policy.Step(s.state, obs, start)
+	out.Duration = s.now().Sub(start)
 	return out
+}
+
+// scored says whether any configured signal counts toward utilisation.
+func (s *Sampler) scored(policy PolicyConfig) bool {
+	if policy.Targets.Connections > 0 {
+		return true
+	}
+	for name := range s.sources {
+		if policy.Targets.of(name) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// record keeps a signal's last good value, or notes why it failed.
+func (s *Sampler) record(name string, v float64, err error, at time.Time) {
+	st := s.last[name]
+	switch {
+	case err == nil:
+		st = SignalStatus{Value: v, At: at}
+	case errors.Is(err, metrics.ErrNoData):
+		st.Error = ""
+	default:
+		st.Error = err.Error()
+	}
+	s.last[name] = st
 }

@@ -124,7 +124,7 @@ func TestConfigCheckBadFile(t *testing.T) {
 		{name: "invalid value", yaml: "interval: 1s\nlog:\n  format: xml\n", want: []string{":3: log.format:"}},
 		{name: "unknown key", yaml: "agent_check:\n  lisen: \":5555\"\n", want: []string{":2: agent_check.lisen: unknown key"}},
 		{name: "type error", yaml: "\n\ninterval: often\n", want: []string{":3: "}},
-		{name: "two errors", yaml: "interval: 1ms\npolicy:\n  cpu_target: 3\n", want: []string{":1: interval:", ":3: policy.cpu_target:"}},
+		{name: "two errors", yaml: "interval: 1ms\npolicy:\n  targets:\n    cpu: 3\n", want: []string{":1: interval:", ":4: policy.targets.cpu:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,15 +35,21 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			}
 			ctx, cancel := commandContext(c)
 			defer cancel()
-			sampler := agent.NewSampler(cfg.Sources, agent.PortOf(cfg.AgentCheck.Listen))
-			sampler.Sample(ctx, cfg.Policy)
+			sampler, err := agent.NewSampler(cfg.Sources, agent.PortOf(cfg.AgentCheck.Listen))
+			if err != nil {
+				return usageErr(err)
+			}
+			// One sample has no history: report the estimate at once.
+			policy := cfg.Policy
+			policy.Blackout = 0
+			sampler.Sample(ctx, policy, 1)
 			select {
 			case <-time.After(cpuWindow):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			s := sampler.Sample(ctx, cfg.Policy)
-			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent}.Line(), "\n")
+			s := sampler.Sample(ctx, policy, 1)
+			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent, Maxconn: s.Maxconn, SendMaxconn: s.SendMaxconn}.Line(), "\n")
 			if asJSON {
 				return writeJSON(c, struct {
 					agent.Sample

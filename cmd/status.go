@@ -3,6 +3,8 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -89,17 +91,55 @@ func printSample(tw *tabwriter.Writer, s *agent.Sample) {
 		ports = strings.Join(ps, ",")
 	}
 	row("connections", "%d established on ports %s (via %s)", s.Connections, ports, s.ConnMethod)
-	if s.HaveCPU {
-		row("cpu busy", "%.1f%% (smoothed)", 100*s.CPUBusy)
-	} else {
-		row("cpu busy", "not yet measured")
+	names := slices.Sorted(maps.Keys(s.Signals))
+	for _, name := range names {
+		if name == agent.SignalConnections {
+			continue
+		}
+		sig := s.Signals[name]
+		var text string
+		switch {
+		case sig.At.IsZero() && sig.Error == "":
+			text = "not measured yet"
+		case sig.At.IsZero():
+			text = "unavailable"
+		default:
+			text = fmt.Sprintf("%.1f%%", 100*sig.Value)
+			if sig.Target > 0 {
+				text += fmt.Sprintf(" (target %.0f%%)", 100*sig.Target)
+			} else {
+				text += " (no target: not scored)"
+			}
+			if sig.Stale {
+				text += fmt.Sprintf(", STALE since %s", sig.At.Local().Format("15:04:05"))
+			}
+		}
+		if sig.Error != "" {
+			text += ": " + sig.Error
+		}
+		row(name, "%s", text)
 	}
-	row("score", "%.3f (bottleneck: %s)", s.Score, s.Bottleneck)
-	row("weight", "%d%%", s.WeightPercent)
+	row("utilisation", "%.3f of target (bottleneck: %s)", s.Utilisation, orNone(s.Bottleneck))
+	if s.Capacity > 0 {
+		row("capacity", "%.0f connections at target", s.Capacity)
+	}
+	weight := "not reported (HAProxy keeps its weight)"
+	if s.WeightPercent > 0 {
+		weight = fmt.Sprintf("%d%%", s.WeightPercent)
+	}
+	if s.SendMaxconn {
+		weight += fmt.Sprintf(", maxconn %d", s.Maxconn)
+	}
+	row("weight", "%s", weight)
+	row("why", "%s", s.Reason)
 	row("sampled", "%s (took %s)", s.At.Local().Format("15:04:05.000"), s.Duration.Round(time.Microsecond))
-	for _, e := range s.Errors {
-		row("source error", "%s", e)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
 	}
+	return s
 }
 
 func ago(now, t time.Time) string {

@@ -13,13 +13,27 @@ import (
 // HAProxy: two agent intervals.
 const propagationLimit = 2 * agentInter
 
-// loadConfig makes the weight a function of connections alone, so tests
-// can predict it: weight% = 100 - connections.
+// loadConfig scores the load the test application reports in a file
+// (sources.app.file, written by hafeed.setUtil) and turns off damping, so
+// that tests can predict the weight: capacity = connections / utilisation,
+// and weight% = capacity, with a reference capacity of 100 connections.
 const loadConfig = `
 sources:
   cpu: none
+  memory: none
+  app:
+    file: {{.UtilFile}}
 policy:
-  conn_capacity: 100
+  reference_capacity: 100
+  targets:
+    app: 1
+  smoothing: 0s
+  dead_band: 0
+  max_step: 100
+  blackout: 0s
+  min_connections: 1
+  idle_utilisation: 0.01
+  high_water: 0
 `
 
 // setup starts one app port, its hafeed and an HAProxy polling it as ws1.
@@ -34,16 +48,20 @@ func setup(t *testing.T) (*app, *hafeed, *haproxyProc) {
 
 func TestWeightFollowsAgent(t *testing.T) {
 	t.Parallel()
-	a, _, hp := setup(t)
-	for _, conns := range []int{30, 55, 10} {
-		if n := len(a.clients); conns > n {
-			a.connect(conns - n)
+	a, h, hp := setup(t)
+	for _, step := range []struct {
+		conns int
+		util  float64
+	}{{30, 0.5}, {55, 0.25}, {10, 0.5}, {40, 0.8}} {
+		if n := len(a.clients); step.conns > n {
+			a.connect(step.conns - n)
 		} else {
-			a.disconnect(n - conns)
+			a.disconnect(n - step.conns)
 		}
-		want := 100 - conns
+		h.setUtil(step.util)
+		want := int(float64(step.conns) / step.util)
 		took := hp.waitFor("ws1", 5*time.Second, fmt.Sprintf("uweight %d", want), func(s serverState) bool { return s.UWeight == want })
-		t.Logf("PROPAGATION weight %d%% (%d connections): %v", want, conns, took.Round(time.Millisecond))
+		t.Logf("PROPAGATION weight %d%% (%d connections at utilisation %.2f): %v", want, step.conns, step.util, took.Round(time.Millisecond))
 		if st := hp.stat("ws1"); st["weight"] != fmt.Sprint(want) {
 			t.Errorf("show stat weight = %s, want %d", st["weight"], want)
 		}
@@ -112,6 +130,7 @@ func TestOperatorDrainIsNotUndone(t *testing.T) {
 	hp.holds("ws1", 10*agentInter, "the operator's drain", serverState.drained)
 	// The agent still steers the weight of the drained server.
 	a.connect(20)
+	h.setUtil(0.25)
 	hp.waitFor("ws1", 5*time.Second, "uweight 80 under the operator's drain", func(s serverState) bool { return s.drained() && s.UWeight == 80 })
 
 	hp.mustRuntime("set server ws/ws1 state ready")

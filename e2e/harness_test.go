@@ -77,6 +77,7 @@ type hafeed struct {
 	ctlSock   string
 	stateFile string
 	appPort   int
+	utilFile  string
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when the process has exited
 	exitErr   error
@@ -103,13 +104,36 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		stateFile: filepath.Join(dir, "state", "state.json"),
 		appPort:   opts.appPort,
 	}
-	if err := os.WriteFile(h.config, []byte(opts.config), 0o644); err != nil {
+	h.utilFile = filepath.Join(dir, "util")
+	h.setUtil(0.5)
+	if err := os.WriteFile(h.config, []byte(h.renderConfig(opts.config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
 	h.agentAddr = h.status().AgentListen // the real port, kept across restarts
 	t.Cleanup(h.stop)
 	return h
+}
+
+// renderConfig fills {{.UtilFile}} in a config template.
+func (h *hafeed) renderConfig(cfg string) string {
+	var b bytes.Buffer
+	if err := template.Must(template.New("hafeed").Parse(cfg)).Execute(&b, map[string]string{"UtilFile": h.utilFile}); err != nil {
+		h.t.Fatal(err)
+	}
+	return b.String()
+}
+
+// setUtil writes the utilisation the application reports, atomically.
+func (h *hafeed) setUtil(u float64) {
+	h.t.Helper()
+	tmp := h.utilFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatFloat(u, 'f', -1, 64)+"\n"), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.utilFile); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (h *hafeed) start() {

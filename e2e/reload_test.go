@@ -15,6 +15,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	t.Parallel()
 	a, h, hp := setup(t)
 	a.connect(20)
+	h.setUtil(0.25)
 	hp.waitFor("ws1", 5*time.Second, "uweight 80", func(s serverState) bool { return s.UWeight == 80 })
 
 	write := func(cfg string) {
@@ -24,11 +25,11 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 		h.cmd.Process.Signal(syscall.SIGHUP)
 	}
-	write(strings.Replace(loadConfig, "conn_capacity: 100", "conn_capacity: 40", 1))
+	write(h.renderConfig(strings.Replace(loadConfig, "reference_capacity: 100", "reference_capacity: 160", 1)))
 	took := hp.waitFor("ws1", 5*time.Second, "uweight 50 after reload", func(s serverState) bool { return s.UWeight == 50 })
 	t.Logf("PROPAGATION SIGHUP reload to HAProxy weight: %v", took.Round(time.Millisecond))
 
-	write("policy:\n  conn_capacity: -3\n  bogus: 1\n")
+	write("policy:\n  reference_capacity: -3\n  bogus: 1\n")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(h.logs(), "reload rejected") {
 		if time.Now().After(deadline) {

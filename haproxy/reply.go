@@ -55,8 +55,10 @@ type Reply struct {
 	// WeightPercent is the weight relative to the configured one (1..256);
 	// 0 leaves the weight out of the reply.
 	WeightPercent int
-	// Maxconn, when positive, sets the server's maxconn.
-	Maxconn int
+	// Maxconn, when positive or when SendMaxconn is set, sets the server's
+	// maxconn; "maxconn:0" lifts the limit.
+	Maxconn     int
+	SendMaxconn bool
 }
 
 // Line renders the reply as the single newline-terminated line HAProxy reads.
@@ -77,7 +79,7 @@ func (r Reply) Line() string {
 	if r.WeightPercent > 0 {
 		words = append(words, strconv.Itoa(min(r.WeightPercent, MaxWeightPercent))+"%")
 	}
-	if r.Maxconn > 0 {
+	if r.Maxconn > 0 || r.SendMaxconn {
 		words = append(words, "maxconn:"+strconv.Itoa(r.Maxconn))
 	}
 	return strings.Join(words, " ") + "\n"

@@ -13,7 +13,8 @@ type Observation struct {
 	// target. Only meaningful when Fresh.
 	Utilisation float64
 	Bottleneck  string
-	// Fresh is false when no load signal could be read this time.
+	// Fresh is false when no load signal is recent enough to count (see
+	// policy.stale_after).
 	Fresh bool
 	// Peers is how many HAProxy instances poll the agent (at least 1); the
 	// overload guard splits the host's connection budget between them.
@@ -93,9 +94,9 @@ func (p PolicyConfig) Step(prev PolicyState, obs Observation, now time.Time) (Po
 	d := Decision{Utilisation: obs.Utilisation, Bottleneck: obs.Bottleneck, Capacity: prev.Capacity, WeightPercent: prev.WeightPercent}
 
 	if !obs.Fresh {
-		d.Reason = "no fresh load signal: holding the last weight"
-		if !prev.LastFresh.IsZero() && now.Sub(prev.LastFresh) > p.StaleAfter {
-			d.Reason = fmt.Sprintf("no fresh load signal for %v: holding the last weight (fail-static)", now.Sub(prev.LastFresh).Round(time.Second))
+		d.Reason = "no load signal yet"
+		if !prev.LastFresh.IsZero() {
+			d.Reason = fmt.Sprintf("no fresh load signal since %s: holding the last weight (fail-static)", prev.LastFresh.Format(time.TimeOnly))
 		}
 		p.guard(&next, &d, obs, now)
 		return next, d

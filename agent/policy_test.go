@@ -49,8 +49,8 @@ func TestPolicyStep(t *testing.T) {
 		{"a step down moves at most max_step", nil, settled(1000, 100), fresh(100, 1), 75, 100, "by at most 25%"},
 		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(515, 0.5), 100, 1030, "dead band"},
 		{"outside the dead band it moves", nil, settled(1000, 100), fresh(600, 0.5), 120, 1200, "capacity estimate"},
-		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight"},
-		{"stale for long: fail-static", nil, PolicyState{Start: t0.Add(-time.Hour), Capacity: 1000, WeightPercent: 80, LastFresh: t0.Add(-time.Minute)}, Observation{}, 80, 1000, "fail-static"},
+		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight (fail-static)"},
+		{"no signal yet", nil, PolicyState{Start: t0.Add(-time.Hour)}, Observation{Connections: 900}, 0, 0, "no load signal yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

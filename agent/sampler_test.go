@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hafeed/hafeed/metrics"
+)
+
+// fakeSource returns its value, or its error when set.
+type fakeSource struct {
+	value float64
+	err   error
+}
+
+func (f *fakeSource) read(context.Context) (float64, error) { return f.value, f.err }
+
+// TestSamplerDegradesGently checks what a failing source does: the score
+// uses the fresh signals and a stale one until stale_after; with no fresh
+// signal at all the weight is held (fail-static).
+func TestSamplerDegradesGently(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	src := SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc"}
+	s, err := NewSampler(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, app := &fakeSource{value: 0.4}, &fakeSource{value: 0.3}
+	s.sources = map[string]signalSource{SignalCPU: cpu, SignalApp: app}
+	now := t0
+	s.now = func() time.Time { return now }
+	p := testPolicy()
+	p.Blackout, p.MinConnections, p.IdleUtilisation = 0, 0, 0.01
+	p.Targets = Targets{CPU: 0.8, App: 1}
+	p.StaleAfter = 5 * time.Second
+
+	sample := func() Sample {
+		t.Helper()
+		now = now.Add(time.Second)
+		return s.Sample(context.Background(), p, 1)
+	}
+	got := sample()
+	if got.Bottleneck != SignalCPU || got.Utilisation != 0.5 {
+		t.Fatalf("both fresh: utilisation %v (%s), want 0.5 (cpu)", got.Utilisation, got.Bottleneck)
+	}
+
+	cpu.err = errors.New("cgroup vanished")
+	got = sample()
+	if !got.Signals[SignalCPU].Stale || !strings.Contains(got.Signals[SignalCPU].Error, "cgroup vanished") {
+		t.Errorf("failed cpu: signal %+v, want stale with the error", got.Signals[SignalCPU])
+	}
+	if len(got.Errors) != 1 || !strings.HasPrefix(got.Errors[0], "cpu: ") {
+		t.Errorf("errors = %q, want the cpu failure", got.Errors)
+	}
+	if got.Utilisation != 0.5 {
+		t.Errorf("a source stale for 1s still counts: utilisation %v, want 0.5", got.Utilisation)
+	}
+
+	for range 5 {
+		got = sample()
+	}
+	if got.Bottleneck != SignalApp || got.Utilisation != 0.3 {
+		t.Errorf("cpu stale past stale_after: utilisation %v (%s), want 0.3 from app", got.Utilisation, got.Bottleneck)
+	}
+	held := got.WeightPercent
+
+	app.err = errors.New("connection refused")
+	for range 7 {
+		got = sample()
+	}
+	if got.WeightPercent != held || !strings.Contains(got.Reason, "fail-static") {
+		t.Errorf("no fresh signal: weight %d (%s), want %d held fail-static", got.WeightPercent, got.Reason, held)
+	}
+
+	cpu.err, app.err = nil, nil
+	cpu.value = 0.8
+	got = sample()
+	if got.Utilisation != 1 || strings.Contains(got.Reason, "holding") {
+		t.Errorf("after recovery: utilisation %v (%s), want 1 and a new estimate", got.Utilisation, got.Reason)
+	}
+}
+
+func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := DefaultConfig().Sources
+	src.Ports = []uint16{1}
+	s, err := NewSampler(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sources[SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
+		t.Fatalf("first cpu read: %v, want ErrNoData", err)
+	}
+	if err := s.SetSources(src, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sources[SignalCPU].read(ctx); err != nil {
+		t.Errorf("cpu read after a reload with the same settings: %v, want a rate from the kept history", err)
+	}
+	src.CPU = "none"
+	if err := s.SetSources(src, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.sources[SignalCPU]; ok {
+		t.Errorf("cpu: none still samples cpu")
+	}
+}

@@ -33,7 +33,48 @@ type Config struct {
 	Interval      time.Duration    `yaml:"interval"`
 	Sources       SourcesConfig    `yaml:"sources"`
 	Policy        PolicyConfig     `yaml:"policy"`
-	Log           LogConfig        `yaml:"log"`
+	// HAProxy lists the HAProxy instances whose runtime API hafeed uses to
+	// push admin changes, see the backend and close sessions.
+	HAProxy   []HAProxyConfig `yaml:"haproxy"`
+	Shed      ShedConfig      `yaml:"shed"`
+	Rebalance RebalanceConfig `yaml:"rebalance"`
+	Log       LogConfig       `yaml:"log"`
+}
+
+// HAProxyConfig is one HAProxy this host sits behind.
+type HAProxyConfig struct {
+	// Runtime is the stats socket: unix:///run/haproxy/admin.sock or
+	// tcp://127.0.0.1:9999.
+	Runtime string `yaml:"runtime"`
+	// Backend and Server name this host; empty: found by matching this
+	// host's addresses and ports in "show servers state".
+	Backend string `yaml:"backend"`
+	Server  string `yaml:"server"`
+}
+
+// ShedConfig is how hafeed closes connections to move them.
+type ShedConfig struct {
+	// Via is runtime (HAProxy's "shutdown session") or hook (an HTTP POST
+	// asking the application to close sockets with a WebSocket close 1012).
+	Via     string `yaml:"via"`
+	HookURL string `yaml:"hook_url"`
+}
+
+// RebalanceConfig moves connections off a host that holds more than its
+// share, after scale-up.
+type RebalanceConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Margin is how far above its fair share (a fraction) the host must be.
+	Margin float64 `yaml:"margin"`
+	// Sustain is how long it must stay there before shedding.
+	Sustain time.Duration `yaml:"sustain"`
+	// MaxRate bounds shedding, as a fraction of the host's connections per second.
+	MaxRate float64 `yaml:"max_rate"`
+	// Cooldown is the pause after a round of shedding.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// HighWater is the utilisation that triggers shedding when no runtime
+	// endpoint shows the backend.
+	HighWater float64 `yaml:"high_water"`
 }
 
 // AgentCheckConfig is the agent-check server HAProxy polls.
@@ -167,6 +208,14 @@ func DefaultConfig() Config {
 			HighWater:         1.25,
 			StaleAfter:        10 * time.Second,
 		},
+		Shed: ShedConfig{Via: "runtime"},
+		Rebalance: RebalanceConfig{
+			Margin:    0.1,
+			Sustain:   30 * time.Second,
+			MaxRate:   0.01,
+			Cooldown:  time.Minute,
+			HighWater: 1.0,
+		},
 		Log: LogConfig{Format: "auto", Level: "info"},
 	}
 }
@@ -236,6 +285,13 @@ func ParseConfig(name string, data []byte) (Config, error) {
 func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
+		var errs []error
+		for i, item := range n.Content {
+			errs = append(errs, checkKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return errs
 	}
 	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Duration(0)) {
 		return nil
@@ -425,6 +481,50 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if pc.StaleAfter <= 0 {
 		bad("policy.stale_after", "must be positive, for example 10s")
 	}
+	for i, h := range c.HAProxy {
+		key := fmt.Sprintf("haproxy[%d]", i)
+		if _, err := parseRuntimeEndpoint(h.Runtime); err != nil {
+			bad(key+".runtime", "%v", err)
+		}
+		if (h.Backend == "") != (h.Server == "") {
+			bad(key, "set both backend and server, or neither to find this host in show servers state")
+		}
+		for field, name := range map[string]string{"backend": h.Backend, "server": h.Server} {
+			if strings.ContainsAny(name, "; \\\t\r\n/") {
+				bad(key+"."+field, "%q contains a character HAProxy names cannot have", name)
+			}
+		}
+	}
+	switch c.Shed.Via {
+	case "runtime":
+	case "hook":
+		if c.Shed.HookURL == "" {
+			bad("shed.hook_url", "shed.via: hook needs the application's URL, for example http://127.0.0.1:8080/hafeed/shed")
+		}
+	default:
+		bad("shed.via", "%q: want runtime (HAProxy closes sessions) or hook (the application closes sockets)", c.Shed.Via)
+	}
+	if c.Shed.HookURL != "" {
+		if u, err := url.Parse(c.Shed.HookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("shed.hook_url", "%q is not an http(s) URL, for example http://127.0.0.1:8080/hafeed/shed", c.Shed.HookURL)
+		}
+	}
+	if c.Shed.Via == "runtime" && c.Rebalance.Enabled && len(c.HAProxy) == 0 {
+		bad("shed.via", "rebalance with shed.via: runtime needs at least one haproxy[].runtime endpoint, or use shed.via: hook")
+	}
+	rb := c.Rebalance
+	if rb.Margin < 0 {
+		bad("rebalance.margin", "must not be negative (0.1 sheds above 110%% of the fair share)")
+	}
+	if rb.Sustain < 0 || rb.Cooldown < 0 {
+		bad("rebalance", "sustain and cooldown must not be negative")
+	}
+	if rb.MaxRate <= 0 || rb.MaxRate > 1 {
+		bad("rebalance.max_rate", "%v is outside (0, 1]: the fraction of the host's connections shed per second, for example 0.01", rb.MaxRate)
+	}
+	if rb.HighWater <= 0 {
+		bad("rebalance.high_water", "must be positive (1.0 is the utilisation at the targets)")
+	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
 		bad("log.format", "%q: want auto, json or console", c.Log.Format)
 	}
@@ -437,25 +537,35 @@ func (c Config) validate(file string, root *yaml.Node) error {
 // Validate checks a configuration built in code or changed by flags.
 func (c Config) Validate(source string) error { return c.validate(source, nil) }
 
-// keyLine finds the line of a dotted key in a YAML mapping, 0 if absent.
+// keyLine finds the line of a dotted key ("haproxy[0].runtime") in a YAML
+// mapping; it stops at the deepest part it finds, 0 if none.
 func keyLine(n *yaml.Node, key string) int {
 	if n == nil {
 		return 0
 	}
 	line := 0
 	for _, part := range strings.Split(key, ".") {
+		name, index, hasIndex := strings.Cut(strings.TrimSuffix(part, "]"), "[")
 		if n.Kind != yaml.MappingNode {
 			return line
 		}
 		var next *yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
+			if n.Content[i].Value == name {
 				line, next = n.Content[i].Line, n.Content[i+1]
 				break
 			}
 		}
 		if next == nil {
 			return line
+		}
+		if hasIndex {
+			i, err := strconv.Atoi(index)
+			if err != nil || next.Kind != yaml.SequenceNode || i >= len(next.Content) {
+				return line
+			}
+			next = next.Content[i]
+			line = next.Line
 		}
 		n = next
 	}
@@ -477,4 +587,22 @@ func ParseAllow(list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// parseRuntimeEndpoint checks a runtime API address: unix:///path, a bare
+// absolute path, or tcp://host:port.
+func parseRuntimeEndpoint(s string) (string, error) {
+	switch {
+	case strings.HasPrefix(s, "unix://"):
+		if p := strings.TrimPrefix(s, "unix://"); strings.HasPrefix(p, "/") {
+			return s, nil
+		}
+	case strings.HasPrefix(s, "/"):
+		return "unix://" + s, nil
+	case strings.HasPrefix(s, "tcp://"):
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(s, "tcp://")); err == nil {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a runtime API address: use unix:///run/haproxy/admin.sock or tcp://127.0.0.1:9999", s)
 }

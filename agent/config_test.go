@@ -386,3 +386,30 @@ func TestConfigErrorString(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConfigHAProxyEndpoints(t *testing.T) {
+	t.Parallel()
+	good := "haproxy:\n  - runtime: unix:///run/haproxy/admin.sock\n    backend: ws\n    server: ws1\n  - runtime: tcp://127.0.0.1:9999\nshed:\n  via: hook\n  hook_url: http://127.0.0.1:8080/hafeed/shed\nrebalance:\n  enabled: true\n"
+	cfg, err := ParseConfig("cfg.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []HAProxyConfig{{Runtime: "unix:///run/haproxy/admin.sock", Backend: "ws", Server: "ws1"}, {Runtime: "tcp://127.0.0.1:9999"}}
+	if diff := cmp.Diff(want, cfg.HAProxy); diff != "" {
+		t.Errorf("haproxy (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"haproxy:\n  - runtime: unix:///a.sock\n    backnd: ws\n", "cfg.yaml:3: haproxy[0].backnd: unknown key"},
+		{"haproxy:\n  - runtime: unix:///a.sock\n  - runtime: http://x\n", `cfg.yaml:3: haproxy[1].runtime: "http://x" is not a runtime API address`},
+		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n", "cfg.yaml:2: haproxy[0]: set both backend and server"},
+		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: \"ws1;shutdown\"\n", "cfg.yaml:4: haproxy[0].server:"},
+		{"shed:\n  via: hook\n", "shed.hook_url: shed.via: hook needs"},
+		{"rebalance:\n  enabled: true\n", "needs at least one haproxy[].runtime endpoint"},
+		{"rebalance:\n  max_rate: 2\n", "cfg.yaml:2: rebalance.max_rate: 2 is outside (0, 1]"},
+	} {
+		_, err := ParseConfig("cfg.yaml", []byte(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseConfig(%q) = %v, want an error containing %q", tt.yaml, err, tt.want)
+		}
+	}
+}

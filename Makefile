@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/hafeed/hafeed/cmd.version=$(VERSION)
 DEV     := $(CURDIR)/.dev
 
-.PHONY: help build test deps vet fmt-check run clean
+.PHONY: help build test deps vet fmt-check run clean bench-conns
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,3 +39,11 @@ run: build ## run the agent with dev paths under .dev/ (no root needed)
 
 clean: ## remove build output and dev state
 	rm -rf bin $(DEV)
+
+bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil
+	$(GO) run ./bench/conns $(if $(QUICK),-conns 10000,)
+
+.PHONY: sim
+sim: ## run the load-balancing simulator (10/100/1000 hosts)
+	@mkdir -p docs/img
+	$(GO) run ./bench/sim -plot docs/img $(if $(QUICK),-quick,)

@@ -47,7 +47,7 @@ func TestPolicyStep(t *testing.T) {
 		{"few connections keep the estimate", nil, settled(1500, 150), fresh(5, 0.9), 150, 1500, "keeping the last estimate"},
 		{"a step moves at most max_step", nil, settled(1000, 100), fresh(500, 0.25), 125, 2000, "by at most 25%"},
 		{"a step down moves at most max_step", nil, settled(1000, 100), fresh(100, 1), 75, 100, "by at most 25%"},
-		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(515, 0.5), 100, 1030, "dead band"},
+		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(505, 0.5), 100, 1010, "dead band"},
 		{"outside the dead band it moves", nil, settled(1000, 100), fresh(600, 0.5), 120, 1200, "capacity estimate"},
 		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight (fail-static)"},
 		{"no signal yet", nil, PolicyState{Start: t0.Add(-time.Hour)}, Observation{Connections: 900}, 0, 0, "no load signal yet"},

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+// policy is one way of balancing that a scenario compares.
+type policy struct {
+	Name   string
+	algo   algorithm
+	hafeed bool
+}
+
+var policies = []policy{
+	{Name: "roundrobin", algo: roundRobin},
+	{Name: "leastconn", algo: leastConn},
+	{Name: "leastconn+hafeed", algo: leastConn, hafeed: true},
+}
+
+// epoch is the simulated wall clock at t=0; the policy only sees time.Time.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Result is what one policy achieved in one scenario. Times are seconds
+// after the event; nil means never within the event's window.
+type Result struct {
+	Policy string `json:"policy"`
+	// Imbalance is max/mean utilisation over the hosts in rotation,
+	// averaged over the steady-state window; MeanUtilisation is the mean
+	// CPU demand there.
+	Imbalance       float64 `json:"imbalance"`
+	MeanUtilisation float64 `json:"mean_utilisation"`
+	// NewHostSeconds is how long the added host took to reach 90 % of the
+	// others' mean utilisation.
+	NewHostSeconds *float64 `json:"new_host_s"`
+	// DrainImbalance is max/mean between the drain and the next event.
+	DrainImbalance float64 `json:"drain_imbalance"`
+	// NoisyPeak is the slowed host's utilisation over the others' mean at
+	// worst; NoisyRecoverSeconds how long until it is back under 1.1.
+	NoisyPeak           float64  `json:"noisy_peak"`
+	NoisyRecoverSeconds *float64 `json:"noisy_recover_s"`
+	// EndImbalance is max/mean over the last two minutes, after all events.
+	EndImbalance float64 `json:"end_imbalance"`
+	// Weight changes reported by the agents per host per minute in the
+	// steady-state window, the share of them that reversed the previous
+	// change, and their mean size in weight points.
+	WeightChangesPerMinute float64 `json:"weight_changes_per_min"`
+	WeightReversalShare    float64 `json:"weight_reversal_share"`
+	MeanWeightStep         float64 `json:"mean_weight_step"`
+	// ConnectionsMoved is connections closed by the balancer to move them
+	// (none of the compared policies does); Refused is arrivals no server
+	// could take.
+	ConnectionsMoved int `json:"connections_moved"`
+	Refused          int `json:"refused"`
+	// OverloadSamples counts agent samples that capped maxconn.
+	OverloadSamples int `json:"overload_samples"`
+
+	// series is each host's utilisation every second (NaN while out of
+	// the cluster), kept only when asked for.
+	series [][]float64
+}
+
+// hostAgent is one host's hafeed: the policy's state and its last answer.
+type hostAgent struct {
+	state    agent.PolicyState
+	decision agent.Decision
+	answered bool
+	// weight and lastDelta track the reported weight for the oscillation
+	// metrics.
+	weight    int
+	lastDelta int
+}
+
+// simulation runs one policy through one scenario.
+type simulation struct {
+	sc     Scenario
+	pol    policy
+	cfg    agent.PolicyConfig
+	fleet  fleet
+	life   pareto
+	record bool
+
+	lbs []*balancer
+	// Per host: speed, live connections (all HAProxies) and hot ones.
+	speed   []float64
+	total   []int32
+	hot     []int32
+	joined  []bool
+	drained []bool
+	agents  []hostAgent
+	// wheel holds the departures of each step, packed by pack.
+	wheel [][]uint32
+
+	arrivals, noise *rand.Rand
+	rate            float64
+	nextArrival     float64
+	// samples[phase] are the agents that sample at that step of a second;
+	// polls[haproxy][phase] the agents each HAProxy polls at that step of
+	// agent-inter.
+	samples [][]int32
+	polls   [][][]int32
+	signals map[string]float64
+
+	res Result
+	acc accumulators
+}
+
+// accumulators gather the metrics while the simulation runs.
+type accumulators struct {
+	steady, drain, end                 meanOf
+	util                               meanOf
+	changes, reversals, weightSteps    int
+	weightStepSum                      float64
+	newHostAt, noisyRecoverAt, noisyPk float64
+}
+
+type meanOf struct {
+	sum float64
+	n   int
+}
+
+func (m *meanOf) add(v float64) { m.sum += v; m.n++ }
+func (m meanOf) mean() float64 {
+	if m.n == 0 {
+		return math.NaN()
+	}
+	return m.sum / float64(m.n)
+}
+
+func pack(h, lb int, hot bool) uint32 {
+	v := uint32(h)<<4 | uint32(lb)<<1
+	if hot {
+		v |= 1
+	}
+	return v
+}
+
+func unpack(v uint32) (h, lb int, hot bool) {
+	return int(v >> 4), int(v>>1) & 7, v&1 == 1
+}
+
+func newSimulation(sc Scenario, pol policy, cfg agent.PolicyConfig, seed uint64, record bool) (*simulation, error) {
+	if sc.HAProxies < 1 || sc.HAProxies > 8 {
+		return nil, fmt.Errorf("scenario %s: %d HAProxies, want 1 to 8", sc.Name, sc.HAProxies)
+	}
+	if sc.Hosts < 2 || sc.Hosts >= 1<<27 {
+		return nil, fmt.Errorf("scenario %s: %d hosts, want 2 or more", sc.Name, sc.Hosts)
+	}
+	t := sc.Timeline
+	if !(0 < t.WarmUp && t.WarmUp < t.ScaleUp && t.ScaleUp < t.Drain && t.Drain < t.Noisy && t.Noisy < t.End-120) {
+		return nil, fmt.Errorf("scenario %s: the timeline %+v is out of order", sc.Name, t)
+	}
+	servers := sc.Hosts + 1
+	s := &simulation{
+		sc:       sc,
+		pol:      pol,
+		cfg:      cfg,
+		fleet:    newFleet(sc, seed),
+		life:     newPareto(meanLifetime, paretoAlpha),
+		record:   record,
+		total:    make([]int32, servers),
+		hot:      make([]int32, servers),
+		joined:   make([]bool, servers),
+		drained:  make([]bool, servers),
+		agents:   make([]hostAgent, servers),
+		wheel:    make([][]uint32, t.End*stepsPerSecond+1),
+		arrivals: rand.New(rand.NewPCG(seed, streamArrivals)),
+		noise:    rand.New(rand.NewPCG(seed, streamNoise)),
+		rate:     float64(sc.Connections) / meanLifetime,
+		samples:  make([][]int32, agentSample),
+		signals:  map[string]float64{},
+	}
+	s.speed = append([]float64(nil), s.fleet.speeds...)
+	s.res.Policy = pol.Name
+	if record {
+		s.res.series = make([][]float64, servers)
+	}
+	phases := rand.New(rand.NewPCG(seed, streamPhases))
+	for range sc.HAProxies {
+		lb := newBalancer(pol.algo, servers)
+		lb.next = phases.IntN(sc.Hosts)
+		s.lbs = append(s.lbs, lb)
+		polls := make([][]int32, agentInter)
+		for h := range servers {
+			ph := phases.IntN(agentInter)
+			polls[ph] = append(polls[ph], int32(h))
+		}
+		s.polls = append(s.polls, polls)
+	}
+	for h := range servers {
+		ph := phases.IntN(agentSample)
+		s.samples[ph] = append(s.samples[ph], int32(h))
+	}
+	return s, nil
+}
+
+// run simulates the whole timeline and returns the metrics.
+func (s *simulation) run() Result {
+	t := s.sc.Timeline
+	for h := range s.sc.Hosts {
+		s.join(h, 0)
+	}
+	for range s.sc.Connections {
+		lb := s.arrivals.IntN(len(s.lbs))
+		hot := s.arrivals.Float64() < hotFraction
+		s.connect(0, lb, hot, s.life.residual(s.arrivals.Float64()))
+	}
+	s.nextArrival = s.arrivals.ExpFloat64() / s.rate
+	s.acc.newHostAt, s.acc.noisyRecoverAt = math.NaN(), math.NaN()
+
+	for k := range t.End * stepsPerSecond {
+		switch k {
+		case t.ScaleUp * stepsPerSecond:
+			s.join(s.sc.Hosts, k)
+		case t.Drain * stepsPerSecond:
+			s.drain(s.fleet.drained)
+		case t.Noisy * stepsPerSecond:
+			s.speed[s.fleet.noisy] *= noisySlowdown
+		}
+		for _, v := range s.wheel[k] {
+			h, lb, hot := unpack(v)
+			s.lbs[lb].release(h)
+			s.total[h]--
+			if hot {
+				s.hot[h]--
+			}
+		}
+		s.wheel[k] = nil
+		end := float64(k+1) / stepsPerSecond
+		for s.nextArrival < end {
+			lb := s.arrivals.IntN(len(s.lbs))
+			hot := s.arrivals.Float64() < hotFraction
+			s.connect(s.nextArrival, lb, hot, s.life.lifetime(s.arrivals.Float64()))
+			s.nextArrival += s.arrivals.ExpFloat64() / s.rate
+		}
+		if s.pol.hafeed {
+			for _, h := range s.samples[k%agentSample] {
+				if s.joined[h] {
+					s.sample(int(h), k)
+				}
+			}
+			for lb, polls := range s.polls {
+				for _, h := range polls[k%agentInter] {
+					s.poll(lb, int(h))
+				}
+			}
+		}
+		if (k+1)%stepsPerSecond == 0 {
+			s.measure((k + 1) / stepsPerSecond)
+		}
+	}
+	return s.result()
+}
+
+// join puts host h in rotation on every HAProxy with weight 100 and starts
+// its agent.
+func (s *simulation) join(h, k int) {
+	s.joined[h] = true
+	s.agents[h].state = agent.PolicyState{Start: epoch.Add(time.Duration(k) * step)}
+	for _, lb := range s.lbs {
+		lb.set(h, 100, 0, true)
+	}
+}
+
+// drain takes h out of rotation on every HAProxy at once, as an operator
+// does through the runtime API; its connections end by themselves.
+func (s *simulation) drain(h int) {
+	s.drained[h] = true
+	for _, lb := range s.lbs {
+		lb.set(h, lb.weight[h], lb.maxconn[h], false)
+	}
+}
+
+// connect places a connection arriving at time at (seconds) through HAProxy
+// lb and schedules its end.
+func (s *simulation) connect(at float64, lb int, hot bool, lifetime float64) {
+	h := s.lbs[lb].pick()
+	if h < 0 {
+		s.res.Refused++
+		return
+	}
+	s.total[h]++
+	if hot {
+		s.hot[h]++
+	}
+	k := int(at * stepsPerSecond)
+	end := math.Ceil((at + lifetime) * stepsPerSecond)
+	if end >= float64(len(s.wheel)) {
+		return // outlives the run
+	}
+	dep := max(int(end), k+1)
+	s.wheel[dep] = append(s.wheel[dep], pack(h, lb, hot))
+}
+
+// utilisation is host h's CPU demand: the activity of its connections over
+// its capacity. Above 1 the host is overloaded.
+func (s *simulation) utilisation(h int) float64 {
+	activity := float64(s.total[h]-s.hot[h]) + hotActivity*float64(s.hot[h])
+	return activity / (s.speed[h] * s.fleet.unitCapacity)
+}
+
+// sample is host h's agent at step k: it reads CPU (noisy, at most 100 %)
+// and runs the policy as the daemon does.
+func (s *simulation) sample(h, k int) {
+	a := &s.agents[h]
+	cpu := min(max(min(s.utilisation(h), 1)+cpuNoise*s.noise.NormFloat64(), 0), 1)
+	s.signals[agent.SignalCPU] = cpu
+	u, bottleneck, ok := agent.Combine(s.cfg.Targets, s.cfg.Mix, s.signals)
+	obs := agent.Observation{Connections: int(s.total[h]), Utilisation: u, Bottleneck: bottleneck, Fresh: ok, Peers: len(s.lbs)}
+	a.state, a.decision = s.cfg.Step(a.state, obs, epoch.Add(time.Duration(k)*step))
+	a.answered = true
+	if a.state.Overloaded {
+		s.res.OverloadSamples++
+	}
+
+	w := a.decision.WeightPercent
+	if w == 0 || w == a.weight {
+		return
+	}
+	if a.weight > 0 {
+		delta := w - a.weight
+		if sec := k / stepsPerSecond; sec >= s.sc.WarmUp && sec < s.sc.ScaleUp {
+			s.acc.changes++
+			s.acc.weightStepSum += math.Abs(float64(delta))
+			if a.lastDelta != 0 && (delta > 0) != (a.lastDelta > 0) {
+				s.acc.reversals++
+			}
+		}
+		a.lastDelta = delta
+	}
+	a.weight = w
+}
+
+// poll is HAProxy lb's agent-check of host h: it applies the agent's last
+// answer; weight 0% is no answer, and HAProxy keeps what it has.
+func (s *simulation) poll(lb, h int) {
+	a := &s.agents[h]
+	if !s.joined[h] || !a.answered {
+		return
+	}
+	b := s.lbs[lb]
+	weight, maxconn := b.weight[h], b.maxconn[h]
+	if w := a.decision.WeightPercent; w > 0 {
+		weight = int32(min(w, 256))
+	}
+	if a.decision.SendMaxconn {
+		maxconn = int32(a.decision.Maxconn)
+	}
+	b.set(h, weight, maxconn, !s.drained[h])
+}
+
+// measure takes the metrics at the end of second sec.
+func (s *simulation) measure(sec int) {
+	t := s.sc.Timeline
+	var sum, mx float64
+	n := 0
+	for h := range s.total {
+		if !s.joined[h] || s.drained[h] {
+			continue
+		}
+		u := s.utilisation(h)
+		sum += u
+		mx = max(mx, u)
+		n++
+	}
+	mean := sum / float64(n)
+	imbalance := mx / mean
+	switch {
+	case sec > t.WarmUp && sec <= t.ScaleUp:
+		s.acc.steady.add(imbalance)
+		s.acc.util.add(mean)
+	case sec > t.ScaleUp && sec <= t.Drain:
+		added := s.sc.Hosts
+		u := s.utilisation(added)
+		others := (sum - u) / float64(n-1)
+		if math.IsNaN(s.acc.newHostAt) && u >= 0.9*others {
+			s.acc.newHostAt = float64(sec - t.ScaleUp)
+		}
+	case sec > t.Drain && sec <= t.Noisy:
+		s.acc.drain.add(imbalance)
+	case sec > t.Noisy:
+		u := s.utilisation(s.fleet.noisy)
+		r := u / ((sum - u) / float64(n-1))
+		s.acc.noisyPk = max(s.acc.noisyPk, r)
+		if math.IsNaN(s.acc.noisyRecoverAt) && r <= 1.1 {
+			s.acc.noisyRecoverAt = float64(sec - t.Noisy)
+		}
+		if sec > t.End-120 {
+			s.acc.end.add(imbalance)
+		}
+	}
+	if s.record {
+		for h := range s.total {
+			u := math.NaN()
+			if s.joined[h] {
+				u = s.utilisation(h)
+			}
+			s.res.series[h] = append(s.res.series[h], u)
+		}
+	}
+}
+
+func (s *simulation) result() Result {
+	r := s.res
+	r.Imbalance = s.acc.steady.mean()
+	r.MeanUtilisation = s.acc.util.mean()
+	r.DrainImbalance = s.acc.drain.mean()
+	r.EndImbalance = s.acc.end.mean()
+	r.NoisyPeak = s.acc.noisyPk
+	r.NewHostSeconds = seconds(s.acc.newHostAt)
+	r.NoisyRecoverSeconds = seconds(s.acc.noisyRecoverAt)
+	minutes := float64(s.sc.ScaleUp-s.sc.WarmUp) / 60
+	r.WeightChangesPerMinute = float64(s.acc.changes) / float64(s.sc.Hosts) / minutes
+	if s.acc.changes > 0 {
+		r.WeightReversalShare = float64(s.acc.reversals) / float64(s.acc.changes)
+		r.MeanWeightStep = s.acc.weightStepSum / float64(s.acc.changes)
+	}
+	return r
+}
+
+func seconds(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}

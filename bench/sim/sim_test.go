@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+// TestSmallScenario runs the 10-host scenario: the same seed gives the
+// same results, and hafeed's weights beat plain leastconn.
+func TestSmallScenario(t *testing.T) {
+	t.Parallel()
+	sc := scenarios[0]
+	run := func() ScenarioResult {
+		sr, err := runScenario(sc, 1, agent.DefaultConfig().Policy, 1, false, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr.WallSeconds = 0
+		return sr
+	}
+	first, second := run(), run()
+	if diff := cmp.Diff(first, second, cmpopts.IgnoreUnexported(Result{})); diff != "" {
+		t.Fatalf("two runs with the same seed differ (-first +second):\n%s", diff)
+	}
+	byPolicy := map[string]Result{}
+	for _, r := range first.Results {
+		byPolicy[r.Policy] = r
+		if r.Refused != 0 || r.ConnectionsMoved != 0 {
+			t.Errorf("%s: %d refused, %d moved; want none", r.Policy, r.Refused, r.ConnectionsMoved)
+		}
+	}
+	lc, hf := byPolicy["leastconn"], byPolicy["leastconn+hafeed"]
+	if lc.Imbalance < 1.3 {
+		t.Errorf("leastconn imbalance %.3f: the scenario should be heterogeneous enough for at least 1.3", lc.Imbalance)
+	}
+	if hf.Imbalance >= lc.Imbalance || hf.Imbalance > 1.1 {
+		t.Errorf("leastconn+hafeed imbalance %.3f, leastconn %.3f: want hafeed lower and at most 1.1", hf.Imbalance, lc.Imbalance)
+	}
+	if hf.NewHostSeconds == nil || hf.NoisyRecoverSeconds == nil {
+		t.Errorf("leastconn+hafeed: the added host or the noisy neighbour never settled: %+v", hf)
+	}
+	if lc.WeightChangesPerMinute != 0 {
+		t.Errorf("leastconn changed weights %.2f times a minute; it has no agent", lc.WeightChangesPerMinute)
+	}
+}
+
+func TestSeedChangesResults(t *testing.T) {
+	t.Parallel()
+	sc := scenarios[0].quick()
+	a, err := runScenario(sc, 1, agent.DefaultConfig().Policy, 1, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runScenario(sc, 2, agent.DefaultConfig().Policy, 1, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Results[0].Imbalance == b.Results[0].Imbalance {
+		t.Errorf("seeds 1 and 2 gave the same roundrobin imbalance %v", a.Results[0].Imbalance)
+	}
+}
+
+// TestPareto checks both inverses against the closed forms of the
+// distribution functions.
+func TestPareto(t *testing.T) {
+	t.Parallel()
+	p := newPareto(300, 1.5)
+	if p.scale != 100 {
+		t.Fatalf("scale %v, want 100", p.scale)
+	}
+	survival := func(x float64) float64 { return math.Pow(p.scale/x, p.alpha) }
+	equilibrium := func(x float64) float64 {
+		if x <= p.scale {
+			return x / p.mean
+		}
+		return (p.scale + p.scale/(p.alpha-1)*(1-math.Pow(p.scale/x, p.alpha-1))) / p.mean
+	}
+	for _, u := range []float64{0, 0.1, 1.0 / 3, 0.5, 0.9, 0.999} {
+		if got := 1 - survival(p.lifetime(u)); math.Abs(got-u) > 1e-9 {
+			t.Errorf("lifetime(%v): its CDF is %v", u, got)
+		}
+		if got := equilibrium(p.residual(u)); math.Abs(got-u) > 1e-9 {
+			t.Errorf("residual(%v): its CDF is %v", u, got)
+		}
+	}
+	alt := newPareto(300, 2.5)
+	if got := 1 - math.Pow(alt.scale/alt.lifetime(0.5), 2.5); math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("alpha 2.5: lifetime(0.5) has CDF %v", got)
+	}
+}
+
+func TestLeastConn(t *testing.T) {
+	t.Parallel()
+	b := newBalancer(leastConn, 4)
+	for h := range 3 {
+		b.set(h, 100, 0, true)
+	}
+	// Ties take turns.
+	var got []int
+	for range 6 {
+		got = append(got, b.pick())
+	}
+	if diff := cmp.Diff([]int{0, 1, 2, 0, 1, 2}, got); diff != "" {
+		t.Errorf("equal weights (-want +got):\n%s", diff)
+	}
+	// Weight 200 takes twice the connections: (conns+1)/weight.
+	b.set(2, 200, 0, true)
+	for range 300 {
+		b.pick()
+	}
+	total := func(h int) int { return int(b.conns[h]) }
+	if total(2) < 2*total(0)-2 || total(2) > 2*total(0)+2 || abs(total(0)-total(1)) > 1 {
+		t.Errorf("weights 100/100/200 gave %d/%d/%d connections", total(0), total(1), total(2))
+	}
+	// Out of rotation, weight 0 and a full maxconn take nothing.
+	b.set(0, 100, 0, false)
+	b.set(1, 0, 0, true)
+	b.set(2, 200, b.conns[2], true)
+	if h := b.pick(); h != -1 {
+		t.Errorf("every server excluded, picked %d", h)
+	}
+	b.release(2)
+	if h := b.pick(); h != 2 {
+		t.Errorf("below maxconn again: picked %d, want 2", h)
+	}
+	// A server joining empty takes the next connections.
+	b.set(0, 100, 0, true)
+	b.set(1, 100, 0, true)
+	b.set(2, 100, 0, true)
+	b.set(3, 100, 0, true)
+	if h := b.pick(); h != 3 {
+		t.Errorf("the empty server should be picked, got %d", h)
+	}
+}
+
+func TestRoundRobin(t *testing.T) {
+	t.Parallel()
+	b := newBalancer(roundRobin, 4)
+	for h := range 4 {
+		b.set(h, 100, 0, true)
+	}
+	b.set(2, 100, 0, false)
+	var got []int
+	for range 6 {
+		got = append(got, b.pick())
+	}
+	if diff := cmp.Diff([]int{0, 1, 3, 0, 1, 3}, got); diff != "" {
+		t.Errorf("rotation without server 2 (-want +got):\n%s", diff)
+	}
+}
+
+func TestTableAndPlot(t *testing.T) {
+	t.Parallel()
+	sr, err := runScenario(scenarios[0].quick(), 1, agent.DefaultConfig().Policy, 1, true, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := writeTable(&out, 1, agent.DefaultConfig().Policy, []ScenarioResult{sr}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"roundrobin", "leastconn+hafeed", "small (10 hosts, 1000 connections"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	// A minute of each series is enough to exercise the plot, and quicker
+	// to draw under the race detector.
+	for i := range sr.Results {
+		for h, series := range sr.Results[i].series {
+			sr.Results[i].series[h] = series[:60]
+		}
+	}
+	path := filepath.Join(t.TempDir(), "sim.png")
+	if err := plotUtilisation(sr, path); err != nil {
+		t.Fatal(err)
+	}
+	png, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("%s is not a PNG", path)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	opts, err := parseFlags([]string{"-scenario", "small", "-dead-band", "0.02", "-seed", "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.policy.DeadBand != 0.02 || opts.seed != 7 || opts.policy.Smoothing != agent.DefaultConfig().Policy.Smoothing {
+		t.Errorf("parsed %+v", opts)
+	}
+	if _, err := selectScenarios("huge"); err == nil {
+		t.Error("an unknown scenario was accepted")
+	}
+}
+
+func abs(x int) int { return max(x, -x) }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +52,14 @@ type Agent struct {
 	stateErr string
 	sample   *Sample
 	listen   string
+	desired  desiredAdmin
+	shed     *shedJob
+	rebal    *RebalanceStatus
+
+	endpoints []*endpoint
+	closer    closer // nil when shedding is not possible
+	agentPort uint16
+	shedJobs  chan *shedJob
 }
 
 // New builds an agent; Serve runs it.
@@ -90,6 +100,13 @@ func (a *Agent) Serve(ctx context.Context) error {
 	a.mu.Lock()
 	a.listen = ln.Addr().String()
 	a.mu.Unlock()
+	a.agentPort = agentPort
+	if err := a.buildEndpoints(cfg); err != nil {
+		ln.Close()
+		ctl.ln.Close()
+		ctl.lock.Close()
+		return err
+	}
 	sampler, err := NewSampler(cfg.Sources, agentPort)
 	if err != nil {
 		ln.Close()
@@ -109,6 +126,11 @@ func (a *Agent) Serve(ctx context.Context) error {
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return ctl.Run(ctx) })
 	g.Go(func() error { return a.loop(ctx, sampler, server, agentPort) })
+	for _, e := range a.endpoints {
+		g.Go(func() error { return e.Run(ctx) })
+	}
+	g.Go(func() error { return a.runShedJobs(ctx) })
+	g.Go(func() error { return a.rebalance(ctx) })
 	err = g.Wait()
 	a.log.Info().Msg("hafeed agent stopped")
 	return err
@@ -131,6 +153,50 @@ func (a *Agent) loadState(path string) error {
 	a.mu.Unlock()
 	a.replies.Expect(state.Peers)
 	a.replies.SetAdmin(state.Admin, state.ReadyPending)
+	// A drain or maint is re-applied through the runtime API; ready is not
+	// pushed at start, so an operator's runtime drain stays.
+	a.desired = desiredAdmin{admin: state.Admin, gen: 1, push: state.Admin != haproxy.AdminReady}
+	return nil
+}
+
+// buildEndpoints sets up the runtime endpoints and the way to shed.
+func (a *Agent) buildEndpoints(cfg Config) error {
+	a.shedJobs = make(chan *shedJob)
+	ports := func() []uint16 {
+		if len(cfg.Sources.Ports) > 0 {
+			return cfg.Sources.Ports
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.sample != nil {
+			return a.sample.Ports
+		}
+		return nil
+	}
+	wanted := func() desiredAdmin {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.desired
+	}
+	for _, hc := range cfg.HAProxy {
+		e, err := newEndpoint(hc, ports, wanted, a.opts.Log)
+		if err != nil {
+			return err
+		}
+		a.endpoints = append(a.endpoints, e)
+	}
+	switch {
+	case cfg.Shed.Via == "hook":
+		// The hook may take up to 5 s (shed.ShedTimeout) to answer. No
+		// keep-alive: an idle connection to the application's port would
+		// count as one the drain waits for.
+		a.closer = hookCloser{url: cfg.Shed.HookURL, client: &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		}}
+	case len(a.endpoints) > 0:
+		a.closer = runtimeCloser{endpoints: a.endpoints}
+	}
 	return nil
 }
 
@@ -270,26 +336,68 @@ func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
 	}
 	a.mu.Lock()
 	a.state, a.stateErr = next, ""
+	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
 	a.mu.Unlock()
 	a.replies.SetAdmin(admin, next.ReadyPending)
 	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Msg("admin state changed")
-	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain {
-		warning = "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both"
+	var warnings []string
+	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpoints) == 0 {
+		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
 	}
-	return warning, nil
+	warnings = append(warnings, a.pushAll()...)
+	return strings.Join(warnings, "; "), nil
 }
 
-func (a *Agent) handle(_ context.Context, req Request) Response {
+// pushAll applies the admin state through every runtime endpoint at once,
+// waiting at most pushTimeout; endpoints that fail keep retrying.
+func (a *Agent) pushAll() []string {
+	if len(a.endpoints) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+	defer cancel()
+	errs := make([]error, len(a.endpoints))
+	var wg sync.WaitGroup
+	for i, e := range a.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.pushNow(ctx)
+		}()
+	}
+	wg.Wait()
+	var warnings []string
+	for _, err := range errs {
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("not pushed yet, retrying in the background (the agent-check reply carries it too): %v", err))
+		}
+	}
+	return warnings
+}
+
+func (a *Agent) handle(ctx context.Context, req Request) Response {
 	var warning string
 	switch req.Command {
 	case CommandStatus:
 	case CommandReady, CommandDrain, CommandMaint:
+		if req.ShedRate != 0 && req.Command != CommandDrain {
+			return Response{Error: "shed_rate goes with drain only"}
+		}
+		if req.ShedRate < 0 || req.Min < 0 {
+			return Response{Error: "shed_rate and min must not be negative"}
+		}
+		if req.ShedRate > 0 && a.closer == nil {
+			return Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
+		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
 		w, err := a.SetAdmin(admin)
 		if err != nil {
 			return Response{Error: err.Error()}
 		}
 		warning = w
+		if req.ShedRate > 0 {
+			a.startShed(ctx, req)
+		}
 	default:
 		return Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain or maint", req.Command)}
 	}
@@ -310,11 +418,16 @@ type Status struct {
 	Peers           []PeerStatus `json:"peers"`
 	PID             int          `json:"pid"`
 	Version         string       `json:"version"`
-	StartedAt       time.Time    `json:"started_at"`
-	ConfigFile      string       `json:"config_file,omitempty"`
-	AgentListen     string       `json:"agent_listen"`
-	ControlSocket   string       `json:"control_socket"`
-	StateFile       string       `json:"state_file"`
+	// HAProxy lists the runtime endpoints, Shed the last shedding job and
+	// Rebalance the rebalancer's last step.
+	HAProxy       []EndpointStatus `json:"haproxy,omitempty"`
+	Shed          *ShedStatus      `json:"shed,omitempty"`
+	Rebalance     *RebalanceStatus `json:"rebalance,omitempty"`
+	StartedAt     time.Time        `json:"started_at"`
+	ConfigFile    string           `json:"config_file,omitempty"`
+	AgentListen   string           `json:"agent_listen"`
+	ControlSocket string           `json:"control_socket"`
+	StateFile     string           `json:"state_file"`
 }
 
 // Status reports the agent's current state.
@@ -340,6 +453,17 @@ func (a *Agent) Status() Status {
 	if a.sample != nil {
 		s := *a.sample
 		st.Sample = &s
+	}
+	if a.shed != nil {
+		j := a.shed.snapshot()
+		st.Shed = &j
+	}
+	if a.rebal != nil {
+		r := *a.rebal
+		st.Rebalance = &r
+	}
+	for _, e := range a.endpoints {
+		st.HAProxy = append(st.HAProxy, e.snapshot())
 	}
 	if st.Peers == nil {
 		st.Peers = []PeerStatus{}

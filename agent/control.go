@@ -29,6 +29,11 @@ const (
 // Request is one control-socket request: a single JSON line.
 type Request struct {
 	Command string `json:"command"`
+	// ShedRate, with drain, closes the remaining connections at this many
+	// per second until Min remain or Timeout passes.
+	ShedRate float64       `json:"shed_rate,omitempty"`
+	Min      int           `json:"min,omitempty"`
+	Timeout  time.Duration `json:"timeout_ns,omitempty"`
 }
 
 // Response answers a Request.

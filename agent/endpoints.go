@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/metrics"
+)
+
+const (
+	// pushTimeout bounds how long a CLI command waits for the runtime API
+	// of each HAProxy; past it the push is retried in the background.
+	pushTimeout = 2 * time.Second
+	// infoEvery is how often an endpoint checks whether HAProxy restarted.
+	infoEvery  = 2 * time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// target is this host as one backend's server.
+type target struct{ Backend, Server string }
+
+func (t target) String() string { return t.Backend + "/" + t.Server }
+
+// EndpointStatus is what status shows of one HAProxy runtime endpoint.
+type EndpointStatus struct {
+	Runtime   string    `json:"runtime"`
+	Servers   []string  `json:"servers"`
+	PID       int       `json:"pid,omitempty"`
+	Applied   string    `json:"applied,omitempty"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	ErrorAt   time.Time `json:"error_at,omitzero"`
+}
+
+// desiredAdmin is the admin state the runtime endpoints should hold, with a
+// generation so that each endpoint knows whether it applied the latest.
+type desiredAdmin struct {
+	admin haproxy.Admin
+	gen   uint64
+	// push is false for a state hafeed must not push: ready that hafeed was
+	// not asked to set (an operator's runtime drain must stay).
+	push bool
+}
+
+// endpoint keeps one HAProxy's runtime API in step with the agent: it
+// pushes admin changes, re-applies them after HAProxy restarts, and keeps
+// the backend's stats and sessions for rebalancing and shedding.
+type endpoint struct {
+	cfg    HAProxyConfig
+	rt     *haproxy.Runtime
+	log    zerolog.Logger
+	ports  func() []uint16
+	wanted func() desiredAdmin
+	wake   chan struct{}
+
+	mu      sync.Mutex // serialises pushes; guards the fields below
+	targets []target
+	applied uint64
+	pid     int
+	uptime  int64
+	status  EndpointStatus
+}
+
+func newEndpoint(cfg HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
+	addr, err := parseRuntimeEndpoint(cfg.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := haproxy.NewRuntime(addr)
+	if err != nil {
+		return nil, err
+	}
+	e := &endpoint{
+		cfg: cfg, rt: rt, ports: ports, wanted: wanted,
+		log:    log.With().Str("component", "runtime").Str("endpoint", rt.Endpoint()).Logger(),
+		wake:   make(chan struct{}, 1),
+		status: EndpointStatus{Runtime: rt.Endpoint()},
+	}
+	if cfg.Backend != "" {
+		e.targets = []target{{cfg.Backend, cfg.Server}}
+	}
+	if !rt.IsLoopbackOrUnix() {
+		e.log.Warn().Msg("runtime API over TCP off loopback: it has no authentication, keep it on a protected network")
+	}
+	return e, nil
+}
+
+// Run keeps the endpoint in step until ctx ends, retrying with backoff.
+func (e *endpoint) Run(ctx context.Context) error {
+	backoff := time.Duration(0)
+	nextInfo := time.Time{}
+	for {
+		now := time.Now()
+		err := e.sync(ctx, now.After(nextInfo))
+		if !now.Before(nextInfo) {
+			nextInfo = now.Add(infoEvery)
+		}
+		wait := time.Until(nextInfo)
+		if err != nil {
+			backoff = min(max(2*backoff, time.Second), maxBackoff)
+			wait = backoff + rand.N(backoff/4+1)
+		} else {
+			backoff = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sync finds the targets if needed, notices restarts and applies the
+// wanted admin state when it is not applied yet.
+func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if checkInfo {
+		info, err := e.rt.Info(ctx)
+		if err != nil {
+			return e.fail(err)
+		}
+		if e.pid != 0 && (info.PID != e.pid || info.UptimeSec < e.uptime) {
+			e.log.Info().Int("old_pid", e.pid).Int("pid", info.PID).Msg("HAProxy restarted or reloaded: re-applying the admin state")
+			e.applied = 0
+			if e.cfg.Backend == "" {
+				e.targets = nil // rediscover: the configuration may have changed
+			}
+		}
+		e.pid, e.uptime = info.PID, info.UptimeSec
+		e.status.PID = info.PID
+	}
+	if err := e.resolve(ctx); err != nil {
+		return e.fail(err)
+	}
+	w := e.wanted()
+	if e.applied == w.gen {
+		return nil
+	}
+	if w.push {
+		for _, t := range e.targets {
+			if err := e.rt.SetState(ctx, t.Backend, t.Server, w.admin); err != nil {
+				return e.fail(err)
+			}
+		}
+		e.status.Applied, e.status.AppliedAt = w.admin.String(), time.Now()
+		e.log.Info().Str("admin", w.admin.String()).Strs("servers", e.status.Servers).Msg("pushed admin state")
+	}
+	e.applied = w.gen
+	e.status.Error = ""
+	return nil
+}
+
+func (e *endpoint) fail(err error) error {
+	if e.status.Error != err.Error() {
+		e.log.Warn().Err(err).Msg("runtime API")
+	}
+	e.status.Error, e.status.ErrorAt = err.Error(), time.Now()
+	return err
+}
+
+// resolve finds this host's servers by its addresses and ports in
+// "show servers state" when the config does not name them.
+func (e *endpoint) resolve(ctx context.Context) error {
+	if len(e.targets) > 0 {
+		return nil
+	}
+	states, err := e.rt.ServersState(ctx, "")
+	if err != nil {
+		return err
+	}
+	local, err := localAddrs()
+	if err != nil {
+		return err
+	}
+	ports := e.ports()
+	var found []target
+	for _, s := range states {
+		if s.Port > 0 && s.Port < 65536 && slices.Contains(ports, uint16(s.Port)) && slices.Contains(local, s.Addr.Unmap()) {
+			found = append(found, target{s.Backend, s.Name})
+		}
+	}
+	if len(found) == 0 {
+		return fmt.Errorf("no server in %s matches this host's addresses and ports %v: set haproxy[].backend and haproxy[].server", e.rt.Endpoint(), ports)
+	}
+	e.targets = found
+	e.status.Servers = nil
+	for _, t := range found {
+		e.status.Servers = append(e.status.Servers, t.String())
+	}
+	e.log.Info().Strs("servers", e.status.Servers).Msg("found this host in HAProxy")
+	return nil
+}
+
+// localAddrs lists this host's interface addresses.
+func localAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing local addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+// pushNow applies the wanted state at once, for a CLI command that waits.
+func (e *endpoint) pushNow(ctx context.Context) error {
+	err := e.sync(ctx, false)
+	if err != nil {
+		select {
+		case e.wake <- struct{}{}: // let Run retry with backoff
+		default:
+		}
+	}
+	return err
+}
+
+func (e *endpoint) snapshot() EndpointStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.status
+	st.Servers = nil
+	for _, t := range e.targets {
+		st.Servers = append(st.Servers, t.String())
+	}
+	return st
+}
+
+func (e *endpoint) currentTargets() []target {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.targets)
+}
+
+// backendLoad reads this host's backends and returns each server's
+// connections and effective weight; drained, down or maint servers have
+// weight 0.
+func (e *endpoint) backendLoad(ctx context.Context) (map[target]ServerLoad, error) {
+	out := map[target]ServerLoad{}
+	seen := map[string]bool{}
+	for _, t := range e.currentTargets() {
+		if seen[t.Backend] {
+			continue
+		}
+		seen[t.Backend] = true
+		stats, err := e.rt.Stats(ctx, t.Backend)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range stats {
+			if s.Server == "FRONTEND" || s.Server == "BACKEND" {
+				continue
+			}
+			w := s.Weight
+			if !strings.HasPrefix(s.Status, "UP") && s.Status != "no check" {
+				w = 0
+			}
+			out[target{t.Backend, s.Server}] = ServerLoad{Name: s.Server, Conns: s.Scur, Weight: w}
+		}
+	}
+	return out, nil
+}
+
+// runtimeCloser closes this host's sessions through HAProxy's runtime API
+// ("shutdown session"), spread over the endpoints by their share.
+type runtimeCloser struct {
+	endpoints []*endpoint
+}
+
+var errNoSessions = errors.New("no sessions of this server in HAProxy")
+
+func (rc runtimeCloser) close(ctx context.Context, n int, _ string) (int, error) {
+	type sess struct {
+		e  *endpoint
+		id string
+	}
+	var all []sess
+	var errs []error
+	for _, e := range rc.endpoints {
+		targets := e.currentTargets()
+		list, err := e.rt.Sessions(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, s := range list {
+			if slices.Contains(targets, target{s.Backend, s.Server}) {
+				all = append(all, sess{e, s.ID})
+			}
+		}
+	}
+	if len(all) == 0 {
+		if len(errs) > 0 {
+			return 0, errors.Join(errs...)
+		}
+		return 0, errNoSessions
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	closed := 0
+	for _, s := range all[:min(n, len(all))] {
+		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
+}
+
+// connCounter counts this host's established connections for a shedding
+// job, fresher than the sampler's last sample.
+func connCounter(src SourcesConfig, agentPort uint16) func() int {
+	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: []uint16{agentPort}}
+	return func() int {
+		n, err := c.Count(context.Background())
+		if err != nil {
+			return 1 << 30 // unknown: keep going until the deadline
+		}
+		return n.Established
+	}
+}
+
+var errNoTargets = errors.New("this host was not found in any HAProxy yet")

@@ -115,8 +115,7 @@ the same binary.`,
 	})
 	root.AddCommand(
 		newRunCmd(),
-		newAdminCmd("drain", "Stop new connections to this host; existing ones stay",
-			"HAProxy sends no new connections to a drained server; established ones carry on.\nThe state is saved before this returns and survives restarts of the agent."),
+		newDrainCmd(),
 		newAdminCmd("ready", "Take this host back into rotation",
 			"Leaves drain or maint. HAProxy is told \"ready\" until every HAProxy polling the\nagent has heard it; after that only the weight is sent, so a drain an operator set\nin HAProxy's runtime API stays until the operator lifts it."),
 		newAdminCmd("maint", "Put this host in maintenance: no traffic at all",

@@ -1,0 +1,199 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/hafeed/hafeed/agent"
+)
+
+// drainOptions are the flags of `hafeed drain` beyond the config flags.
+type drainOptions struct {
+	wait     bool
+	timeout  time.Duration
+	min      int
+	shedRate float64
+	asJSON   bool
+}
+
+func newDrainCmd() *cobra.Command {
+	var flags configFlags
+	var opts drainOptions
+	c := &cobra.Command{
+		Use:   "drain",
+		Short: "Stop new connections to this host; existing ones stay",
+		Long: `HAProxy sends no new connections to a drained server; established ones carry on.
+The state is saved before this returns and survives restarts of the agent; with
+runtime endpoints configured (haproxy[].runtime) HAProxy shows it at once.
+
+--wait then waits until this host's established connections on the watched
+ports reach zero (or --min), showing progress, and exits 0 when they do, or 1
+with the remaining count after --timeout. --shed-rate closes the remaining
+connections at that many per second, spread evenly with jitter, so clients
+reconnect through HAProxy onto other hosts (shed.via: runtime closes them in
+HAProxy, shed.via: hook asks the application). Use it from a systemd ExecStop=
+or a deploy script before stopping the WebSocket server.`,
+		Example: `  hafeed drain
+  hafeed drain --wait --timeout 10m
+  hafeed drain --wait --shed-rate 100 --timeout 5m   # move sockets off, 100/s
+  hafeed drain --wait --min 10                       # good enough at 10 left`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if !opts.wait && (c.Flags().Changed("timeout") || c.Flags().Changed("min") || c.Flags().Changed("shed-rate")) {
+				return usageErr(errors.New("--timeout, --min and --shed-rate go with --wait"))
+			}
+			if opts.shedRate < 0 || opts.min < 0 || opts.timeout <= 0 {
+				return usageErr(errors.New("--shed-rate and --min must not be negative, --timeout must be positive"))
+			}
+			req := agent.Request{Command: agent.CommandDrain}
+			if opts.wait {
+				req.ShedRate, req.Min, req.Timeout = opts.shedRate, opts.min, opts.timeout
+			}
+			started := time.Now()
+			resp, err := callAgent(c, &flags, req)
+			if err != nil {
+				return err
+			}
+			st := resp.Status
+			if st.Warning != "" {
+				fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
+			}
+			if !opts.wait {
+				if opts.asJSON {
+					return writeJSON(c, st)
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
+				return nil
+			}
+			return waitDrained(c, &flags, opts, started)
+		},
+	}
+	flags.register(c)
+	c.Flags().BoolVar(&opts.asJSON, "json", false, "print the agent's status as JSON")
+	c.Flags().BoolVar(&opts.wait, "wait", false, "wait until the established connections reach --min (0)")
+	c.Flags().DurationVar(&opts.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 1)")
+	c.Flags().IntVar(&opts.min, "min", 0, "with --wait: done when at most this many connections remain")
+	c.Flags().Float64Var(&opts.shedRate, "shed-rate", 0, "with --wait: close remaining connections at this many per second (default: none, wait for clients to leave)")
+	return c
+}
+
+// waitDrained polls the agent until few enough connections remain.
+func waitDrained(c *cobra.Command, flags *configFlags, opts drainOptions, started time.Time) error {
+	ctx, cancel := commandContext(c)
+	defer cancel()
+	deadline := started.Add(opts.timeout)
+	progress := newProgress(c.ErrOrStderr())
+	defer progress.finish()
+	for {
+		resp, err := callAgent(c, flags, agent.Request{Command: agent.CommandStatus})
+		if err != nil {
+			return err
+		}
+		st := resp.Status
+		if st.Admin != "drain" {
+			return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", st.Admin)
+		}
+		// Only a sample taken after the drain began can say it is done.
+		if s := st.Sample; s != nil && s.At.After(started) {
+			progress.update(s.Connections, st.Shed)
+			if s.Connections <= opts.min {
+				progress.finish()
+				fmt.Fprintf(c.OutOrStdout(), "drained: %d connections left after %s\n", s.Connections, time.Since(started).Round(time.Second))
+				return nil
+			}
+			if time.Now().After(deadline) {
+				progress.finish()
+				return fmt.Errorf("timed out after %s: %d connections remain on ports %s", opts.timeout, s.Connections, portList(s.Ports))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("interrupted: the host stays drained; its connections were not all gone")
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func portList(ports []uint16) string {
+	var b strings.Builder
+	for i, p := range ports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, p)
+	}
+	return b.String()
+}
+
+// progress shows how a drain goes: a live bar on a terminal, a line every
+// few seconds otherwise (logs, systemd).
+type progress struct {
+	w       io.Writer
+	tty     bool
+	first   int
+	start   time.Time
+	lastLog time.Time
+	shown   bool
+	samples []rateSample
+}
+
+type rateSample struct {
+	at    time.Time
+	conns int
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, first: -1, start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		p.tty = isatty.IsTerminal(f.Fd())
+	}
+	return p
+}
+
+func (p *progress) update(conns int, shed *agent.ShedStatus) {
+	now := time.Now()
+	if p.first < 0 {
+		p.first = conns
+	}
+	p.samples = append(p.samples, rateSample{now, conns})
+	for len(p.samples) > 2 && now.Sub(p.samples[0].at) > 5*time.Second {
+		p.samples = p.samples[1:]
+	}
+	rate := 0.0
+	if oldest := p.samples[0]; now.Sub(oldest.at) > 0 {
+		rate = float64(oldest.conns-conns) / now.Sub(oldest.at).Seconds()
+	}
+	shedText := ""
+	if shed != nil {
+		shedText = fmt.Sprintf(", shed %d", shed.Closed)
+	}
+	if p.tty {
+		const width = 30
+		done := 0
+		if p.first > 0 {
+			done = width * (p.first - conns) / p.first
+		}
+		done = min(max(done, 0), width)
+		fmt.Fprintf(p.w, "\r\033[K[%s%s] %d left, %.1f/s%s, %s", strings.Repeat("#", done), strings.Repeat(".", width-done), conns, rate, shedText, time.Since(p.start).Round(time.Second))
+		p.shown = true
+		return
+	}
+	if now.Sub(p.lastLog) >= 5*time.Second {
+		fmt.Fprintf(p.w, "draining: %d connections left, %.1f/s%s, %s elapsed\n", conns, rate, shedText, time.Since(p.start).Round(time.Second))
+		p.lastLog = now
+	}
+}
+
+func (p *progress) finish() {
+	if p.tty && p.shown {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
+}

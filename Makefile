@@ -13,7 +13,10 @@ build: ## build bin/hafeed with the version embedded
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hafeed ./cmd/hafeed
 
 test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race (e2e with real HAProxy)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
+	@# The end-to-end tests run real HAProxy, agents and hundreds of clients:
+	@# alone, so that their timing does not starve the unit tests or theirs.
+	$(GO) test -race -count=1 -timeout 10m ./e2e
 
 deps: ## install what the tests need when missing (HAProxy from Debian's packages)
 	@if ! command -v haproxy >/dev/null 2>&1; then \

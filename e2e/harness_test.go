@@ -78,6 +78,7 @@ type hafeed struct {
 	stateFile string
 	appPort   int
 	utilFile  string
+	vars      map[string]string
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when the process has exited
 	exitErr   error
@@ -85,10 +86,14 @@ type hafeed struct {
 }
 
 type hafeedOptions struct {
-	// config is YAML written to the config file (policy etc.).
+	// config is YAML written to the config file (policy etc.), a template
+	// that may use {{.UtilFile}} and the keys of vars.
 	config string
+	vars   map[string]string
 	// appPort is the port whose connections count as load.
 	appPort int
+	// admin, when set, is the state saved before the agent first starts.
+	admin string
 }
 
 // startHafeed starts `hafeed run` on a free loopback agent port.
@@ -105,7 +110,15 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		appPort:   opts.appPort,
 	}
 	h.utilFile = filepath.Join(dir, "util")
+	h.vars = opts.vars
 	h.setUtil(0.5)
+	if opts.admin != "" {
+		os.MkdirAll(filepath.Dir(h.stateFile), 0o755)
+		state := fmt.Sprintf(`{"version": 1, "admin": %q, "since": "2026-01-01T00:00:00Z"}`, opts.admin)
+		if err := os.WriteFile(h.stateFile, []byte(state), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(h.config, []byte(h.renderConfig(opts.config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +131,11 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 // renderConfig fills {{.UtilFile}} in a config template.
 func (h *hafeed) renderConfig(cfg string) string {
 	var b bytes.Buffer
-	if err := template.Must(template.New("hafeed").Parse(cfg)).Execute(&b, map[string]string{"UtilFile": h.utilFile}); err != nil {
+	data := map[string]string{"UtilFile": h.utilFile}
+	for k, v := range h.vars {
+		data[k] = v
+	}
+	if err := template.Must(template.New("hafeed").Option("missingkey=error").Parse(cfg)).Execute(&b, data); err != nil {
 		h.t.Fatal(err)
 	}
 	return b.String()
@@ -352,12 +369,18 @@ type haproxyServer struct {
 	Name      string
 	AppPort   int
 	AgentPort int
+	// Disabled starts the server in maintenance (a host not yet in service).
+	Disabled bool
+	// NoAgent turns agent-check off, so only the runtime API changes it.
+	NoAgent bool
 }
 
 type haproxyProc struct {
 	t        *testing.T
 	dir      string
 	sock     string
+	operSock string // a stats socket of level operator
+	cfgPath  string
 	frontend string
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when haproxy has exited
@@ -367,13 +390,14 @@ type haproxyProc struct {
 
 var haproxyConfig = template.Must(template.New("cfg").Parse(`global
     stats socket {{.Sock}} mode 600 level admin
+    stats socket {{.OperSock}} mode 600 level operator
     stats timeout 10s
 
 defaults
     mode tcp
     timeout connect 1s
-    timeout client 30s
-    timeout server 30s
+    timeout client 60s
+    timeout server 60s
 
 frontend fe
     bind {{.Frontend}}
@@ -383,31 +407,55 @@ backend ws
     balance leastconn
     default-server weight 100 check inter 1s agent-check agent-addr 127.0.0.1 agent-inter {{.Inter}}
 {{- range .Servers}}
-    server {{.Name}} 127.0.0.1:{{.AppPort}} agent-port {{.AgentPort}}
+    server {{.Name}} 127.0.0.1:{{.AppPort}} agent-port {{.AgentPort}}{{if .Disabled}} disabled{{end}}{{if .NoAgent}} no-agent-check{{end}}
 {{- end}}
 `))
 
 // startHAProxy runs haproxy in the foreground with a leastconn backend
-// whose servers are polled by the given agents.
+// whose servers are polled by the given agents every agentInter.
 func startHAProxy(t *testing.T, servers ...haproxyServer) *haproxyProc {
 	t.Helper()
+	h := newHAProxy(t)
+	h.start(agentInter, servers...)
+	return h
+}
+
+// newHAProxy picks the paths and frontend address of an HAProxy that
+// start then runs, so that agents can be configured before it starts.
+func newHAProxy(t *testing.T) *haproxyProc {
+	t.Helper()
 	dir := shortTempDir(t)
-	h := &haproxyProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), frontend: freeAddr(t), out: &bytes.Buffer{}}
+	return &haproxyProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
+		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &bytes.Buffer{}}
+}
+
+// start writes the configuration and runs haproxy until the test ends.
+func (h *haproxyProc) start(inter time.Duration, servers ...haproxyServer) {
+	t := h.t
+	t.Helper()
 	var cfg bytes.Buffer
 	err := haproxyConfig.Execute(&cfg, map[string]any{
 		"Sock":     h.sock,
+		"OperSock": h.operSock,
 		"Frontend": h.frontend,
-		"Inter":    fmt.Sprintf("%dms", agentInter.Milliseconds()),
+		"Inter":    fmt.Sprintf("%dms", inter.Milliseconds()),
 		"Servers":  servers,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(h.cfgPath, cfg.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.cmd = exec.Command("haproxy", "-db", "-f", cfgPath)
+	h.run()
+	t.Cleanup(h.stop)
+}
+
+// run starts the haproxy process and waits for its stats socket.
+func (h *haproxyProc) run() {
+	t := h.t
+	t.Helper()
+	h.cmd = exec.Command("haproxy", "-db", "-f", h.cfgPath)
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -417,11 +465,10 @@ func startHAProxy(t *testing.T, servers ...haproxyServer) *haproxyProc {
 		h.exitErr = h.cmd.Wait()
 		close(h.exited)
 	}()
-	t.Cleanup(h.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := h.runtime("show info"); err == nil {
-			return h
+			return
 		}
 		select {
 		case <-h.exited:
@@ -432,6 +479,14 @@ func startHAProxy(t *testing.T, servers ...haproxyServer) *haproxyProc {
 			t.Fatalf("haproxy stats socket did not answer within 10s\n%s", h.out)
 		}
 	}
+}
+
+// restart stops haproxy and starts it again with the same configuration:
+// every runtime change is lost, as on a real restart.
+func (h *haproxyProc) restart() {
+	h.t.Helper()
+	h.stop()
+	h.run()
 }
 
 func (h *haproxyProc) stop() {
@@ -620,3 +675,5 @@ func decodeJSON(t *testing.T, s string, v any) {
 		t.Fatalf("decoding %q: %v", s, err)
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }

@@ -44,7 +44,7 @@ type Agent struct {
 	started time.Time
 
 	// adminMu serialises admin changes, so that the order on disk is the
-	// order HAProxy sees.
+	// order HAProxy sees. Lock order: adminMu, an endpoint's mu, then mu.
 	adminMu  sync.Mutex
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -433,6 +433,11 @@ type Status struct {
 // Status reports the agent's current state.
 func (a *Agent) Status() Status {
 	line, announcing := a.replies.Current()
+	// Endpoints lock their own mutex and then a.mu: read them first.
+	var endpoints []EndpointStatus
+	for _, e := range a.endpoints {
+		endpoints = append(endpoints, e.snapshot())
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := Status{
@@ -449,6 +454,7 @@ func (a *Agent) Status() Status {
 		AgentListen:     a.listen,
 		ControlSocket:   a.cfg.ControlSocket,
 		StateFile:       a.cfg.StateFile,
+		HAProxy:         endpoints,
 	}
 	if a.sample != nil {
 		s := *a.sample
@@ -462,9 +468,7 @@ func (a *Agent) Status() Status {
 		r := *a.rebal
 		st.Rebalance = &r
 	}
-	for _, e := range a.endpoints {
-		st.HAProxy = append(st.HAProxy, e.snapshot())
-	}
+
 	if st.Peers == nil {
 		st.Peers = []PeerStatus{}
 	}

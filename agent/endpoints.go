@@ -166,6 +166,10 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 }
 
 func (e *endpoint) fail(err error) error {
+	switch {
+	case errors.Is(err, haproxy.ErrNoSuchServer), errors.Is(err, haproxy.ErrNoSuchBackend):
+		err = fmt.Errorf("%w (check haproxy[].backend and haproxy[].server, or leave both empty to find this host by address and port)", err)
+	}
 	if e.status.Error != err.Error() {
 		e.log.Warn().Err(err).Msg("runtime API")
 	}
@@ -317,7 +321,9 @@ func (rc runtimeCloser) close(ctx context.Context, n int, _ string) (int, error)
 	closed := 0
 	for _, s := range all[:min(n, len(all))] {
 		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
+				errs = append(errs, err)
+			}
 			continue
 		}
 		closed++

@@ -347,3 +347,35 @@ func indentJSON(v any) string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
 }
+
+// TestDiscovery leaves backend and server out of the config: the agent
+// finds itself in "show servers state" by address and port.
+func TestDiscovery(t *testing.T) {
+	t.Parallel()
+	a, other := startApp(t), startApp(t)
+	hp := newHAProxy(t)
+	cfg := `
+sources:
+  cpu: none
+  memory: none
+haproxy:
+  - runtime: unix://{{.Sock}}
+`
+	h := startHafeed(t, hafeedOptions{config: cfg, appPort: a.port(), vars: map[string]string{"Sock": hp.sock}})
+	hp.start(agentInter,
+		haproxyServer{Name: "other", AppPort: other.port(), AgentPort: freePort(t), NoAgent: true},
+		haproxyServer{Name: "mine", AppPort: a.port(), AgentPort: h.agentPort(), NoAgent: true})
+	waitEndpoint(t, h)
+	if got := h.status().HAProxy[0].Servers; len(got) != 1 || got[0] != "ws/mine" {
+		t.Fatalf("discovered servers %q, want [ws/mine]", got)
+	}
+	h.mustCLI("drain")
+	if !hp.serverState("mine").drained() || hp.serverState("other").drained() {
+		t.Errorf("drain reached the wrong server: mine %v, other %v", hp.serverState("mine"), hp.serverState("other"))
+	}
+}
+
+func freePort(t *testing.T) int {
+	addr := freeAddr(t)
+	return atoi(t, addr[strings.LastIndexByte(addr, ':')+1:])
+}

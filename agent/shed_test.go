@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/shed"
+)
+
+// countingCloser closes from a pool of connections and records when.
+type countingCloser struct {
+	mu     sync.Mutex
+	left   int
+	closes []time.Time
+}
+
+func (c *countingCloser) close(_ context.Context, n int, _ string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n = min(n, c.left)
+	c.left -= n
+	for range n {
+		c.closes = append(c.closes, time.Now())
+	}
+	return n, nil
+}
+
+func (c *countingCloser) remaining() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.left
+}
+
+// TestShedJobRate checks the rate bound: 100 connections at 200/s take
+// about half a second, never all at once, and the job stops at min.
+func TestShedJobRate(t *testing.T) {
+	t.Parallel()
+	c := &countingCloser{left: 110}
+	job := &shedJob{rate: 200, min: 10, reason: "drain", status: ShedStatus{Active: true}}
+	start := time.Now()
+	job.run(context.Background(), c, c.remaining, func() bool { return true }, zerolog.Nop())
+	took := time.Since(start)
+	st := job.snapshot()
+	if c.remaining() != 10 || st.Closed != 100 || st.Active {
+		t.Fatalf("closed %d, %d left, active %v; want 100 closed, 10 left, ended", st.Closed, c.remaining(), st.Active)
+	}
+	if took < 300*time.Millisecond {
+		t.Errorf("100 closes at 200/s took %v, want about 500ms", took)
+	}
+	// No burst: within any 100 ms at most 200/s x 0.1 s plus one tick's jitter.
+	for i := range c.closes {
+		j := i
+		for j < len(c.closes) && c.closes[j].Sub(c.closes[i]) < 100*time.Millisecond {
+			j++
+		}
+		if j-i > 45 {
+			t.Fatalf("%d closes within 100ms at a rate of 200/s", j-i)
+		}
+	}
+}
+
+func TestShedJobStops(t *testing.T) {
+	t.Parallel()
+	c := &countingCloser{left: 1000}
+	var keep atomic.Bool
+	keep.Store(true)
+	job := &shedJob{rate: 50, reason: "drain"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		job.run(context.Background(), c, c.remaining, keep.Load, zerolog.Nop())
+	}()
+	time.Sleep(100 * time.Millisecond)
+	keep.Store(false)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job did not stop when the admin state changed")
+	}
+	if got := job.snapshot().Ended; got != "admin state changed" {
+		t.Errorf("ended %q, want admin state changed", got)
+	}
+
+	job = &shedJob{rate: 50, reason: "drain", deadline: time.Now().Add(100 * time.Millisecond)}
+	job.run(context.Background(), c, c.remaining, func() bool { return true }, zerolog.Nop())
+	if got := job.snapshot().Ended; got == "" || got[:9] != "timed out" {
+		t.Errorf("ended %q, want timed out", got)
+	}
+}
+
+// TestHookCloserSpeaksShedProtocol runs the hook client against the shed
+// package's real handler.
+func TestHookCloserSpeaksShedProtocol(t *testing.T) {
+	t.Parallel()
+	var reg shed.Registry
+	closed := make(chan struct{}, 10)
+	for range 5 {
+		reg.Add(shed.ConnFunc(func(context.Context) error {
+			closed <- struct{}{}
+			return nil
+		}))
+	}
+	srv := httptest.NewServer(shed.Handler(&reg))
+	defer srv.Close()
+	h := hookCloser{url: srv.URL, client: &http.Client{Timeout: 5 * time.Second}}
+	n, err := h.close(context.Background(), 3, "drain")
+	if err != nil || n != 3 {
+		t.Fatalf("close(3) = %d, %v; want 3", n, err)
+	}
+	if reg.Len() != 2 || len(closed) != 3 {
+		t.Errorf("registry has %d left and %d were closed, want 2 and 3", reg.Len(), len(closed))
+	}
+	if _, err := (hookCloser{url: srv.URL, client: http.DefaultClient}).close(context.Background(), 1, "bogus"); err == nil {
+		t.Errorf("an unknown reason was accepted")
+	}
+}

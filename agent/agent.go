@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/hafeed/hafeed/haproxy"
 )
@@ -34,6 +35,12 @@ type Options struct {
 	Version  string
 	// Ready is called once the state is loaded and every listener is open.
 	Ready func()
+	// Notify, when set, receives systemd notifications ("READY=1",
+	// "WATCHDOG=1", "RELOADING=1", "STOPPING=1"); Watchdog is the interval
+	// systemd expects keep-alives at (0: no watchdog). The keep-alives come
+	// from the sampling loop, so a stuck loop stops them.
+	Notify   func(state string)
+	Watchdog time.Duration
 }
 
 // Agent is the hafeed daemon.
@@ -121,6 +128,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	if a.opts.Ready != nil {
 		a.opts.Ready()
 	}
+	a.notify("READY=1\nSTATUS=" + a.statusLine())
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(ctx) })
@@ -131,6 +139,11 @@ func (a *Agent) Serve(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.runShedJobs(ctx) })
 	g.Go(func() error { return a.rebalance(ctx) })
+	g.Go(func() error {
+		<-ctx.Done()
+		a.notify("STOPPING=1")
+		return nil
+	})
 	err = g.Wait()
 	a.log.Info().Msg("hafeed agent stopped")
 	return err
@@ -211,22 +224,32 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
+	var watchdog <-chan time.Time
+	if a.opts.Watchdog > 0 {
+		t := time.NewTicker(a.opts.Watchdog / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-watchdog:
+			a.notify("WATCHDOG=1")
 		case <-ticker.C:
 			a.publish(sampler.Sample(ctx, a.config().Policy, a.peerCount()))
 		case <-a.replies.announced:
 			a.persistAnnounced()
 		case <-hup:
+			a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
 			next, err := a.opts.Reload()
 			if err != nil {
 				a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-				continue
+			} else {
+				a.applyConfig(next, sampler, server, agentPort)
+				ticker.Reset(next.Interval)
 			}
-			a.applyConfig(next, sampler, server, agentPort)
-			ticker.Reset(next.Interval)
+			a.notify("READY=1\nSTATUS=" + a.statusLine())
 		}
 	}
 }
@@ -506,4 +529,27 @@ func PortOf(addr string) uint16 {
 	}
 	n, _ := strconv.ParseUint(p, 10, 16)
 	return uint16(n)
+}
+
+// notify sends a systemd notification when running under systemd.
+func (a *Agent) notify(state string) {
+	if a.opts.Notify != nil {
+		a.opts.Notify(state)
+	}
+}
+
+// statusLine is the one-line status systemctl shows.
+func (a *Agent) statusLine() string {
+	line, _ := a.replies.Current()
+	return fmt.Sprintf("admin %s, reply %q", a.currentState().Admin, trimNewline(line))
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd's
+// RELOADING=1 wants it.
+func monotonicUsec() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return "0"
+	}
+	return strconv.FormatInt(ts.Nano()/1000, 10)
 }

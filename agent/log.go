@@ -38,6 +38,10 @@ func NewLogger(cfg LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter, error)
 	}
 	filter := &LevelFilter{w: zerolog.LevelWriterAdapter{Writer: w}}
 	filter.Set(level)
+	if format == "json" && os.Getenv("JOURNAL_STREAM") != "" {
+		// journald stamps every line itself.
+		return zerolog.New(filter), filter, nil
+	}
 	return zerolog.New(filter).With().Timestamp().Logger(), filter, nil
 }
 

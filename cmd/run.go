@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent"
@@ -37,7 +38,20 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// Under systemd (Type=notify, WatchdogSec=): readiness, reloads,
+			// stopping and watchdog keep-alives.
+			watchdog, _ := daemon.SdWatchdogEnabled(false)
+			var notify func(string)
+			if os.Getenv("NOTIFY_SOCKET") != "" {
+				notify = func(state string) {
+					if _, err := daemon.SdNotify(false, state); err != nil {
+						log.Warn().Err(err).Msg("notifying systemd")
+					}
+				}
+			}
 			a := agent.New(agent.Options{
+				Notify:     notify,
+				Watchdog:   watchdog,
 				Config:     cfg,
 				ConfigFile: path,
 				Reload: func() (agent.Config, error) {

@@ -79,6 +79,7 @@ type hafeed struct {
 	appPort   int
 	utilFile  string
 	vars      map[string]string
+	env       []string
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when the process has exited
 	exitErr   error
@@ -94,6 +95,8 @@ type hafeedOptions struct {
 	appPort int
 	// admin, when set, is the state saved before the agent first starts.
 	admin string
+	// env is added to the agent's environment.
+	env []string
 }
 
 // startHafeed starts `hafeed run` on a free loopback agent port.
@@ -110,7 +113,7 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		appPort:   opts.appPort,
 	}
 	h.utilFile = filepath.Join(dir, "util")
-	h.vars = opts.vars
+	h.vars, h.env = opts.vars, opts.env
 	h.setUtil(0.5)
 	if opts.admin != "" {
 		os.MkdirAll(filepath.Dir(h.stateFile), 0o755)
@@ -169,6 +172,7 @@ func (h *hafeed) start() {
 		"--interval", "100ms",
 		"--log-format", "json", "--log-level", "debug")
 	h.cmd.Stdout, h.cmd.Stderr = log, log
+	h.cmd.Env = append(os.Environ(), h.env...)
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}

@@ -67,6 +67,8 @@ type Agent struct {
 	closer    closer // nil when shedding is not possible
 	agentPort uint16
 	shedJobs  chan *shedJob
+	// shed counts connections closed to move them, by reason.
+	shedCount map[string]uint64
 }
 
 // New builds an agent; Serve runs it.
@@ -138,6 +140,14 @@ func (a *Agent) Serve(ctx context.Context) error {
 		g.Go(func() error { return e.Run(ctx) })
 	}
 	g.Go(func() error { return a.runShedJobs(ctx) })
+	if cfg.Metrics.Listen != "" {
+		m, err := newMetricsServer(cfg.Metrics.Listen, collector{a: a, version: a.opts.Version})
+		if err != nil {
+			return err
+		}
+		a.log.Info().Str("listen", m.ln.Addr().String()).Msg("serving Prometheus metrics on /metrics")
+		g.Go(func() error { return m.Run(ctx) })
+	}
 	g.Go(func() error { return a.rebalance(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
@@ -552,4 +562,24 @@ func monotonicUsec() string {
 		return "0"
 	}
 	return strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// countShed adds closed connections to the shed totals.
+func (a *Agent) countShed(reason string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.shedCount == nil {
+		a.shedCount = map[string]uint64{}
+	}
+	a.shedCount[reason] += uint64(n)
+}
+
+func (a *Agent) shedTotals() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]uint64{"drain": 0, "rebalance": 0}
+	for k, v := range a.shedCount {
+		out[k] = v
+	}
+	return out
 }

@@ -38,7 +38,14 @@ type Config struct {
 	HAProxy   []HAProxyConfig `yaml:"haproxy"`
 	Shed      ShedConfig      `yaml:"shed"`
 	Rebalance RebalanceConfig `yaml:"rebalance"`
+	Metrics   MetricsConfig   `yaml:"metrics"`
 	Log       LogConfig       `yaml:"log"`
+}
+
+// MetricsConfig is the optional Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is the address of /metrics, e.g. 127.0.0.1:9555; "" is off.
+	Listen string `yaml:"listen"`
 }
 
 // HAProxyConfig is one HAProxy this host sits behind.
@@ -524,6 +531,11 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	}
 	if rb.HighWater <= 0 {
 		bad("rebalance.high_water", "must be positive (1.0 is the utilisation at the targets)")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%q is not host:port (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", c.Metrics.Listen)
+		}
 	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
 		bad("log.format", "%q: want auto, json or console", c.Log.Format)

@@ -41,6 +41,8 @@ type EndpointStatus struct {
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	Error     string    `json:"error,omitempty"`
 	ErrorAt   time.Time `json:"error_at,omitzero"`
+	// Errors counts failed runtime API calls since the agent started.
+	Errors uint64 `json:"errors"`
 }
 
 // desiredAdmin is the admin state the runtime endpoints should hold, with a
@@ -174,6 +176,7 @@ func (e *endpoint) fail(err error) error {
 		e.log.Warn().Err(err).Msg("runtime API")
 	}
 	e.status.Error, e.status.ErrorAt = err.Error(), time.Now()
+	e.status.Errors++
 	return err
 }
 

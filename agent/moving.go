@@ -57,7 +57,9 @@ func (a *Agent) runShedJobs(ctx context.Context) error {
 			go func() {
 				defer close(done)
 				keep := func() bool { return a.currentState().Admin == haproxy.AdminDrain }
-				job.run(jobCtx, a.closer, count, keep, a.log.With().Str("component", "shed").Logger())
+				counted := countingCloser{closer: a.closer, count: func(n int) { a.countShed(job.reason, n) }}
+				a.log.Info().Float64("rate", job.rate).Int("min", job.min).Time("deadline", job.deadline).Str("reason", job.reason).Msg("shedding connections to empty this host")
+				job.run(jobCtx, counted, count, keep, a.log.With().Str("component", "shed").Logger())
 				a.log.Info().Int("closed", job.snapshot().Closed).Str("ended", job.snapshot().Ended).Msg("shedding job ended")
 			}()
 		}
@@ -118,6 +120,7 @@ func (a *Agent) rebalance(ctx context.Context) error {
 		if d.Shed > 0 && a.closer != nil {
 			closed, err := a.closer.close(ctx, d.Shed, "rebalance")
 			total += closed
+			a.countShed("rebalance", closed)
 			status.Shed = total
 			ev := log.Info()
 			if err != nil {
@@ -177,4 +180,16 @@ func (a *Agent) backendView(ctx context.Context) ([]ServerLoad, string, error) {
 		out = append(out, *byName[n])
 	}
 	return out, self.Server, nil
+}
+
+// countingCloser adds what a closer closed to the agent's totals.
+type countingCloser struct {
+	closer
+	count func(int)
+}
+
+func (c countingCloser) close(ctx context.Context, n int, reason string) (int, error) {
+	closed, err := c.closer.close(ctx, n, reason)
+	c.count(closed)
+	return closed, err
 }

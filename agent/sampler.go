@@ -36,6 +36,8 @@ type SignalStatus struct {
 	// counts until policy.stale_after.
 	Stale bool   `json:"stale,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Duration is how long the last read took.
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // signalSource reads one load signal. metrics.ErrNoData means "nothing yet"
@@ -94,19 +96,21 @@ func (s *Sampler) Sample(ctx context.Context, policy PolicyConfig, peers int) Sa
 	start := s.now()
 	out := Sample{At: start, Signals: map[string]SignalStatus{}}
 	connsFresh := false
-	if n, err := s.conns.Count(ctx); err != nil {
+	n, err := s.conns.Count(ctx)
+	if err != nil {
 		out.Errors = append(out.Errors, "connections: "+err.Error())
 	} else {
 		out.Connections, out.Ports, connsFresh = n.Established, n.Ports, true
-		s.record(SignalConnections, float64(n.Established), nil, start)
 	}
+	s.record(SignalConnections, float64(n.Established), err, start, s.now().Sub(start))
 	out.ConnMethod = s.conns.Method()
 	for name, src := range s.sources {
+		readStart := s.now()
 		v, err := src.read(ctx)
 		if err != nil && !errors.Is(err, metrics.ErrNoData) {
 			out.Errors = append(out.Errors, name+": "+err.Error())
 		}
-		s.record(name, v, err, start)
+		s.record(name, v, err, start, s.now().Sub(readStart))
 	}
 	slices.Sort(out.Errors)
 
@@ -146,11 +150,12 @@ func (s *Sampler) scored(policy PolicyConfig) bool {
 }
 
 // record keeps a signal's last good value, or notes why it failed.
-func (s *Sampler) record(name string, v float64, err error, at time.Time) {
+func (s *Sampler) record(name string, v float64, err error, at time.Time, took time.Duration) {
 	st := s.last[name]
+	st.Duration = took
 	switch {
 	case err == nil:
-		st = SignalStatus{Value: v, At: at}
+		st = SignalStatus{Value: v, At: at, Duration: took}
 	case errors.Is(err, metrics.ErrNoData):
 		st.Error = ""
 	default:

@@ -14,14 +14,14 @@ import (
 	"github.com/hafeed/hafeed/shed"
 )
 
-// countingCloser closes from a pool of connections and records when.
-type countingCloser struct {
+// poolCloser closes from a pool of connections and records when.
+type poolCloser struct {
 	mu     sync.Mutex
 	left   int
 	closes []time.Time
 }
 
-func (c *countingCloser) close(_ context.Context, n int, _ string) (int, error) {
+func (c *poolCloser) close(_ context.Context, n int, _ string) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n = min(n, c.left)
@@ -32,7 +32,7 @@ func (c *countingCloser) close(_ context.Context, n int, _ string) (int, error) 
 	return n, nil
 }
 
-func (c *countingCloser) remaining() int {
+func (c *poolCloser) remaining() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.left
@@ -42,7 +42,7 @@ func (c *countingCloser) remaining() int {
 // about half a second, never all at once, and the job stops at min.
 func TestShedJobRate(t *testing.T) {
 	t.Parallel()
-	c := &countingCloser{left: 110}
+	c := &poolCloser{left: 110}
 	job := &shedJob{rate: 200, min: 10, reason: "drain", status: ShedStatus{Active: true}}
 	start := time.Now()
 	job.run(context.Background(), c, c.remaining, func() bool { return true }, zerolog.Nop())
@@ -68,7 +68,7 @@ func TestShedJobRate(t *testing.T) {
 
 func TestShedJobStops(t *testing.T) {
 	t.Parallel()
-	c := &countingCloser{left: 1000}
+	c := &poolCloser{left: 1000}
 	var keep atomic.Bool
 	keep.Store(true)
 	job := &shedJob{rate: 50, reason: "drain"}

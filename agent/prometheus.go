@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// collector exposes the agent's state to Prometheus, read at scrape time
+// from the same status `hafeed status` shows.
+type collector struct {
+	a       *Agent
+	version string
+}
+
+var (
+	descBuildInfo   = prometheus.NewDesc("hafeed_build_info", "hafeed's version; always 1.", []string{"version", "goversion"}, nil)
+	descAdmin       = prometheus.NewDesc("hafeed_admin_state", "1 for the current admin state (ready, drain, maint), 0 for the others.", []string{"state"}, nil)
+	descWeight      = prometheus.NewDesc("hafeed_weight_percent", "Weight reported to HAProxy, in percent of the configured weight; 0 while none is reported.", nil, nil)
+	descMaxconn     = prometheus.NewDesc("hafeed_maxconn", "maxconn reported to HAProxy by the overload guard; absent when none is sent.", nil, nil)
+	descUtilisation = prometheus.NewDesc("hafeed_utilisation_ratio", "Load relative to the targets (1 means at target), from the bottleneck signal.", nil, nil)
+	descCapacity    = prometheus.NewDesc("hafeed_capacity_connections", "Estimated connections this host holds at its targets.", nil, nil)
+	descConns       = prometheus.NewDesc("hafeed_connections", "Established inbound TCP connections on the watched ports.", nil, nil)
+	descSignal      = prometheus.NewDesc("hafeed_signal_ratio", "Last good reading of a load signal as a fraction (cpu, memory, pressure, app).", []string{"signal"}, nil)
+	descSignalStale = prometheus.NewDesc("hafeed_signal_stale", "1 when the signal's last read failed and its value is old.", []string{"signal"}, nil)
+	descSourceTime  = prometheus.NewDesc("hafeed_source_duration_seconds", "How long the last read of each source took.", []string{"source"}, nil)
+	descSampleTime  = prometheus.NewDesc("hafeed_sample_duration_seconds", "How long the last sample of every source took.", nil, nil)
+	descReplies     = prometheus.NewDesc("hafeed_agent_check_replies_total", "Agent-check replies served, per polling HAProxy address.", []string{"peer"}, nil)
+	descShed        = prometheus.NewDesc("hafeed_shed_connections_total", "Connections closed to move them, by reason (drain, rebalance).", []string{"reason"}, nil)
+	descPushErrors  = prometheus.NewDesc("hafeed_runtime_errors_total", "Failed runtime API calls (pushes, discovery, restart checks), per HAProxy endpoint.", []string{"endpoint"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(descBuildInfo, 1, c.version, runtime.Version())
+	for _, state := range []string{"ready", "drain", "maint"} {
+		v := 0.0
+		if st.Admin == state {
+			v = 1
+		}
+		gauge(descAdmin, v, state)
+	}
+	if s := st.Sample; s != nil {
+		gauge(descWeight, float64(s.WeightPercent))
+		if s.SendMaxconn {
+			gauge(descMaxconn, float64(s.Maxconn))
+		}
+		gauge(descUtilisation, s.Utilisation)
+		gauge(descCapacity, s.Capacity)
+		gauge(descConns, float64(s.Connections))
+		gauge(descSampleTime, s.Duration.Seconds())
+		for name, sig := range s.Signals {
+			gauge(descSourceTime, sig.Duration.Seconds(), name)
+			if name == SignalConnections {
+				continue
+			}
+			if !sig.At.IsZero() {
+				gauge(descSignal, sig.Value, name)
+			}
+			stale := 0.0
+			if sig.Stale {
+				stale = 1
+			}
+			gauge(descSignalStale, stale, name)
+		}
+	}
+	for _, p := range st.Peers {
+		counter(descReplies, float64(p.Polls), p.Addr)
+	}
+	for reason, n := range c.a.shedTotals() {
+		counter(descShed, float64(n), reason)
+	}
+	for _, e := range st.HAProxy {
+		counter(descPushErrors, float64(e.Errors), e.Runtime)
+	}
+}
+
+// metricsServer serves /metrics until ctx ends.
+type metricsServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func newMetricsServer(addr string, c prometheus.Collector) (*metricsServer, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
+	}
+	return &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+func (m *metricsServer) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m.srv.Shutdown(shutdown)
+	})
+	defer stop()
+	if err := m.srv.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -50,3 +50,59 @@ bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil
 sim: ## run the load-balancing simulator (10/100/1000 hosts)
 	@mkdir -p docs/img
 	$(GO) run ./bench/sim -plot docs/img $(if $(QUICK),-quick,)
+
+# --- Debian package and systemd unit (docs/OPERATIONS.md, packaging/) ---
+# nfpm is pinned and installed under bin/tools by `go install`, outside go.mod.
+NFPM_VERSION ?= v2.45.2
+NFPM         := $(CURDIR)/bin/tools/nfpm-$(NFPM_VERSION)/nfpm
+DIST         ?= $(CURDIR)/bin/dist
+# A Debian version from $(VERSION): v1.2.0 -> 1.2.0, v1.2.0-3-gabc1234 ->
+# 1.2.0+3.gabc1234 (sorts after 1.2.0), -dirty or -rc1 -> ~dirty, ~rc1
+# (sort before), and no tag (a bare commit, "devel") -> 0~<it>.
+DEB_VERSION  ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.)/\1/; s/-([0-9]+)-g([0-9a-f]+)/+\1.g\2/; s/-/~/g; /^[0-9]+\./!s/^/0~/')
+DEB_ARCH     ?= $(shell $(GO) env GOARCH)
+DEB          := $(DIST)/hafeed_$(DEB_VERSION)_$(DEB_ARCH).deb
+PKG_BUILD    := $(DIST)/build-$(DEB_ARCH)
+
+.PHONY: deb deps-packaging test-packaging
+deps: deps-packaging
+
+deps-packaging: $(NFPM) ## what the packaging tests need when missing: systemd-analyze, dpkg-deb, adduser, nfpm
+	@missing=""; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v dpkg-deb >/dev/null 2>&1 || missing="$$missing dpkg"; \
+	command -v adduser >/dev/null 2>&1 || missing="$$missing adduser"; \
+	command -v deb-systemd-helper >/dev/null 2>&1 || missing="$$missing init-system-helpers"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing:$$missing: run 'sudo apt-get update && sudo apt-get install -y$$missing', then make test again" >&2; exit 1; \
+		fi; \
+		echo "installing$$missing (apt-get)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@systemd-analyze --version | head -1
+
+$(NFPM):
+	GOBIN=$(dir $(NFPM)) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+deb: $(NFPM) ## build bin/dist/hafeed_<version>_<arch>.deb: binary, unit, conffile, completions
+	rm -rf $(PKG_BUILD) && mkdir -p $(PKG_BUILD)/completions
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(PKG_BUILD)/hafeed ./cmd/hafeed
+	@# The config example and completions come from the binary (the host's
+	@# build of it when cross-compiling).
+	@set -e; if [ "$(DEB_ARCH)" = "$$($(GO) env GOHOSTARCH)" ]; then gen=$(PKG_BUILD)/hafeed; \
+	else gen="$(GO) run -trimpath ./cmd/hafeed"; fi; \
+	$$gen config example > $(PKG_BUILD)/hafeed.yaml; \
+	$$gen completion bash > $(PKG_BUILD)/completions/hafeed.bash; \
+	$$gen completion zsh > $(PKG_BUILD)/completions/_hafeed; \
+	$$gen completion fish > $(PKG_BUILD)/completions/hafeed.fish
+	HAFEED_DEB_VERSION='$(DEB_VERSION)' HAFEED_DEB_ARCH='$(DEB_ARCH)' HAFEED_PKG_BUILD='$(PKG_BUILD)' \
+		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB)
+	@echo "built $(DEB)"
+
+test-packaging: ## only the unit and package tests (as root: installs and purges the .deb)
+	$(GO) test -count=1 -v ./packaging
+
+.PHONY: docs
+docs: ## regenerate docs/CONFIG.md from the example configuration
+	$(GO) run ./cmd/gendocs

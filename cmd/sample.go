@@ -57,7 +57,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 				}{s, reply})
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
-			printSample(tw, &s)
+			printSample(tw, &s, styleFor(c.OutOrStdout()))
 			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
 			return tw.Flush()
 		},

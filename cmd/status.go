@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent"
@@ -37,7 +39,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
 			if asJSON {
 				return writeJSON(c, resp.Status)
 			}
-			printStatus(c.OutOrStdout(), resp.Status, time.Now())
+			printStatus(c.OutOrStdout(), resp.Status, time.Now(), styleFor(c.OutOrStdout()))
 			return nil
 		},
 	}
@@ -46,12 +48,12 @@ the HAProxy addresses that poll it. The config flags locate the agent
 	return c
 }
 
-func printStatus(w io.Writer, st *agent.Status, now time.Time) {
+func printStatus(w io.Writer, st *agent.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
-	row("admin", "%s (since %s, %s ago)", st.Admin, st.Since.Local().Format(time.DateTime), ago(now, st.Since))
+	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
 	if st.StateError != "" {
-		row("state error", "%s", st.StateError)
+		row("state error", "%s", sty.bad(st.StateError))
 	}
 	ann := ""
 	if st.AnnouncingReady {
@@ -59,7 +61,35 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 	}
 	row("reply", "%s%s", st.Reply, ann)
 	if st.Sample != nil {
-		printSample(tw, st.Sample)
+		printSample(tw, st.Sample, sty)
+	}
+	for _, e := range st.HAProxy {
+		text := fmt.Sprintf("%s servers %s", e.Runtime, strings.Join(e.Servers, ","))
+		if e.Applied != "" {
+			text += fmt.Sprintf(", pushed %s %s ago", e.Applied, ago(now, e.AppliedAt))
+		}
+		if e.Error != "" {
+			text += ": " + sty.bad(e.Error)
+		}
+		row("haproxy", "%s", text)
+	}
+	if s := st.Shed; s != nil {
+		state := "running"
+		if !s.Active {
+			state = s.Ended
+		}
+		text := fmt.Sprintf("%s at %.0f/s via %s: %d closed, %s", s.Reason, s.Rate, s.Via, s.Closed, state)
+		if s.LastError != "" {
+			text += ": " + sty.bad(s.LastError)
+		}
+		row("shedding", "%s", text)
+	}
+	if r := st.Rebalance; r != nil {
+		text := fmt.Sprintf("%s (%d shed so far)", r.Reason, r.Shed)
+		if r.Error != "" {
+			text += ": " + sty.bad(r.Error)
+		}
+		row("rebalance", "%s", text)
 	}
 	if len(st.Peers) == 0 {
 		row("haproxy peers", "none polled in the last minute")
@@ -80,7 +110,7 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time) {
 	tw.Flush()
 }
 
-func printSample(tw *tabwriter.Writer, s *agent.Sample) {
+func printSample(tw *tabwriter.Writer, s *agent.Sample, sty style) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	ports := "none listening"
 	if len(s.Ports) > 0 {
@@ -111,11 +141,11 @@ func printSample(tw *tabwriter.Writer, s *agent.Sample) {
 				text += " (no target: not scored)"
 			}
 			if sig.Stale {
-				text += fmt.Sprintf(", STALE since %s", sig.At.Local().Format("15:04:05"))
+				text += sty.warn(fmt.Sprintf(", STALE since %s", sig.At.Local().Format("15:04:05")))
 			}
 		}
 		if sig.Error != "" {
-			text += ": " + sig.Error
+			text += ": " + sty.bad(sig.Error)
 		}
 		row(name, "%s", text)
 	}
@@ -154,4 +184,32 @@ func ago(now, t time.Time) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(time.Minute).String()
+}
+
+// style colours values on a terminal, unless NO_COLOR is set.
+type style struct{ on bool }
+
+func styleFor(w io.Writer) style {
+	f, ok := w.(*os.File)
+	return style{on: ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""}
+}
+
+func (s style) paint(code, text string) string {
+	if !s.on {
+		return text
+	}
+	return "\033[" + code + "m" + text + "\033[0m"
+}
+
+func (s style) bad(text string) string  { return s.paint("31", text) }
+func (s style) warn(text string) string { return s.paint("33", text) }
+
+func (s style) admin(state string) string {
+	switch state {
+	case "ready":
+		return s.paint("32", state)
+	case "drain":
+		return s.warn(state)
+	}
+	return s.bad(state)
 }

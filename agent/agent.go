@@ -372,7 +372,7 @@ func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
 	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
 	a.mu.Unlock()
 	a.replies.SetAdmin(admin, next.ReadyPending)
-	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Msg("admin state changed")
+	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
 	var warnings []string
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpoints) == 0 {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")

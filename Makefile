@@ -87,7 +87,7 @@ $(NFPM):
 
 deb: $(NFPM) ## build bin/dist/hafeed_<version>_<arch>.deb: binary, unit, conffile, completions
 	rm -rf $(PKG_BUILD) && mkdir -p $(PKG_BUILD)/completions
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(PKG_BUILD)/hafeed ./cmd/hafeed
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o $(PKG_BUILD)/hafeed ./cmd/hafeed
 	@# The config example and completions come from the binary (the host's
 	@# build of it when cross-compiling).
 	@set -e; if [ "$(DEB_ARCH)" = "$$($(GO) env GOHOSTARCH)" ]; then gen=$(PKG_BUILD)/hafeed; \
@@ -100,8 +100,13 @@ deb: $(NFPM) ## build bin/dist/hafeed_<version>_<arch>.deb: binary, unit, conffi
 		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB)
 	@echo "built $(DEB)"
 
-test-packaging: ## only the unit and package tests (as root: installs and purges the .deb)
-	$(GO) test -count=1 -v ./packaging
+# The packaging tests install and purge the .deb (as root) and create the
+# user hafeed: tag "packaging", run alone, not beside the other packages'.
+test: test-packaging
+
+test-packaging: deps-packaging ## the unit's and the .deb's tests alone (root: dpkg -i, then purge)
+	$(GO) vet -tags packaging ./packaging
+	$(GO) test -tags packaging -count=1 -v -timeout 5m ./packaging
 
 .PHONY: docs
 docs: ## regenerate docs/CONFIG.md from the example configuration

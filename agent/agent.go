@@ -170,6 +170,8 @@ func (a *Agent) loadState(path string) error {
 		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
 	case err != nil:
 		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
+	case state.Since.IsZero():
+		state.Since = time.Now() // no state file yet: ready since this start
 	}
 	a.mu.Lock()
 	a.state = state

@@ -1,0 +1,396 @@
+// Command conns measures what it costs to count established connections when
+// there are many of them: hafeed's sampler (metrics.Conns, netlink sock_diag
+// with a kernel-side port filter) against `ss ... | wc -l` and gopsutil's
+// net.Connections, all on the same 100,000 loopback connections, and the
+// steady CPU and memory of the real agent sampling them every second.
+//
+//	go run ./bench/conns               # 100,000 connections (make bench-conns)
+//	go run ./bench/conns -conns 10000  # smoke run (make bench-conns QUICK=1)
+//
+// A process may hold at most 20,000 descriptors here, so the connections are
+// spread over child processes (this binary re-executed with a hidden role):
+// servers that share one listening socket on 127.0.0.1:P and accept, and
+// clients that each dial from their own source address 127.0.0.(10+i). The
+// results go to stdout as a markdown table (-json for machines); progress goes
+// to stderr. Every child is killed at the end, on error and on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	conns        int
+	perProc      int
+	dialers      int
+	port         int
+	reps         int
+	gopsutilReps int
+	settle       time.Duration
+	window       time.Duration
+	timeout      time.Duration
+	twWait       time.Duration
+	hafeedBin    string
+	noAgent      bool
+	noGopsutil   bool
+	json         bool
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case roleServer:
+			os.Exit(runServer(os.Args[2:]))
+		case roleClient:
+			os.Exit(runClient(os.Args[2:]))
+		}
+	}
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	flag.IntVar(&o.conns, "conns", 100000, "established connections to open")
+	flag.IntVar(&o.perProc, "per-proc", 15000, "connections per server or client process (a process may hold at most RLIMIT_NOFILE descriptors)")
+	flag.IntVar(&o.dialers, "dialers", 32, "dials in flight per client process")
+	flag.IntVar(&o.port, "port", 0, "server port (default: a free port below the ephemeral range)")
+	flag.IntVar(&o.reps, "reps", 20, "timed counts for hafeed and for ss")
+	flag.IntVar(&o.gopsutilReps, "gopsutil-reps", 3, "timed counts for gopsutil (slow)")
+	flag.DurationVar(&o.settle, "settle", 5*time.Second, "agent: time to let it settle before measuring")
+	flag.DurationVar(&o.window, "window", 30*time.Second, "agent: measurement window for CPU and RSS")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
+	flag.DurationVar(&o.twWait, "tw-wait", 75*time.Second, "wait up to this long for TIME-WAIT sockets left by an earlier run to expire (every count walks them)")
+	flag.StringVar(&o.hafeedBin, "hafeed", "", "hafeed binary for the agent measurement (default: go build ./cmd/hafeed into a temp dir)")
+	flag.BoolVar(&o.noAgent, "no-agent", false, "skip the agent CPU/RSS measurement")
+	flag.BoolVar(&o.noGopsutil, "no-gopsutil", false, "skip gopsutil")
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of markdown")
+	flag.Parse()
+	if flag.NArg() > 0 || o.conns < 1 || o.perProc < 1 || o.reps < 1 || o.gopsutilReps < 1 || o.dialers < 1 {
+		flag.Usage()
+		return 2
+	}
+
+	tctx, cancel := context.WithTimeoutCause(context.Background(), o.timeout, fmt.Errorf("run took longer than -timeout %s", o.timeout))
+	defer cancel()
+	ctx, stop := signal.NotifyContext(tctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	res, err := bench(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil && tctx.Err() == nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "bench-conns: %v\n", err)
+		return 1
+	}
+	if o.json {
+		err = res.writeJSON(os.Stdout)
+	} else {
+		err = res.writeMarkdown(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench-conns: %v\n", err)
+		return 1
+	}
+	if bad := res.countMismatches(); bad != "" {
+		fmt.Fprintf(os.Stderr, "bench-conns: wrong counts: %s\n", bad)
+		return 1
+	}
+	return 0
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench-conns: "+format+"\n", args...)
+}
+
+// bench sets up the connections, measures, and tears everything down.
+func bench(ctx context.Context, o options) (*results, error) {
+	res := &results{Conns: o.conns, Machine: machine()}
+	nofile, err := raiseNoFile()
+	if err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
+	}
+	res.NoFile = nofile
+	res.Somaxconn = readInt("/proc/sys/net/core/somaxconn")
+	if res.Somaxconn > 0 && res.Somaxconn < 1024 {
+		logf("warning: net.core.somaxconn is %d; the listen backlog is capped there and dials may need retries", res.Somaxconn)
+	}
+
+	// The agent's binary and files, built first so that a failing build
+	// fails the run before the long part.
+	dir, err := os.MkdirTemp("", "bench-conns-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := o.hafeedBin
+	if bin == "" && !o.noAgent {
+		bin = filepath.Join(dir, "hafeed")
+		if err := buildHafeed(ctx, bin); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := waitTimeWait(ctx, o.twWait); err != nil {
+		return nil, err
+	}
+
+	ln, port, err := listen(o.port)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	res.Port = port
+	lnFile, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		return nil, err
+	}
+	defer lnFile.Close()
+
+	p := newProcs()
+	defer func() {
+		t := time.Now()
+		p.kill()
+		logf("children killed and reaped in %s", time.Since(t).Round(time.Millisecond))
+	}()
+
+	if err := openConns(ctx, o, p, lnFile, port, res); err != nil {
+		return nil, err
+	}
+	res.SockstatBefore = readSockstat()
+	cpu := readHostCPU()
+	if err := measureCounters(ctx, o, port, res); err != nil {
+		return nil, err
+	}
+	res.HostBusyTimings = cpu.busySince()
+	if !o.noAgent {
+		a, err := measureAgent(ctx, o, bin, dir, port)
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		res.Agent = a
+	}
+	return res, nil
+}
+
+// listen opens the shared listening socket on 127.0.0.1. The port is kept
+// below the ephemeral range so no client's source port can equal it (a
+// client socket 127.0.0.11:P would match `sport = :P` too).
+func listen(port int) (net.Listener, int, error) {
+	if port != 0 {
+		ln, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		return ln, port, err
+	}
+	lo := 32768
+	if f := strings.Fields(readString("/proc/sys/net/ipv4/ip_local_port_range")); len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil {
+			lo = n
+		}
+	}
+	if lo <= 10000 {
+		return nil, 0, fmt.Errorf("the ephemeral port range starts at %d: give -port outside it", lo)
+	}
+	var err error
+	for range 100 {
+		port = 10000 + rand.IntN(lo-10000)
+		var ln net.Listener
+		ln, err = net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			return ln, port, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("no free port below %d: %w", lo, err)
+}
+
+// openConns starts the servers and clients and waits until every
+// connection is established and accepted.
+func openConns(ctx context.Context, o options, p *procs, lnFile *os.File, port int, res *results) error {
+	n := (o.conns + o.perProc - 1) / o.perProc
+	if n > 200 {
+		return errors.New("too many processes: raise -per-proc")
+	}
+	res.Servers, res.Clients = n, n
+	// Each server may take more than its share (they race on one accept
+	// queue) but never more than its descriptors allow.
+	srvCap := max(int(res.NoFile)-500, o.perProc)
+	start := time.Now()
+	ready := 0
+	for i := range n {
+		if _, err := p.start(fmt.Sprintf("server %d", i), roleServer, []*os.File{lnFile}, "-cap", strconv.Itoa(srvCap)); err != nil {
+			return err
+		}
+	}
+	if err := p.waitFor(ctx, "servers to start", func(ev event) {
+		if ev.kind == "ready" {
+			ready++
+		}
+	}, func() bool { return ready == n }); err != nil {
+		return err
+	}
+	dst := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	accepted := map[*child]int{}
+	dialed := map[*child]int{}
+	clientsDone := 0
+	for i := range n {
+		share := o.conns / n
+		if i < o.conns%n {
+			share++
+		}
+		src := fmt.Sprintf("127.0.0.%d", 10+i)
+		res.Sources = append(res.Sources, src)
+		if _, err := p.start("client "+src, roleClient, nil, "-src", src, "-dst", dst, "-n", strconv.Itoa(share), "-c", strconv.Itoa(o.dialers)); err != nil {
+			return err
+		}
+	}
+	logf("opening %d connections to %s: %d server and %d client processes, sources %s..%s, somaxconn %d, RLIMIT_NOFILE %d",
+		o.conns, dst, n, n, res.Sources[0], res.Sources[len(res.Sources)-1], res.Somaxconn, res.NoFile)
+	sum := func(m map[*child]int) int {
+		t := 0
+		for _, v := range m {
+			t += v
+		}
+		return t
+	}
+	lastLog := time.Now()
+	err := p.waitFor(ctx, "connections", func(ev event) {
+		switch ev.kind {
+		case "accepted":
+			accepted[ev.c] = ev.n
+		case "dialed":
+			dialed[ev.c] = ev.n
+		case "done":
+			dialed[ev.c] = ev.n
+			clientsDone++
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			logf("  %d dialled, %d accepted", sum(dialed), sum(accepted))
+			lastLog = time.Now()
+		}
+	}, func() bool { return clientsDone == n && sum(accepted) == o.conns })
+	if err != nil {
+		return fmt.Errorf("%w (%d dialled, %d accepted)", err, sum(dialed), sum(accepted))
+	}
+	res.SetupSeconds = time.Since(start).Seconds()
+	logf("%d connections established and accepted in %.1f s", o.conns, res.SetupSeconds)
+	return nil
+}
+
+// twThreshold is how many TIME-WAIT sockets are tolerated at the start.
+const twThreshold = 1000
+
+// waitTimeWait waits, up to limit, until the TIME-WAIT sockets of an earlier
+// run have expired: they sit in the same kernel table every count walks.
+func waitTimeWait(ctx context.Context, limit time.Duration) error {
+	tw := readSockstat().TimeWait
+	if tw <= twThreshold {
+		return nil
+	}
+	if limit <= 0 {
+		logf("warning: %d TIME-WAIT sockets (an earlier run?) will inflate the timings", tw)
+		return nil
+	}
+	logf("%d TIME-WAIT sockets on the host (an earlier run?): waiting up to %s for them to expire", tw, limit)
+	deadline := time.Now().Add(limit)
+	for tw > twThreshold && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(time.Second):
+		}
+		tw = readSockstat().TimeWait
+	}
+	if tw > twThreshold {
+		logf("warning: still %d TIME-WAIT sockets; they will inflate the timings", tw)
+	}
+	return nil
+}
+
+// sockstat is the TCP line of /proc/net/sockstat.
+type sockstat struct {
+	InUse    int `json:"inuse"`
+	TimeWait int `json:"tw"`
+}
+
+func readSockstat() sockstat {
+	var s sockstat
+	for line := range strings.Lines(readString("/proc/net/sockstat")) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			n, _ := strconv.Atoi(f[i+1])
+			switch f[i] {
+			case "inuse":
+				s.InUse = n
+			case "tw":
+				s.TimeWait = n
+			}
+		}
+	}
+	return s
+}
+
+// hostCPU is the aggregate "cpu" line of /proc/stat: busy and total ticks.
+type hostCPU struct{ busy, total uint64 }
+
+func readHostCPU() hostCPU {
+	for line := range strings.Lines(readString("/proc/stat")) {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] != "cpu" {
+			continue
+		}
+		var h hostCPU
+		// user nice system idle iowait irq softirq steal (guest is in user)
+		for i, v := range f[1:min(len(f), 9)] {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			h.total += n
+			if i != 3 && i != 4 {
+				h.busy += n
+			}
+		}
+		return h
+	}
+	return hostCPU{}
+}
+
+// busySince is the host's busy share of all CPUs since h, in percent.
+func (h hostCPU) busySince() float64 {
+	now := readHostCPU()
+	if now.total <= h.total {
+		return 0
+	}
+	return float64(now.busy-h.busy) / float64(now.total-h.total) * 100
+}
+
+func machine() machineInfo {
+	m := machineInfo{NumCPU: runtime.NumCPU(), GoBuild: runtime.Version()}
+	m.Kernel = strings.TrimSpace(readString("/proc/sys/kernel/osrelease"))
+	return m
+}
+
+func readString(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func readInt(path string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(readString(path)))
+	return n
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gnet "github.com/shirou/gopsutil/v4/net"
+	"golang.org/x/sys/unix"
+
+	"github.com/hafeed/hafeed/metrics"
+)
+
+// measureCounters times the three ways of counting. hafeed and ss run
+// interleaved, after one untimed warm-up each, so that drift on the machine
+// hits both alike; gopsutil runs after them.
+func measureCounters(ctx context.Context, o options, port int, res *results) error {
+	c := &metrics.Conns{Ports: []uint16{uint16(port)}}
+	ssCmd := fmt.Sprintf("ss -Htn state established '( sport = :%d )' | wc -l", port)
+	hafeed := method{Name: "hafeed", Command: fmt.Sprintf("metrics.Conns{Ports: []uint16{%d}}.Count(ctx)", port)}
+	ss := method{Name: "ss", Command: ssCmd}
+	logf("timing hafeed and ss, %d runs each", o.reps)
+	for i := range o.reps + 1 {
+		t := time.Now()
+		n, err := c.Count(ctx)
+		d := time.Since(t)
+		if err != nil {
+			return fmt.Errorf("hafeed count: %w", err)
+		}
+		if i > 0 {
+			hafeed.add(n.Established, d)
+		}
+		t = time.Now()
+		out, err := exec.CommandContext(ctx, "sh", "-c", ssCmd).Output()
+		d = time.Since(t)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ssCmd, err)
+		}
+		got, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			return fmt.Errorf("%s printed %q", ssCmd, out)
+		}
+		if i > 0 {
+			ss.add(got, d)
+		}
+	}
+	hafeed.Via = c.Method()
+	res.Methods = append(res.Methods, hafeed, ss)
+
+	if o.noGopsutil {
+		return nil
+	}
+	logf("timing gopsutil, %d runs", o.gopsutilReps)
+	gp := method{Name: "gopsutil", Command: `net.ConnectionsWithContext(ctx, "tcp"), filtered by local port and ESTABLISHED`}
+	for range o.gopsutilReps {
+		t := time.Now()
+		cs, err := gnet.ConnectionsWithContext(ctx, "tcp")
+		d := time.Since(t)
+		if err != nil {
+			return fmt.Errorf("gopsutil: %w", err)
+		}
+		n := 0
+		for _, c := range cs {
+			if c.Laddr.Port == uint32(port) && c.Status == "ESTABLISHED" {
+				n++
+			}
+		}
+		gp.add(n, d)
+		logf("  gopsutil: %d in %s", n, d.Round(time.Millisecond))
+	}
+	res.Methods = append(res.Methods, gp)
+	return nil
+}
+
+// measureAgent runs the real agent on the port and measures its steady CPU
+// and RSS.
+func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*agentResult, error) {
+	agentAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "control.sock")
+	args := []string{"run", "--ports", strconv.Itoa(port), "--interval", "1s",
+		"--agent-listen", agentAddr, "--control-socket", sock,
+		"--state-file", filepath.Join(dir, "state.json"), "--log-level", "warn"}
+	r := &agentResult{Command: "hafeed " + strings.Join(args, " "), Settle: o.settle.Seconds(), Window: o.window.Seconds()}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = hafeedEnv()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	// failed adds the agent's exit status when that is what went wrong.
+	failed := func(err error) error {
+		select {
+		case <-exited:
+			return fmt.Errorf("%w (%v)", err, waitErr)
+		default:
+			return err
+		}
+	}
+	pid := cmd.Process.Pid
+	if err := waitListening(ctx, agentAddr, exited); err != nil {
+		return nil, failed(err)
+	}
+	logf("agent pid %d up (%s); settling %s, then measuring for %s", pid, agentAddr, o.settle, o.window)
+	if err := sleep(ctx, o.settle, exited); err != nil {
+		return nil, failed(err)
+	}
+	hz, err := clockTicks()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	host := readHostCPU()
+	user0, sys0, err := cpuTicks(pid)
+	if err != nil {
+		return nil, failed(err)
+	}
+	var rssMax int64
+	for time.Since(t0) < o.window {
+		rss, err := vmRSS(pid)
+		if err != nil {
+			return nil, failed(err)
+		}
+		rssMax = max(rssMax, rss)
+		if err := sleep(ctx, 250*time.Millisecond, exited); err != nil {
+			return nil, failed(err)
+		}
+	}
+	user1, sys1, err := cpuTicks(pid)
+	if err != nil {
+		return nil, failed(err)
+	}
+	elapsed := time.Since(t0).Seconds()
+	r.HostBusy = host.busySince()
+	r.Window = elapsed
+	r.UserSeconds = float64(user1-user0) / float64(hz)
+	r.SysSeconds = float64(sys1-sys0) / float64(hz)
+	r.CPUSeconds = r.UserSeconds + r.SysSeconds
+	r.CPUPercent = r.CPUSeconds / elapsed * 100
+	r.RSSMiB = float64(rssMax) / 1024
+	if hwm, err := procStatusKB(pid, "VmHWM"); err == nil {
+		r.HWMMiB = float64(hwm) / 1024
+	}
+
+	// What the agent itself saw, after the window so it costs nothing there.
+	out, err := exec.CommandContext(ctx, bin, "status", "--json", "--control-socket", sock).Output()
+	if err != nil {
+		return nil, fmt.Errorf("hafeed status: %w", err)
+	}
+	var st struct {
+		Reply  string `json:"reply"`
+		Sample *struct {
+			Duration    time.Duration `json:"duration_ns"`
+			Connections int           `json:"connections"`
+			ConnMethod  string        `json:"conn_method"`
+		} `json:"sample"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("hafeed status --json: %w", err)
+	}
+	r.Reply = st.Reply
+	if st.Sample != nil {
+		r.Connections = st.Sample.Connections
+		r.Method = st.Sample.ConnMethod
+		r.SampleMs = float64(st.Sample.Duration) / 1e6
+	}
+	logf("agent: %.2f%% of a core, max RSS %.1f MiB, last sample %d connections via %s in %.1f ms",
+		r.CPUPercent, r.RSSMiB, r.Connections, r.Method, r.SampleMs)
+	return r, nil
+}
+
+// buildHafeed builds ./cmd/hafeed of the module the benchmark is run in.
+func buildHafeed(ctx context.Context, out string) error {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(gomod))
+	root := filepath.Dir(mod)
+	if _, err := os.Stat(filepath.Join(root, "cmd", "hafeed")); mod == "" || mod == os.DevNull || err != nil {
+		return errors.New("not inside the hafeed module: run from the repository, or give -hafeed PATH")
+	}
+	logf("building hafeed (go build ./cmd/hafeed in %s)", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/hafeed")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/hafeed: %w", err)
+	}
+	return nil
+}
+
+// hafeedEnv is the environment without HAFEED_* settings that would point
+// the agent at another config or control socket.
+func hafeedEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HAFEED_") })
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitListening waits until the agent accepts connections on addr.
+func waitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent not listening on %s after 15 s: %w", addr, err)
+		}
+		if err := sleep(ctx, 50*time.Millisecond, exited); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits for d, failing early if ctx ends or the agent exits.
+func sleep(ctx context.Context, d time.Duration, exited <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-exited:
+		return errors.New("the agent exited")
+	}
+}
+
+// cpuTicks is utime and stime of a process, all threads, from /proc/PID/stat.
+func cpuTicks(pid int) (utime, stime uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name is in parentheses and may hold spaces: fields
+	// start after the last ')'. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
+	}
+	return utime, stime, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (AT_CLKTCK).
+func clockTicks() (uint64, error) {
+	auxv, err := unix.Auxv()
+	if err == nil {
+		for _, kv := range auxv {
+			if kv[0] == 17 && kv[1] > 0 { // AT_CLKTCK
+				return uint64(kv[1]), nil
+			}
+		}
+	}
+	return 100, nil
+}
+
+func vmRSS(pid int) (int64, error) { return procStatusKB(pid, "VmRSS") }
+
+// procStatusKB reads a "Key:  N kB" line of /proc/PID/status.
+func procStatusKB(pid int, key string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
+}

@@ -108,6 +108,10 @@ type SourcesConfig struct {
 	PID     int             `yaml:"pid"`
 	PIDFile string          `yaml:"pidfile"`
 	App     AppSourceConfig `yaml:"app"`
+	// CountBudget is the share of one core that counting connections may
+	// use; with very many connections they are counted less often than
+	// every sample. 0 counts every sample.
+	CountBudget float64 `yaml:"count_budget"`
 	// ProcRoot and CgroupRoot are where procfs and cgroup2 are mounted.
 	ProcRoot   string `yaml:"proc_root"`
 	CgroupRoot string `yaml:"cgroup_root"`
@@ -196,12 +200,13 @@ func DefaultConfig() Config {
 		StateFile:     DefaultStateFile,
 		Interval:      time.Second,
 		Sources: SourcesConfig{
-			CPU:        "host",
-			Memory:     "host",
-			Pressure:   "none",
-			App:        AppSourceConfig{Timeout: time.Second},
-			ProcRoot:   "/proc",
-			CgroupRoot: "/sys/fs/cgroup",
+			CPU:         "host",
+			CountBudget: 0.01,
+			Memory:      "host",
+			Pressure:    "none",
+			App:         AppSourceConfig{Timeout: time.Second},
+			ProcRoot:    "/proc",
+			CgroupRoot:  "/sys/fs/cgroup",
 		},
 		Policy: PolicyConfig{
 			ReferenceCapacity: 10000,
@@ -421,6 +426,9 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	usesCgroup := src.CPU == "cgroup" || src.Memory == "cgroup" || src.Pressure == "cgroup"
 	if usesCgroup && src.Cgroup == "" && src.PID == 0 && src.PIDFile == "" {
 		bad("sources.cgroup", "the cgroup scope needs a group (e.g. /system.slice/ws.service), or sources.pid / sources.pidfile to find it")
+	}
+	if src.CountBudget < 0 || src.CountBudget > 1 {
+		bad("sources.count_budget", "%v is outside 0..1: the share of one core counting connections may use, for example 0.01", src.CountBudget)
 	}
 	if src.PID < 0 {
 		bad("sources.pid", "must not be negative")

@@ -58,6 +58,14 @@ type Sampler struct {
 	last    map[string]SignalStatus
 	state   PolicyState
 	now     func() time.Time
+
+	// countBudget is the share of one core counting connections may use:
+	// the kernel lists every matching socket, so with very many the count
+	// is taken less often than every sample (see sources.count_budget).
+	countBudget float64
+	lastCount   metrics.ConnCount
+	countedAt   time.Time
+	countCost   time.Duration
 }
 
 // NewSampler builds the samplers the configuration names. agentPort is
@@ -77,6 +85,7 @@ func (s *Sampler) SetSources(src SourcesConfig, agentPort uint16) error {
 	if err != nil {
 		return err
 	}
+	s.countBudget = src.CountBudget
 	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot}
 	if agentPort != 0 {
 		c.Exclude = []uint16{agentPort}
@@ -96,13 +105,19 @@ func (s *Sampler) Sample(ctx context.Context, policy PolicyConfig, peers int) Sa
 	start := s.now()
 	out := Sample{At: start, Signals: map[string]SignalStatus{}}
 	connsFresh := false
-	n, err := s.conns.Count(ctx)
-	if err != nil {
-		out.Errors = append(out.Errors, "connections: "+err.Error())
-	} else {
-		out.Connections, out.Ports, connsFresh = n.Established, n.Ports, true
+	if s.countDue(start) {
+		n, err := s.conns.Count(ctx)
+		took := s.now().Sub(start)
+		if err != nil {
+			out.Errors = append(out.Errors, "connections: "+err.Error())
+		} else {
+			s.lastCount, s.countedAt, s.countCost = n, start, took
+		}
+		s.record(SignalConnections, float64(n.Established), err, start, took)
 	}
-	s.record(SignalConnections, float64(n.Established), err, start, s.now().Sub(start))
+	if !s.countedAt.IsZero() && start.Sub(s.countedAt) <= policy.StaleAfter {
+		out.Connections, out.Ports, connsFresh = s.lastCount.Established, s.lastCount.Ports, true
+	}
 	out.ConnMethod = s.conns.Method()
 	for name, src := range s.sources {
 		readStart := s.now()
@@ -134,6 +149,15 @@ func (s *Sampler) Sample(ctx context.Context, policy PolicyConfig, peers int) Sa
 	s.state, out.Decision = policy.Step(s.state, obs, start)
 	out.Duration = s.now().Sub(start)
 	return out
+}
+
+// countDue says whether to count connections now, keeping the time spent
+// counting under countBudget of one core.
+func (s *Sampler) countDue(now time.Time) bool {
+	if s.countBudget <= 0 || s.countedAt.IsZero() {
+		return true
+	}
+	return now.Sub(s.countedAt) >= time.Duration(float64(s.countCost)/s.countBudget)
 }
 
 // scored says whether any configured signal counts toward utilisation.

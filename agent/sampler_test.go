@@ -115,3 +115,37 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 		t.Errorf("cpu: none still samples cpu")
 	}
 }
+
+// TestSamplerCountBudget checks that a slow count is repeated only as often
+// as the budget allows, and that the last count keeps serving meanwhile.
+func TestSamplerCountBudget(t *testing.T) {
+	t.Parallel()
+	src := SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
+	s, err := NewSampler(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPolicy()
+	now := t0
+	s.now = func() time.Time { return now }
+	s.Sample(context.Background(), p, 1)
+	if s.countedAt != t0 {
+		t.Fatalf("first sample did not count")
+	}
+	s.countCost = 100 * time.Millisecond // as if the count had taken that long
+	for i := 1; i < 10; i++ {
+		now = t0.Add(time.Duration(i) * time.Second)
+		got := s.Sample(context.Background(), p, 1)
+		if s.countedAt != t0 {
+			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
+		}
+		if !got.Signals[SignalConnections].Stale {
+			t.Errorf("a count %v old is not marked stale", now.Sub(t0))
+		}
+	}
+	now = t0.Add(10 * time.Second)
+	s.Sample(context.Background(), p, 1)
+	if s.countedAt != now {
+		t.Errorf("no count 10s after a 100ms one")
+	}
+}

@@ -100,8 +100,8 @@ func waitDrained(c *cobra.Command, flags *configFlags, opts drainOptions, starte
 		if st.Admin != "drain" {
 			return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", st.Admin)
 		}
-		// Only a sample taken after the drain began can say it is done.
-		if s := st.Sample; s != nil && s.At.After(started) {
+		// Only a count taken after the drain began can say it is done.
+		if s := st.Sample; s != nil && s.Signals[agent.SignalConnections].At.After(started) {
 			progress.update(s.Connections, st.Shed)
 			if s.Connections <= opts.min {
 				progress.finish()

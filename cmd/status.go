@@ -120,7 +120,11 @@ func printSample(tw *tabwriter.Writer, s *agent.Sample, sty style) {
 		}
 		ports = strings.Join(ps, ",")
 	}
-	row("connections", "%d established on ports %s (via %s)", s.Connections, ports, s.ConnMethod)
+	counted := ""
+	if c := s.Signals[agent.SignalConnections]; c.Stale && !c.At.IsZero() {
+		counted = fmt.Sprintf(", counted %s ago: a count takes %s (sources.count_budget)", s.At.Sub(c.At).Round(time.Second), c.Duration.Round(time.Millisecond))
+	}
+	row("connections", "%d established on ports %s (via %s%s)", s.Connections, ports, s.ConnMethod, counted)
 	names := slices.Sorted(maps.Keys(s.Signals))
 	for _, name := range names {
 		if name == agent.SignalConnections {

@@ -171,7 +171,9 @@ func (p PolicyConfig) guard(next *PolicyState, d *Decision, obs Observation, now
 	}
 	if obs.Fresh {
 		switch {
-		case obs.Utilisation > p.HighWater:
+		case obs.Utilisation > p.HighWater && obs.Connections >= p.MinConnections:
+			// With fewer connections than that the load is not theirs, and a
+			// cap on connections would not relieve it.
 			next.Overloaded = true
 		case next.Overloaded && obs.Utilisation < 0.9*p.HighWater:
 			next.Overloaded = false

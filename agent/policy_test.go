@@ -170,3 +170,14 @@ func TestCombine(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyOverloadNeedsConnections checks that a host whose load does not
+// come from its connections (near idle, another process busy) is not capped.
+func TestPolicyOverloadNeedsConnections(t *testing.T) {
+	t.Parallel()
+	p := testPolicy()
+	_, d := p.Step(settled(0, 100), Observation{Connections: 2, Utilisation: 1.6, Fresh: true, Peers: 1}, t0)
+	if d.SendMaxconn {
+		t.Errorf("near idle but busy host capped at maxconn %d", d.Maxconn)
+	}
+}

@@ -34,61 +34,56 @@ func buildSources(src SourcesConfig, prev map[string]signalSource) (map[string]s
 	}
 	key := fmt.Sprintf("%+v", src)
 
+	// inGroup resolves the cgroup before each read of a cgroup-scoped source.
+	inGroup := func(set func(string), read func(context.Context) (float64, error)) func(context.Context) (float64, error) {
+		return func(ctx context.Context) (float64, error) {
+			g := group()
+			if g == "" {
+				return 0, fmt.Errorf("cgroup of %s not found", processName(src))
+			}
+			set(g)
+			return read(ctx)
+		}
+	}
+
 	switch src.CPU {
 	case "none":
 	case "host":
-		add(SignalCPU, keyed(key, &metrics.HostCPU{ProcRoot: src.ProcRoot}, (*metrics.HostCPU).Busy))
+		add(SignalCPU, keyedSource{key, (&metrics.HostCPU{ProcRoot: src.ProcRoot}).Busy})
 	case "cgroup":
 		c := &metrics.CgroupCPU{Root: src.CgroupRoot, ProcRoot: src.ProcRoot}
-		add(SignalCPU, keyed(key, c, func(c *metrics.CgroupCPU, ctx context.Context) (float64, error) {
-			c.Path = group()
-			if c.Path == "" {
-				return 0, fmt.Errorf("cgroup of %s not found", processName(src))
-			}
-			return c.Busy(ctx)
-		}))
+		add(SignalCPU, keyedSource{key, inGroup(func(g string) { c.Path = g }, c.Busy)})
 	case "process":
-		add(SignalCPU, keyed(key, &metrics.ProcessCPU{ProcRoot: src.ProcRoot, PID: src.PID, PIDFile: src.PIDFile}, (*metrics.ProcessCPU).Busy))
+		add(SignalCPU, keyedSource{key, (&metrics.ProcessCPU{ProcRoot: src.ProcRoot, PID: src.PID, PIDFile: src.PIDFile}).Busy})
 	default:
 		return nil, fmt.Errorf("sources.cpu: unknown scope %q", src.CPU)
 	}
 
+	m := &metrics.Memory{ProcRoot: src.ProcRoot, CgroupRoot: src.CgroupRoot}
 	switch src.Memory {
 	case "none":
-	case "host", "cgroup":
-		m := &metrics.Memory{ProcRoot: src.ProcRoot, CgroupRoot: src.CgroupRoot}
-		scope := src.Memory
-		add(SignalMemory, keyed(key, m, func(m *metrics.Memory, ctx context.Context) (float64, error) {
-			if scope == "cgroup" {
-				if m.Cgroup = group(); m.Cgroup == "" {
-					return 0, fmt.Errorf("cgroup of %s not found", processName(src))
-				}
-			}
-			return m.Used(ctx)
-		}))
+	case "host":
+		add(SignalMemory, keyedSource{key, m.Used})
+	case "cgroup":
+		add(SignalMemory, keyedSource{key, inGroup(func(g string) { m.Cgroup = g }, m.Used)})
 	default:
 		return nil, fmt.Errorf("sources.memory: unknown scope %q", src.Memory)
 	}
 
+	p := &metrics.Pressure{ProcRoot: src.ProcRoot, CgroupRoot: src.CgroupRoot}
 	switch src.Pressure {
 	case "none":
-	case "host", "cgroup":
-		p := &metrics.Pressure{ProcRoot: src.ProcRoot, CgroupRoot: src.CgroupRoot}
-		scope := src.Pressure
-		add(SignalPressure, keyed(key, p, func(p *metrics.Pressure, ctx context.Context) (float64, error) {
-			if scope == "cgroup" {
-				if p.Cgroup = group(); p.Cgroup == "" {
-					return 0, fmt.Errorf("cgroup of %s not found", processName(src))
-				}
-			}
-			return p.CPUSome(ctx)
-		}))
+	case "host":
+		add(SignalPressure, keyedSource{key, p.CPUSome})
+	case "cgroup":
+		add(SignalPressure, keyedSource{key, inGroup(func(g string) { p.Cgroup = g }, p.CPUSome)})
 	default:
 		return nil, fmt.Errorf("sources.pressure: unknown scope %q", src.Pressure)
 	}
 
 	if src.App.URL != "" || src.App.File != "" {
-		add(SignalApp, keyed(key, &metrics.App{URL: src.App.URL, File: src.App.File, JSONField: src.App.JSONField, Timeout: src.App.Timeout}, (*metrics.App).Utilisation))
+		app := &metrics.App{URL: src.App.URL, File: src.App.File, JSONField: src.App.JSONField, Timeout: src.App.Timeout}
+		add(SignalApp, keyedSource{key, app.Utilisation})
 	}
 	return out, nil
 }
@@ -114,8 +109,4 @@ func processName(src SourcesConfig) string {
 type keyedSource struct {
 	key string
 	signalFunc
-}
-
-func keyed[T any](key string, sampler T, read func(T, context.Context) (float64, error)) keyedSource {
-	return keyedSource{key: key, signalFunc: func(ctx context.Context) (float64, error) { return read(sampler, ctx) }}
 }

@@ -35,7 +35,9 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			}
 			ctx, cancel := commandContext(c)
 			defer cancel()
-			sampler, err := agent.NewSampler(cfg.Sources, agent.PortOf(cfg.AgentCheck.Listen))
+			src := cfg.Sources
+			src.CountBudget = 0 // one sample: count every time
+			sampler, err := agent.NewSampler(src, agent.PortOf(cfg.AgentCheck.Listen))
 			if err != nil {
 				return usageErr(err)
 			}

@@ -24,7 +24,19 @@ func orDefault(root, def string) string {
 
 // cgroupDir is the directory of the cgroup v2 group path under root.
 func cgroupDir(root, group string) string {
-	return filepath.Join(orDefault(root, defaultCgroupRoot), filepath.FromSlash(group))
+	return filepath.Join(unifiedRoot(orDefault(root, defaultCgroupRoot)), filepath.FromSlash(group))
+}
+
+// unifiedRoot finds the cgroup v2 hierarchy under root: root itself on a
+// cgroup v2 host, root/unified on a hybrid v1/v2 one.
+func unifiedRoot(root string) string {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		return root
+	}
+	if _, err := os.Stat(filepath.Join(root, "unified", "cgroup.controllers")); err == nil {
+		return filepath.Join(root, "unified")
+	}
+	return root
 }
 
 // cpuCount is the number of CPUs a rate is divided by: override when it is

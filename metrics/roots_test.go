@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -41,5 +42,23 @@ func TestCPUCount(t *testing.T) {
 	writeFile(t, empty+"/stat", "cpu  1 2 3 4\n")
 	if _, err := cpuCount(empty, 0); err == nil {
 		t.Error("cpuCount(no cpuN lines) = nil error, want one")
+	}
+}
+
+func TestUnifiedRoot(t *testing.T) {
+	t.Parallel()
+	v2, hybrid, none := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(v2, "cgroup.controllers"), filepath.Join(hybrid, "unified", "cgroup.controllers")} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("cpu memory\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for root, want := range map[string]string{v2: v2, hybrid: filepath.Join(hybrid, "unified"), none: none} {
+		if got := unifiedRoot(root); got != want {
+			t.Errorf("unifiedRoot(%s) = %s, want %s", root, got, want)
+		}
 	}
 }

@@ -111,3 +111,11 @@ test-packaging: deps-packaging ## the unit's and the .deb's tests alone (root: d
 .PHONY: docs
 docs: ## regenerate docs/CONFIG.md from the example configuration
 	$(GO) run ./cmd/gendocs
+
+.PHONY: bench-balance demo
+bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leastconn vs hafeed (QUICK=1: a subset, under 2 min)
+	@mkdir -p docs/img $(DEV)/balance
+	$(GO) run ./bench/balance -json-out $(DEV)/balance/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/balance,-out docs/img)
+
+demo: ## live demo for 90 s: HAProxy, 3 backends with hafeed, clients; drains one, adds one (needs haproxy on PATH)
+	@$(GO) run ./bench/balance -demo

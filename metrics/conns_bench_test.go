@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"net"
 	"slices"
 	"testing"
 )
@@ -13,8 +12,8 @@ import (
 // against ss and gopsutil.
 func BenchmarkConnsCount(b *testing.B) {
 	const benchConns = 2000
-	ln := benchListen(b)
-	benchDial(b, ln, benchConns)
+	ln := listen(b, "tcp4", "127.0.0.1:0")
+	dial(b, ln, benchConns)
 	p := port(ln)
 	for _, tc := range []struct {
 		name      string
@@ -49,53 +48,5 @@ func BenchmarkConnsCount(b *testing.B) {
 			}
 			b.ReportMetric(benchConns, "conns")
 		})
-	}
-}
-
-// benchListen listens on loopback and accepts, holding the connections until
-// the benchmark ends.
-func benchListen(tb testing.TB) net.Listener {
-	tb.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var accepted []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted = append(accepted, c)
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range accepted {
-			c.Close()
-		}
-	})
-	return ln
-}
-
-// benchDial opens n connections to ln, closed when the benchmark ends.
-func benchDial(tb testing.TB, ln net.Listener, n int) {
-	tb.Helper()
-	conns := make([]net.Conn, 0, n)
-	tb.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	for range n {
-		c, err := net.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		conns = append(conns, c)
 	}
 }

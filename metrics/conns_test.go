@@ -102,7 +102,8 @@ func TestConnsManyPortsFilter(t *testing.T) {
 	}
 }
 
-func listen(t *testing.T, network, addr string) net.Listener {
+// listen accepts on addr and holds the connections until the test ends.
+func listen(t testing.TB, network, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -130,7 +131,8 @@ func listen(t *testing.T, network, addr string) net.Listener {
 	return ln
 }
 
-func dial(t *testing.T, ln net.Listener, n int) {
+// dial opens n connections to ln, closed when the test ends.
+func dial(t testing.TB, ln net.Listener, n int) {
 	t.Helper()
 	for range n {
 		c, err := net.Dial(ln.Addr().Network(), ln.Addr().String())

@@ -220,7 +220,7 @@ func (a *Agent) buildEndpoints(cfg Config) error {
 			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 		}}
 	case len(a.endpoints) > 0:
-		a.closer = runtimeCloser{endpoints: a.endpoints}
+		a.closer = &runtimeCloser{endpoints: a.endpoints}
 	}
 	return nil
 }

@@ -287,19 +287,60 @@ func (e *endpoint) backendLoad(ctx context.Context) (map[target]ServerLoad, erro
 }
 
 // runtimeCloser closes this host's sessions through HAProxy's runtime API
-// ("shutdown session"), spread over the endpoints by their share.
+// ("shutdown session"), picked at random over the endpoints. The session
+// list is read at most once a second: "show sess" lists every stream of
+// the HAProxy, which is large, and a shedding job closes a few at a time.
 type runtimeCloser struct {
 	endpoints []*endpoint
+
+	mu     sync.Mutex
+	listed time.Time
+	queue  []session // this host's sessions, shuffled, not yet closed
 }
+
+// session is one of this host's streams in one HAProxy.
+type session struct {
+	e  *endpoint
+	id string
+}
+
+// sessionsTTL is how long a "show sess" listing is used.
+const sessionsTTL = time.Second
 
 var errNoSessions = errors.New("no sessions of this server in HAProxy")
 
-func (rc runtimeCloser) close(ctx context.Context, n int, _ string) (int, error) {
-	type sess struct {
-		e  *endpoint
-		id string
+func (rc *runtimeCloser) close(ctx context.Context, n int, _ string) (int, error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var errs []error
+	if len(rc.queue) == 0 || time.Since(rc.listed) > sessionsTTL {
+		rc.queue, errs = rc.list(ctx)
+		rc.listed = time.Now()
 	}
-	var all []sess
+	if len(rc.queue) == 0 {
+		if len(errs) > 0 {
+			return 0, errors.Join(errs...)
+		}
+		return 0, errNoSessions
+	}
+	closed := 0
+	for closed < n && len(rc.queue) > 0 {
+		s := rc.queue[0]
+		rc.queue = rc.queue[1:]
+		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
+			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
+				errs = append(errs, err)
+			}
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
+}
+
+// list reads this host's sessions from every endpoint, shuffled.
+func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
+	var all []session
 	var errs []error
 	for _, e := range rc.endpoints {
 		targets := e.currentTargets()
@@ -310,28 +351,12 @@ func (rc runtimeCloser) close(ctx context.Context, n int, _ string) (int, error)
 		}
 		for _, s := range list {
 			if slices.Contains(targets, target{s.Backend, s.Server}) {
-				all = append(all, sess{e, s.ID})
+				all = append(all, session{e, s.ID})
 			}
 		}
-	}
-	if len(all) == 0 {
-		if len(errs) > 0 {
-			return 0, errors.Join(errs...)
-		}
-		return 0, errNoSessions
 	}
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	closed := 0
-	for _, s := range all[:min(n, len(all))] {
-		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
-			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
-				errs = append(errs, err)
-			}
-			continue
-		}
-		closed++
-	}
-	return closed, errors.Join(errs...)
+	return all, errs
 }
 
 // connCounter counts this host's established connections for a shedding

@@ -95,8 +95,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	}
 	ln, err := net.Listen("tcp", cfg.AgentCheck.Listen)
 	if err != nil {
-		ctl.ln.Close()
-		ctl.lock.Close()
+		ctl.close()
 		return fmt.Errorf("agent-check listener on %s: %w (is another agent running, or the port taken?)", cfg.AgentCheck.Listen, err)
 	}
 	allow, _ := ParseAllow(cfg.AgentCheck.Allow) // validated with the config
@@ -110,17 +109,13 @@ func (a *Agent) Serve(ctx context.Context) error {
 	a.listen = ln.Addr().String()
 	a.mu.Unlock()
 	a.agentPort = agentPort
-	if err := a.buildEndpoints(cfg); err != nil {
-		ln.Close()
-		ctl.ln.Close()
-		ctl.lock.Close()
-		return err
-	}
 	sampler, err := NewSampler(cfg.Sources, agentPort)
+	if err == nil {
+		err = a.buildEndpoints(cfg)
+	}
 	if err != nil {
 		ln.Close()
-		ctl.ln.Close()
-		ctl.lock.Close()
+		ctl.close()
 		return err
 	}
 	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount()))

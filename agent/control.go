@@ -106,10 +106,15 @@ func listenControl(path string, handler controlHandler, log zerolog.Logger) (*co
 		log: log.With().Str("component", "control").Logger()}, nil
 }
 
+// close releases the socket and the lock of a server that will not Run.
+func (s *controlServer) close() {
+	s.ln.Close()
+	s.lock.Close()
+}
+
 // Run serves until ctx is done, then waits for open requests.
 func (s *controlServer) Run(ctx context.Context) error {
-	defer s.lock.Close()
-	defer s.ln.Close()
+	defer s.close()
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 

@@ -160,7 +160,7 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 			}
 		}
 		e.status.Applied, e.status.AppliedAt = w.admin.String(), time.Now()
-		e.log.Info().Str("admin", w.admin.String()).Strs("servers", e.status.Servers).Msg("pushed admin state")
+		e.log.Info().Str("admin", w.admin.String()).Strs("servers", targetNames(e.targets)).Msg("pushed admin state")
 	}
 	e.applied = w.gen
 	e.status.Error = ""
@@ -205,11 +205,7 @@ func (e *endpoint) resolve(ctx context.Context) error {
 		return fmt.Errorf("no server in %s matches this host's addresses and ports %v: set haproxy[].backend and haproxy[].server", e.rt.Endpoint(), ports)
 	}
 	e.targets = found
-	e.status.Servers = nil
-	for _, t := range found {
-		e.status.Servers = append(e.status.Servers, t.String())
-	}
-	e.log.Info().Strs("servers", e.status.Servers).Msg("found this host in HAProxy")
+	e.log.Info().Strs("servers", targetNames(found)).Msg("found this host in HAProxy")
 	return nil
 }
 
@@ -244,10 +240,7 @@ func (e *endpoint) snapshot() EndpointStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.status
-	st.Servers = nil
-	for _, t := range e.targets {
-		st.Servers = append(st.Servers, t.String())
-	}
+	st.Servers = targetNames(e.targets)
 	return st
 }
 
@@ -382,3 +375,12 @@ func connCounter(src SourcesConfig, agentPort uint16) func() int {
 }
 
 var errNoTargets = errors.New("this host was not found in any HAProxy yet")
+
+// targetNames lists targets as "backend/server".
+func targetNames(targets []target) []string {
+	names := make([]string, 0, len(targets))
+	for _, t := range targets {
+		names = append(names, t.String())
+	}
+	return names
+}

@@ -31,15 +31,7 @@ func newAdminCmd(name, short, long string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := resp.Status
-			if asJSON {
-				return writeJSON(c, st)
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
-			if st.Warning != "" {
-				fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
-			}
-			return nil
+			return printAdminResult(c, resp.Status, asJSON)
 		},
 	}
 	flags.register(c)
@@ -62,4 +54,17 @@ func writeJSON(c *cobra.Command, v any) error {
 	enc := json.NewEncoder(c.OutOrStdout())
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printAdminResult reports an admin change: the new state and reply, or
+// the whole status as JSON; a warning goes to stderr.
+func printAdminResult(c *cobra.Command, st *agent.Status, asJSON bool) error {
+	if st.Warning != "" {
+		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
+	}
+	if asJSON {
+		return writeJSON(c, st)
+	}
+	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
+	return nil
 }

@@ -61,16 +61,11 @@ or a deploy script before stopping the WebSocket server.`,
 			if err != nil {
 				return err
 			}
-			st := resp.Status
-			if st.Warning != "" {
-				fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
-			}
 			if !opts.wait {
-				if opts.asJSON {
-					return writeJSON(c, st)
-				}
-				fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
-				return nil
+				return printAdminResult(c, resp.Status, opts.asJSON)
+			}
+			if resp.Status.Warning != "" {
+				fmt.Fprintln(c.ErrOrStderr(), "warning: "+resp.Status.Warning)
 			}
 			return waitDrained(c, &flags, opts, started)
 		},

@@ -77,7 +77,8 @@ func TestShedJobStops(t *testing.T) {
 		defer close(done)
 		job.run(context.Background(), c, c.remaining, keep.Load, zerolog.Nop())
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Lift the drain once the job is under way.
+	waitFor(t, "the job closing a connection", func() bool { return c.remaining() < 1000 })
 	keep.Store(false)
 	select {
 	case <-done:

@@ -186,21 +186,32 @@ func (h *hafeed) start() {
 		h.exitErr = c.Wait()
 		close(exited)
 	}(h.cmd)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := h.call(agent.CommandStatus); err == nil {
-			return
-		}
-		select {
-		case <-h.exited:
+	if err := awaitStarted(h.exited, func() bool { _, err := h.call(agent.CommandStatus); return err == nil }); err != nil {
+		if errors.Is(err, errExited) {
 			h.cmd = nil
-			h.t.Fatalf("hafeed exited during start: %v\n%s", h.exitErr, h.logs())
+			err = fmt.Errorf("%w: %v", err, h.exitErr)
+		}
+		h.t.Fatalf("hafeed on control socket %s: %v\n%s", h.ctlSock, err, h.logs())
+	}
+}
+
+var errExited = errors.New("exited during start")
+
+// awaitStarted polls answers until it is true, for 10 s at most or until
+// the process exits.
+func awaitStarted(exited <-chan struct{}, answers func() bool) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for !answers() {
+		select {
+		case <-exited:
+			return errExited
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("hafeed did not answer on its control socket within 10s\n%s", h.logs())
+			return errors.New("no answer within 10s")
 		}
 	}
+	return nil
 }
 
 // stop ends hafeed with SIGTERM and checks it exits cleanly.
@@ -473,19 +484,11 @@ func (h *haproxyProc) run() {
 		h.exitErr = h.cmd.Wait()
 		close(h.exited)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := h.runtime("show info"); err == nil {
-			return
+	if err := awaitStarted(h.exited, func() bool { _, err := h.runtime("show info"); return err == nil }); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %v", err, h.exitErr)
 		}
-		select {
-		case <-h.exited:
-			t.Fatalf("haproxy exited: %v\n%s", h.exitErr, h.out)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy stats socket did not answer within 10s\n%s", h.out)
-		}
+		t.Fatalf("haproxy stats socket %s: %v\n%s", h.sock, err, h.out)
 	}
 }
 

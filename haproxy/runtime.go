@@ -89,6 +89,12 @@ func NewRuntime(endpoint string, opts ...RuntimeOption) (*Runtime, error) {
 	return r, nil
 }
 
+// ValidateEndpoint checks a runtime API address as NewRuntime would
+// accept it, so that a configuration can be rejected before it runs.
+func ValidateEndpoint(endpoint string) error {
+	return new(Runtime).parseEndpoint(endpoint)
+}
+
 const endpointForms = `want "unix:///path/to/admin.sock", "/path/to/admin.sock" or "tcp://127.0.0.1:9999"`
 
 func (r *Runtime) parseEndpoint(endpoint string) error {
@@ -374,10 +380,12 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// checkName rejects a backend or server name that HAProxy could not have
+// ValidateName rejects a backend or server name that HAProxy could not have
 // accepted in its configuration, and with it anything that would change
 // the command it is spliced into (';', '\\', '/', spaces, line breaks).
-func checkName(kind, name string) error {
+// kind ("backend" or "server") labels the error. The runtime client checks
+// every name with it, and hafeed's configuration does too.
+func ValidateName(kind, name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty %s name", ErrInvalidName, kind)
 	}
@@ -397,10 +405,10 @@ func isNameChar(c rune) bool {
 
 // serverRef validates backend and server and joins them as "B/S".
 func serverRef(backend, server string) (string, error) {
-	if err := checkName("backend", backend); err != nil {
+	if err := ValidateName("backend", backend); err != nil {
 		return "", err
 	}
-	if err := checkName("server", server); err != nil {
+	if err := ValidateName("server", server); err != nil {
 		return "", err
 	}
 	return backend + "/" + server, nil

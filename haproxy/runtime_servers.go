@@ -50,7 +50,7 @@ func (s ServerState) ForcedMaint() bool { return s.AdminState&AdminStateForcedMa
 func (r *Runtime) ServersState(ctx context.Context, backend string) ([]ServerState, error) {
 	command := "show servers state"
 	if backend != "" {
-		if err := checkName("backend", backend); err != nil {
+		if err := ValidateName("backend", backend); err != nil {
 			return nil, r.invalid(command, err)
 		}
 		command += " " + backend

@@ -36,7 +36,7 @@ type Stat struct {
 func (r *Runtime) Stats(ctx context.Context, backend string) ([]Stat, error) {
 	command := "show stat"
 	if backend != "" {
-		if err := checkName("backend", backend); err != nil {
+		if err := ValidateName("backend", backend); err != nil {
 			return nil, r.invalid(command, err)
 		}
 		command += " " + backend + " 4 -1" // 4: servers, -1: all of them

@@ -752,13 +752,13 @@ func TestSplitReply(t *testing.T) {
 func TestCheckName(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"ws", "ws1", "be_app-2.prod:v6", "A", "0"} {
-		if err := checkName("server", name); err != nil {
-			t.Errorf("checkName(%q) = %v, want nil", name, err)
+		if err := ValidateName("server", name); err != nil {
+			t.Errorf("ValidateName(%q) = %v, want nil", name, err)
 		}
 	}
 	for _, name := range []string{"", ";", `\`, " ", "a b", "a\tb", "a\nb", "a/b", "a#b", "a\x7f", "ü", "a<<"} {
-		if err := checkName("server", name); !errors.Is(err, ErrInvalidName) {
-			t.Errorf("checkName(%q) = %v, want ErrInvalidName", name, err)
+		if err := ValidateName("server", name); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateName(%q) = %v, want ErrInvalidName", name, err)
 		}
 	}
 }

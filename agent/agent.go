@@ -2,14 +2,13 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,17 +17,19 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
 // Options wires an Agent.
 type Options struct {
-	Config Config
+	Config config.Config
 	// ConfigFile is shown in status; "" when running on defaults.
 	ConfigFile string
 	// Reload reads the configuration again (file and flags) on SIGHUP; nil
 	// disables reloading.
-	Reload func() (Config, error)
+	Reload func() (config.Config, error)
 	// LogLevel, when set, is changed by a reload that changes log.level.
 	LogLevel *LevelFilter
 	Log      zerolog.Logger
@@ -49,99 +50,121 @@ type Agent struct {
 	log     zerolog.Logger
 	replies *replyBook
 	started time.Time
+	// reloads carries reload requests to the loop, which owns the sampler;
+	// the channel sent is closed once the reload is applied.
+	reloads chan chan struct{}
 
 	// adminMu serialises admin changes, so that the order on disk is the
 	// order HAProxy sees. Lock order: adminMu, an endpoint's mu, then mu.
-	adminMu  sync.Mutex
-	mu       sync.Mutex // guards the fields below
-	cfg      Config
-	state    State
-	stateErr string
-	sample   *Sample
-	listen   string
-	desired  desiredAdmin
-	shed     *shedJob
-	rebal    *RebalanceStatus
+	adminMu sync.Mutex
+	mu      sync.Mutex // guards the fields below
+	// cfg is the configuration in effect; restartNeeded lists the keys a
+	// reload changed that take effect only on restart.
+	cfg           config.Config
+	restartNeeded []string
+	state         State
+	stateErr      string
+	sample        *control.Sample
+	listen        string
+	desired       desiredAdmin
+	shed          *shedJob
+	rebal         *control.RebalanceStatus
+	runtime       *runtimeSet
 
-	endpoints []*endpoint
-	closer    closer // nil when shedding is not possible
 	agentPort uint16
 	shedJobs  chan *shedJob
-	// shed counts connections closed to move them, by reason.
+	// shedCount counts connections closed to move them, by reason.
 	shedCount map[string]uint64
 }
 
 // New builds an agent; Serve runs it.
 func New(opts Options) *Agent {
 	return &Agent{
-		opts:    opts,
-		log:     opts.Log.With().Str("component", "agent").Logger(),
-		cfg:     opts.Config,
-		replies: newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
+		opts:     opts,
+		log:      opts.Log.With().Str("component", "agent").Logger(),
+		cfg:      opts.Config,
+		replies:  newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
+		reloads:  make(chan chan struct{}),
+		shedJobs: make(chan *shedJob),
 	}
 }
 
-// Serve loads the persisted state, opens the control socket and the
-// agent-check port, and samples load until ctx is done.
-func (a *Agent) Serve(ctx context.Context) error {
+// Serve loads the persisted state, opens the control socket, the
+// agent-check port and the metrics port, and samples load until ctx is
+// done. When something fails before it runs, whatever it opened is closed
+// again: the control socket is free for the next attempt.
+func (a *Agent) Serve(ctx context.Context) (err error) {
 	a.started = time.Now()
-	cfg := a.config()
+	cfg := a.conf()
 	if err := a.loadState(cfg.StateFile); err != nil {
 		return err
 	}
-	ctl, err := listenControl(cfg.ControlSocket, a, a.opts.Log)
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for _, f := range slices.Backward(undo) {
+				f()
+			}
+		}
+	}()
+	ctl, err := control.Listen(cfg.ControlSocket, a, a.opts.Log)
 	if err != nil {
 		return err
 	}
+	undo = append(undo, ctl.Close)
 	ln, err := net.Listen("tcp", cfg.AgentCheck.Listen)
 	if err != nil {
-		ctl.close()
 		return fmt.Errorf("agent-check listener on %s: %w (is another agent running, or the port taken?)", cfg.AgentCheck.Listen, err)
 	}
-	allow, _ := ParseAllow(cfg.AgentCheck.Allow) // validated with the config
+	undo = append(undo, func() { ln.Close() })
+	var metricsSrv *metricsServer
+	if cfg.Metrics.Listen != "" {
+		metricsSrv, err = newMetricsServer(cfg.Metrics.Listen, collector{a: a, version: a.opts.Version})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { metricsSrv.ln.Close() })
+	}
+	allow, _ := config.ParseAllow(cfg.AgentCheck.Allow) // validated with the config
 	server := haproxy.NewAgentServer(ln, a.replies, haproxy.AgentServerOptions{
 		Timeout:   cfg.AgentCheck.Timeout,
 		MaxLinger: cfg.AgentCheck.MaxConns,
 		Allow:     allow,
 	}, a.opts.Log)
-	agentPort := uint16(ln.Addr().(*net.TCPAddr).Port)
+	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
 	a.mu.Lock()
 	a.listen = ln.Addr().String()
 	a.mu.Unlock()
-	a.agentPort = agentPort
-	sampler, err := NewSampler(cfg.Sources, agentPort)
-	if err == nil {
-		err = a.buildEndpoints(cfg)
-	}
+	sampler, err := NewSampler(cfg.Sources, a.agentPort)
 	if err != nil {
-		ln.Close()
-		ctl.close()
+		return err
+	}
+	rs, err := a.newRuntimeSet(cfg)
+	if err != nil {
 		return err
 	}
 	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount()))
 
 	a.log.Info().Str("agent_check", ln.Addr().String()).Str("control_socket", cfg.ControlSocket).
 		Str("state_file", cfg.StateFile).Str("admin", a.currentState().Admin.String()).Msg("hafeed agent started")
+	if metricsSrv != nil {
+		a.log.Info().Str("listen", metricsSrv.ln.Addr().String()).Msg("serving Prometheus metrics on /metrics")
+	}
 	if a.opts.Ready != nil {
 		a.opts.Ready()
 	}
 	a.notify("READY=1\nSTATUS=" + a.statusLine())
 
+	undo = nil // from here on each task closes what it owns
 	g, ctx := errgroup.WithContext(ctx)
+	a.swapRuntime(ctx, rs)
+	defer a.swapRuntime(ctx, nil)
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return ctl.Run(ctx) })
-	g.Go(func() error { return a.loop(ctx, sampler, server, agentPort) })
-	for _, e := range a.endpoints {
-		g.Go(func() error { return e.Run(ctx) })
-	}
+	g.Go(func() error { return a.loop(ctx, sampler, server) })
 	g.Go(func() error { return a.runShedJobs(ctx) })
-	if cfg.Metrics.Listen != "" {
-		m, err := newMetricsServer(cfg.Metrics.Listen, collector{a: a, version: a.opts.Version})
-		if err != nil {
-			return err
-		}
-		a.log.Info().Str("listen", m.ln.Addr().String()).Msg("serving Prometheus metrics on /metrics")
-		g.Go(func() error { return m.Run(ctx) })
+	if metricsSrv != nil {
+		g.Go(func() error { return metricsSrv.Run(ctx) })
 	}
 	g.Go(func() error { return a.rebalance(ctx) })
 	g.Go(func() error {
@@ -154,77 +177,107 @@ func (a *Agent) Serve(ctx context.Context) error {
 	return err
 }
 
-func (a *Agent) loadState(path string) error {
-	state, err := StateFile{Path: path}.Load()
-	switch {
-	case errors.Is(err, ErrCorruptState):
-		// Fail safe: a host whose operator drained it must not come back
-		// as ready because its state file was damaged.
-		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
-		a.stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
-		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
-	case err != nil:
-		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
-	case state.Since.IsZero():
-		state.Since = time.Now() // no state file yet: ready since this start
-	}
-	a.mu.Lock()
-	a.state = state
-	a.mu.Unlock()
-	a.replies.Expect(state.Peers)
-	a.replies.SetAdmin(state.Admin, state.ReadyPending)
-	// A drain or maint is re-applied through the runtime API; ready is not
-	// pushed at start, so an operator's runtime drain stays.
-	a.desired = desiredAdmin{admin: state.Admin, gen: 1, push: state.Admin != haproxy.AdminReady}
-	return nil
+// runtimeSet is the HAProxy runtime endpoints and the way to shed that one
+// configuration describes; a reload that changes haproxy[] or shed.*
+// replaces the whole set, stopping the old one.
+type runtimeSet struct {
+	endpoints []*endpoint
+	closer    closer // nil when shedding is not possible
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
-// buildEndpoints sets up the runtime endpoints and the way to shed.
-func (a *Agent) buildEndpoints(cfg Config) error {
-	a.shedJobs = make(chan *shedJob)
-	ports := func() []uint16 {
-		if len(cfg.Sources.Ports) > 0 {
-			return cfg.Sources.Ports
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.sample != nil {
-			return a.sample.Ports
-		}
-		return nil
-	}
-	wanted := func() desiredAdmin {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return a.desired
-	}
+// newRuntimeSet builds the endpoints and the closer of cfg, not running yet.
+func (a *Agent) newRuntimeSet(cfg config.Config) (*runtimeSet, error) {
+	rs := &runtimeSet{}
 	for _, hc := range cfg.HAProxy {
-		e, err := newEndpoint(hc, ports, wanted, a.opts.Log)
+		e, err := newEndpoint(hc, a.targetPorts, a.wanted, a.opts.Log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		a.endpoints = append(a.endpoints, e)
+		rs.endpoints = append(rs.endpoints, e)
 	}
 	switch {
 	case cfg.Shed.Via == "hook":
 		// The hook may take up to 5 s (shed.ShedTimeout) to answer. No
 		// keep-alive: an idle connection to the application's port would
 		// count as one the drain waits for.
-		a.closer = hookCloser{url: cfg.Shed.HookURL, client: &http.Client{
+		rs.closer = hookCloser{url: cfg.Shed.HookURL, client: &http.Client{
 			Timeout:   10 * time.Second,
 			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 		}}
-	case len(a.endpoints) > 0:
-		a.closer = &runtimeCloser{endpoints: a.endpoints}
+	case len(rs.endpoints) > 0:
+		rs.closer = &runtimeCloser{endpoints: rs.endpoints}
+	}
+	return rs, nil
+}
+
+// swapRuntime starts next (nil: none) and stops the set it replaces.
+func (a *Agent) swapRuntime(ctx context.Context, next *runtimeSet) {
+	if next != nil {
+		rctx, cancel := context.WithCancel(ctx)
+		next.cancel = cancel
+		for _, e := range next.endpoints {
+			next.wg.Go(func() { e.Run(rctx) })
+		}
+	}
+	a.mu.Lock()
+	prev := a.runtime
+	a.runtime = next
+	a.mu.Unlock()
+	if prev != nil {
+		prev.cancel()
+		prev.wg.Wait()
+		if s, ok := prev.closer.(interface{ stop() }); ok {
+			s.stop()
+		}
+	}
+}
+
+// endpointsNow are the runtime endpoints in effect.
+func (a *Agent) endpointsNow() []*endpoint {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runtime == nil {
+		return nil
+	}
+	return a.runtime.endpoints
+}
+
+// closerNow is the way to shed in effect, nil if there is none.
+func (a *Agent) closerNow() closer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runtime == nil {
+		return nil
+	}
+	return a.runtime.closer
+}
+
+// targetPorts are the ports by which endpoints find this host in HAProxy:
+// sources.ports, else the listening ports the last sample counted.
+func (a *Agent) targetPorts() []uint16 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.cfg.Sources.Ports) > 0 {
+		return a.cfg.Sources.Ports
+	}
+	if a.sample != nil {
+		return a.sample.Ports
 	}
 	return nil
 }
 
+func (a *Agent) wanted() desiredAdmin {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.desired
+}
+
 // loop owns the sampler: it samples on a ticker, persists the end of a
 // ready announcement, and applies reloads.
-func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer, agentPort uint16) error {
-	cfg := a.config()
-	ticker := time.NewTicker(cfg.Interval)
+func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer) error {
+	ticker := time.NewTicker(a.conf().Interval)
 	defer ticker.Stop()
 	hup := make(chan os.Signal, 1)
 	if a.opts.Reload != nil {
@@ -237,6 +290,16 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		defer t.Stop()
 		watchdog = t.C
 	}
+	reload := func() {
+		a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
+		next, err := a.opts.Reload()
+		if err != nil {
+			a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+		} else if a.applyConfig(ctx, next, sampler, server) {
+			ticker.Reset(next.Interval)
+		}
+		a.notify("READY=1\nSTATUS=" + a.statusLine())
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -244,59 +307,93 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		case <-watchdog:
 			a.notify("WATCHDOG=1")
 		case <-ticker.C:
-			a.publish(sampler.Sample(ctx, a.config().Policy, a.peerCount()))
+			a.publish(sampler.Sample(ctx, a.conf().Policy, a.peerCount()))
 		case <-a.replies.announced:
 			a.persistAnnounced()
 		case <-hup:
-			a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
-			next, err := a.opts.Reload()
-			if err != nil {
-				a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-			} else {
-				a.applyConfig(next, sampler, server, agentPort)
-				ticker.Reset(next.Interval)
-			}
-			a.notify("READY=1\nSTATUS=" + a.statusLine())
+			reload()
+		case done := <-a.reloads:
+			reload()
+			close(done)
 		}
 	}
 }
 
-func (a *Agent) applyConfig(next Config, sampler *Sampler, server *haproxy.AgentServer, agentPort uint16) {
-	prev := a.config()
-	for key, changed := range map[string]bool{
+// reload asks the loop to reload as SIGHUP does, and waits until it has.
+func (a *Agent) reload(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case a.reloads <- done:
+		<-done
+	case <-ctx.Done():
+	}
+}
+
+// restartOnly lists the keys a running agent cannot change: the listeners
+// and files it holds open, and the log format of its logger.
+func restartOnly(prev, next config.Config) map[string]bool {
+	return map[string]bool{
 		"agent_check.listen":    prev.AgentCheck.Listen != next.AgentCheck.Listen,
 		"agent_check.timeout":   prev.AgentCheck.Timeout != next.AgentCheck.Timeout,
 		"agent_check.max_conns": prev.AgentCheck.MaxConns != next.AgentCheck.MaxConns,
 		"control_socket":        prev.ControlSocket != next.ControlSocket,
 		"state_file":            prev.StateFile != next.StateFile,
 		"log.format":            prev.Log.Format != next.Log.Format,
-	} {
+		"metrics.listen":        prev.Metrics.Listen != next.Metrics.Listen,
+	}
+}
+
+// applyConfig applies every key of next it can; the others keep their
+// running values, are logged, and are listed in status until a restart
+// (or a reload that restores them). It says whether next was applied.
+func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *Sampler, server *haproxy.AgentServer) bool {
+	prev := a.conf()
+	var pending []string
+	for key, changed := range restartOnly(prev, next) {
 		if changed {
+			pending = append(pending, key)
 			a.log.Warn().Str("key", key).Msg("this setting changes only on restart; keeping the running value")
 		}
 	}
+	slices.Sort(pending)
 	next.AgentCheck.Listen, next.AgentCheck.Timeout, next.AgentCheck.MaxConns = prev.AgentCheck.Listen, prev.AgentCheck.Timeout, prev.AgentCheck.MaxConns
 	next.ControlSocket, next.StateFile, next.Log.Format = prev.ControlSocket, prev.StateFile, prev.Log.Format
+	next.Metrics.Listen = prev.Metrics.Listen
 
-	if err := sampler.SetSources(next.Sources, agentPort); err != nil {
-		a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-		return
+	var rs *runtimeSet
+	if !slices.Equal(prev.HAProxy, next.HAProxy) || prev.Shed != next.Shed || !slices.Equal(prev.Sources.Ports, next.Sources.Ports) {
+		var err error
+		if rs, err = a.newRuntimeSet(next); err != nil {
+			a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+			return false
+		}
 	}
-	allow, _ := ParseAllow(next.AgentCheck.Allow)
+	if err := sampler.SetSources(next.Sources, a.agentPort); err != nil {
+		a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+		return false
+	}
+	allow, _ := config.ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)
 	if a.opts.LogLevel != nil {
-		if lvl, err := parseLevel(next.Log.Level); err == nil {
+		if lvl, err := config.ParseLevel(next.Log.Level); err == nil {
 			a.opts.LogLevel.Set(lvl)
 		}
 	}
 	a.mu.Lock()
-	a.cfg = next
+	a.cfg, a.restartNeeded = next, pending
 	a.mu.Unlock()
-	a.log.Info().Msg("configuration reloaded")
+	if rs != nil {
+		// Endpoints re-apply the admin state and find this host again;
+		// the old ones stop once the new ones run.
+		a.swapRuntime(ctx, rs)
+		a.log.Info().Int("endpoints", len(rs.endpoints)).Str("shed_via", next.Shed.Via).Msg("runtime endpoints and shedding rebuilt")
+	}
+	a.log.Info().Strs("restart_needed", pending).Msg("configuration reloaded")
+	return true
 }
 
-func (a *Agent) publish(s Sample) {
+func (a *Agent) publish(s control.Sample) {
 	a.mu.Lock()
 	prev := a.sample
 	a.sample = &s
@@ -324,209 +421,11 @@ func (a *Agent) publish(s Sample) {
 // peerCount is the number of HAProxy addresses polling, at least 1.
 func (a *Agent) peerCount() int { return max(1, len(a.replies.RecentPeers())) }
 
-func (a *Agent) persistAnnounced() {
-	a.adminMu.Lock()
-	defer a.adminMu.Unlock()
-	cur := a.currentState()
-	if _, announcing := a.replies.Current(); announcing || !cur.ReadyPending {
-		return
-	}
-	cur.ReadyPending, cur.Peers = false, nil
-	if err := a.stateFile().Save(cur); err != nil {
-		// Harmless: a restart would announce "ready" once more.
-		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
-		return
-	}
-	a.mu.Lock()
-	a.state = cur
-	a.mu.Unlock()
-	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
-}
-
-// SetAdmin changes the admin state, persisting it before it is served.
-func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
-	a.adminMu.Lock()
-	defer a.adminMu.Unlock()
-	a.mu.Lock()
-	cur, corrupt := a.state, a.stateErr != ""
-	a.mu.Unlock()
-	if cur.Admin == admin && !corrupt {
-		return "", nil
-	}
-	next := State{
-		Admin:        admin,
-		Since:        time.Now(),
-		ReadyPending: admin == haproxy.AdminReady && (cur.Admin != haproxy.AdminReady || cur.ReadyPending),
-	}
-	if next.ReadyPending {
-		next.Peers = a.replies.RecentPeers()
-	}
-	if err := a.stateFile().Save(next); err != nil {
-		return "", fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
-	}
-	a.mu.Lock()
-	a.state, a.stateErr = next, ""
-	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
-	a.mu.Unlock()
-	a.replies.SetAdmin(admin, next.ReadyPending)
-	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
-	var warnings []string
-	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpoints) == 0 {
-		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
-	}
-	warnings = append(warnings, a.pushAll()...)
-	return strings.Join(warnings, "; "), nil
-}
-
-// pushAll applies the admin state through every runtime endpoint at once,
-// waiting at most pushTimeout; endpoints that fail keep retrying.
-func (a *Agent) pushAll() []string {
-	if len(a.endpoints) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
-	defer cancel()
-	errs := make([]error, len(a.endpoints))
-	var wg sync.WaitGroup
-	for i, e := range a.endpoints {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.pushNow(ctx)
-		}()
-	}
-	wg.Wait()
-	var warnings []string
-	for _, err := range errs {
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("not pushed yet, retrying in the background (the agent-check reply carries it too): %v", err))
-		}
-	}
-	return warnings
-}
-
-func (a *Agent) handle(ctx context.Context, req Request) Response {
-	var warning string
-	switch req.Command {
-	case CommandStatus:
-	case CommandReady, CommandDrain, CommandMaint:
-		if req.ShedRate != 0 && req.Command != CommandDrain {
-			return Response{Error: "shed_rate goes with drain only"}
-		}
-		if req.ShedRate < 0 || req.Min < 0 {
-			return Response{Error: "shed_rate and min must not be negative"}
-		}
-		if req.ShedRate > 0 && a.closer == nil {
-			return Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
-		}
-		admin, _ := haproxy.ParseAdmin(req.Command)
-		w, err := a.SetAdmin(admin)
-		if err != nil {
-			return Response{Error: err.Error()}
-		}
-		warning = w
-		if req.ShedRate > 0 {
-			a.startShed(ctx, req)
-		}
-	default:
-		return Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain or maint", req.Command)}
-	}
-	st := a.Status()
-	st.Warning = warning
-	return Response{OK: true, Status: &st}
-}
-
-// Status is what `hafeed status` shows.
-type Status struct {
-	Admin           string       `json:"admin"`
-	Since           time.Time    `json:"since"`
-	Reply           string       `json:"reply"`
-	AnnouncingReady bool         `json:"announcing_ready"`
-	StateError      string       `json:"state_error,omitempty"`
-	Warning         string       `json:"warning,omitempty"`
-	Sample          *Sample      `json:"sample,omitempty"`
-	Peers           []PeerStatus `json:"peers"`
-	PID             int          `json:"pid"`
-	Version         string       `json:"version"`
-	// HAProxy lists the runtime endpoints, Shed the last shedding job and
-	// Rebalance the rebalancer's last step.
-	HAProxy       []EndpointStatus `json:"haproxy,omitempty"`
-	Shed          *ShedStatus      `json:"shed,omitempty"`
-	Rebalance     *RebalanceStatus `json:"rebalance,omitempty"`
-	StartedAt     time.Time        `json:"started_at"`
-	ConfigFile    string           `json:"config_file,omitempty"`
-	AgentListen   string           `json:"agent_listen"`
-	ControlSocket string           `json:"control_socket"`
-	StateFile     string           `json:"state_file"`
-}
-
-// Status reports the agent's current state.
-func (a *Agent) Status() Status {
-	line, announcing := a.replies.Current()
-	// Endpoints lock their own mutex and then a.mu: read them first.
-	var endpoints []EndpointStatus
-	for _, e := range a.endpoints {
-		endpoints = append(endpoints, e.snapshot())
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	st := Status{
-		Admin:           a.state.Admin.String(),
-		Since:           a.state.Since,
-		Reply:           trimNewline(line),
-		AnnouncingReady: announcing,
-		StateError:      a.stateErr,
-		Peers:           a.replies.Peers(),
-		PID:             os.Getpid(),
-		Version:         a.opts.Version,
-		StartedAt:       a.started,
-		ConfigFile:      a.opts.ConfigFile,
-		AgentListen:     a.listen,
-		ControlSocket:   a.cfg.ControlSocket,
-		StateFile:       a.cfg.StateFile,
-		HAProxy:         endpoints,
-	}
-	if a.sample != nil {
-		s := *a.sample
-		st.Sample = &s
-	}
-	if a.shed != nil {
-		j := a.shed.snapshot()
-		st.Shed = &j
-	}
-	if a.rebal != nil {
-		r := *a.rebal
-		st.Rebalance = &r
-	}
-
-	if st.Peers == nil {
-		st.Peers = []PeerStatus{}
-	}
-	return st
-}
-
-func trimNewline(s string) string {
-	if n := len(s); n > 0 && s[n-1] == '\n' {
-		return s[:n-1]
-	}
-	return s
-}
-
-func (a *Agent) config() Config {
+func (a *Agent) conf() config.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg
 }
-
-func (a *Agent) currentState() State {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.state
-}
-
-func (a *Agent) stateFile() StateFile { return StateFile{Path: a.config().StateFile} }
-
-var _ controlHandler = (*Agent)(nil)
 
 // PortOf returns the port of a host:port address, 0 if it has none.
 func PortOf(addr string) uint16 {
@@ -545,12 +444,6 @@ func (a *Agent) notify(state string) {
 	}
 }
 
-// statusLine is the one-line status systemctl shows.
-func (a *Agent) statusLine() string {
-	line, _ := a.replies.Current()
-	return fmt.Sprintf("admin %s, reply %q", a.currentState().Admin, trimNewline(line))
-}
-
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd's
 // RELOADING=1 wants it.
 func monotonicUsec() string {
@@ -559,24 +452,4 @@ func monotonicUsec() string {
 		return "0"
 	}
 	return strconv.FormatInt(ts.Nano()/1000, 10)
-}
-
-// countShed adds closed connections to the shed totals.
-func (a *Agent) countShed(reason string, n int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.shedCount == nil {
-		a.shedCount = map[string]uint64{}
-	}
-	a.shedCount[reason] += uint64(n)
-}
-
-func (a *Agent) shedTotals() map[string]uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := map[string]uint64{"drain": 0, "rebalance": 0}
-	for k, v := range a.shedCount {
-		out[k] = v
-	}
-	return out
 }

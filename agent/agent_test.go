@@ -16,6 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hafeed/hafeed/haproxy"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 func TestMain(m *testing.M) {
@@ -28,14 +31,14 @@ const waitLimit = 5 * time.Second
 // testConfig is the default configuration with every file in a fresh short
 // directory (Unix socket paths must stay under 108 bytes) and the agent on
 // loopback ports of its own.
-func testConfig(t *testing.T) Config {
+func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")
 	cfg.StateFile = filepath.Join(dir, "state.json")
@@ -59,7 +62,7 @@ func unusedPort(t *testing.T) uint16 {
 
 // startAgent runs an agent until the test ends and returns once it is
 // ready; at the end it checks that Serve returns nil.
-func startAgent(t *testing.T, cfg Config) {
+func startAgent(t *testing.T, cfg config.Config) {
 	t.Helper()
 	stop := runAgent(t, cfg)
 	t.Cleanup(func() {
@@ -71,7 +74,7 @@ func startAgent(t *testing.T, cfg Config) {
 
 // runAgent starts an agent, waits until it is ready and returns the
 // function that stops it and reports what Serve returned.
-func runAgent(t *testing.T, cfg Config) (stop func() error) {
+func runAgent(t *testing.T, cfg config.Config) (stop func() error) {
 	t.Helper()
 	ready := make(chan struct{})
 	a := New(Options{Config: cfg, Version: "test", Ready: func() { close(ready) }})
@@ -105,7 +108,7 @@ func runAgent(t *testing.T, cfg Config) (stop func() error) {
 }
 
 // call sends a command that must succeed.
-func call(t *testing.T, socket, command string) *Status {
+func call(t *testing.T, socket, command string) *control.Status {
 	t.Helper()
 	resp, err := callErr(socket, command)
 	if err != nil {
@@ -117,10 +120,10 @@ func call(t *testing.T, socket, command string) *Status {
 	return resp.Status
 }
 
-func callErr(socket, command string) (*Response, error) {
+func callErr(socket, command string) (*control.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	return Call(ctx, socket, Request{Command: command})
+	return control.Call(ctx, socket, control.Request{Command: command})
 }
 
 // pollAgentCheck is one agent-check poll, as HAProxy makes it.
@@ -180,7 +183,7 @@ func TestAgentStatus(t *testing.T) {
 	cfg := testConfig(t)
 	startAgent(t, cfg)
 
-	st := call(t, cfg.ControlSocket, CommandStatus)
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
 	if st.Admin != "ready" || st.AnnouncingReady || st.StateError != "" {
 		t.Errorf("status = admin %q, announcing %t, state error %q; want ready, false, none", st.Admin, st.AnnouncingReady, st.StateError)
 	}
@@ -203,7 +206,7 @@ func TestAgentStatus(t *testing.T) {
 	}
 
 	wantMatch(t, "agent-check reply", upReply, pollAgentCheck(t, st.AgentListen))
-	st = call(t, cfg.ControlSocket, CommandStatus)
+	st = call(t, cfg.ControlSocket, control.CommandStatus)
 	if len(st.Peers) != 1 || st.Peers[0].Addr != "127.0.0.1" || st.Peers[0].Polls != 1 {
 		t.Errorf("status peers after one poll = %+v, want 127.0.0.1 with 1 poll", st.Peers)
 	}
@@ -214,7 +217,7 @@ func TestAgentDrainIsPersistedBeforeReply(t *testing.T) {
 	cfg := testConfig(t)
 	startAgent(t, cfg)
 
-	st := call(t, cfg.ControlSocket, CommandDrain)
+	st := call(t, cfg.ControlSocket, control.CommandDrain)
 	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminDrain || got.ReadyPending {
 		t.Errorf("state file right after drain = %+v, want drain", got)
 	}
@@ -225,7 +228,7 @@ func TestAgentDrainIsPersistedBeforeReply(t *testing.T) {
 	wantMatch(t, "agent-check reply", drainReply, pollAgentCheck(t, st.AgentListen))
 
 	// Draining again changes nothing, not even the time.
-	again := call(t, cfg.ControlSocket, CommandDrain)
+	again := call(t, cfg.ControlSocket, control.CommandDrain)
 	if again.Admin != "drain" || !again.Since.Equal(st.Since) {
 		t.Errorf("second drain = %q since %v, want drain since %v", again.Admin, again.Since, st.Since)
 	}
@@ -235,9 +238,9 @@ func TestAgentReadyAnnouncesThenStops(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	startAgent(t, cfg)
-	call(t, cfg.ControlSocket, CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandDrain)
 
-	st := call(t, cfg.ControlSocket, CommandReady)
+	st := call(t, cfg.ControlSocket, control.CommandReady)
 	if st.Admin != "ready" || !st.AnnouncingReady {
 		t.Errorf("after ready: admin %q, announcing %t; want ready, true", st.Admin, st.AnnouncingReady)
 	}
@@ -257,7 +260,7 @@ func TestAgentReadyAnnouncesThenStops(t *testing.T) {
 	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady {
 		t.Errorf("state file after the announcement = %+v, want ready", got)
 	}
-	st = call(t, cfg.ControlSocket, CommandStatus)
+	st = call(t, cfg.ControlSocket, control.CommandStatus)
 	if st.AnnouncingReady {
 		t.Error("status still announcing ready after the only peer heard it twice")
 	}
@@ -269,7 +272,7 @@ func TestAgentMaint(t *testing.T) {
 	cfg := testConfig(t)
 	startAgent(t, cfg)
 
-	st := call(t, cfg.ControlSocket, CommandMaint)
+	st := call(t, cfg.ControlSocket, control.CommandMaint)
 	if st.Admin != "maint" || st.Reply != "maint" || st.Warning != "" {
 		t.Errorf("after maint: admin %q, reply %q, warning %q; want maint, maint, none", st.Admin, st.Reply, st.Warning)
 	}
@@ -281,11 +284,11 @@ func TestAgentMaint(t *testing.T) {
 	}
 
 	// HAProxy cannot leave maint for drain through the agent: say so.
-	st = call(t, cfg.ControlSocket, CommandDrain)
+	st = call(t, cfg.ControlSocket, control.CommandDrain)
 	if st.Admin != "drain" || !strings.Contains(st.Warning, "MAINT") {
 		t.Errorf("drain after maint: admin %q, warning %q; want drain and a warning about MAINT", st.Admin, st.Warning)
 	}
-	st = call(t, cfg.ControlSocket, CommandReady)
+	st = call(t, cfg.ControlSocket, control.CommandReady)
 	if st.Admin != "ready" || st.Warning != "" {
 		t.Errorf("ready after drain: admin %q, warning %q; want ready, none", st.Admin, st.Warning)
 	}
@@ -304,11 +307,11 @@ func TestAgentUnknownCommand(t *testing.T) {
 		if resp == nil || resp.OK || !strings.Contains(resp.Error, "unknown command") || resp.Status != nil {
 			t.Errorf("Call(%q) response = %+v, want an unknown command error", command, resp)
 		}
-		if errors.Is(err, ErrAgentUnreachable) {
+		if errors.Is(err, control.ErrAgentUnreachable) {
 			t.Errorf("Call(%q) = %v, which claims the agent is unreachable", command, err)
 		}
 	}
-	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "ready" {
 		t.Errorf("admin after unknown commands = %q, want ready", st.Admin)
 	}
 	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady {
@@ -330,7 +333,7 @@ func TestAgentMalformedRequest(t *testing.T) {
 		{name: "truncated JSON", request: `{"command":` + "\n", want: "malformed request"},
 		{name: "wrong type", request: `{"command":1}` + "\n", want: "malformed request"},
 		{name: "nothing", request: "", want: "reading request"},
-		{name: "too long", request: `{"command":"` + strings.Repeat("x", 2*maxRequestBytes), want: "malformed request"},
+		{name: "too long", request: `{"command":"` + strings.Repeat("x", 2*control.MaxRequestBytes), want: "malformed request"},
 	}
 	for _, tt := range tests {
 		conn, err := net.Dial("unix", cfg.ControlSocket)
@@ -348,10 +351,14 @@ func TestAgentMalformedRequest(t *testing.T) {
 			}
 			wrote <- err
 		}()
-		var resp Response
+		var resp control.Response
 		err = json.NewDecoder(conn).Decode(&resp)
 		conn.Close()
-		<-wrote
+		select {
+		case <-wrote:
+		case <-time.After(waitLimit):
+			t.Fatalf("%s: writing the request did not end within %v", tt.name, waitLimit)
+		}
 		if err != nil {
 			t.Errorf("%s: reading the reply: %v, want a JSON error reply", tt.name, err)
 			continue
@@ -360,7 +367,7 @@ func TestAgentMalformedRequest(t *testing.T) {
 			t.Errorf("%s: reply = %+v, want an error containing %q", tt.name, resp, tt.want)
 		}
 	}
-	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "ready" {
 		t.Errorf("admin after malformed requests = %q, want ready", st.Admin)
 	}
 }
@@ -369,7 +376,7 @@ func TestAgentSecondAgentOnSameSocket(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	startAgent(t, cfg)
-	call(t, cfg.ControlSocket, CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandDrain)
 
 	second := cfg
 	second.StateFile = filepath.Join(filepath.Dir(cfg.StateFile), "second.json")
@@ -378,8 +385,8 @@ func TestAgentSecondAgentOnSameSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	err := a.Serve(ctx)
-	if !errors.Is(err, ErrAlreadyRunning) {
-		t.Errorf("second Serve() = %v, want an error wrapping ErrAlreadyRunning", err)
+	if !errors.Is(err, control.ErrAlreadyRunning) {
+		t.Errorf("second Serve() = %v, want an error wrapping control.ErrAlreadyRunning", err)
 	}
 	if err != nil && !strings.Contains(err.Error(), cfg.ControlSocket) {
 		t.Errorf("second Serve() = %v, want it to name the control socket %s", err, cfg.ControlSocket)
@@ -388,7 +395,7 @@ func TestAgentSecondAgentOnSameSocket(t *testing.T) {
 		t.Error("second agent reported ready")
 	}
 	// The first agent still owns the socket.
-	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "drain" {
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "drain" {
 		t.Errorf("first agent's admin = %q, want drain", st.Admin)
 	}
 }
@@ -407,12 +414,12 @@ func TestAgentReplacesStaleSocket(t *testing.T) {
 	if err := os.WriteFile(cfg.ControlSocket+".lock", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := callErr(cfg.ControlSocket, CommandStatus); !errors.Is(err, ErrAgentUnreachable) {
-		t.Fatalf("Call() on the stale socket = %v, want ErrAgentUnreachable", err)
+	if _, err := callErr(cfg.ControlSocket, control.CommandStatus); !errors.Is(err, control.ErrAgentUnreachable) {
+		t.Fatalf("Call() on the stale socket = %v, want control.ErrAgentUnreachable", err)
 	}
 
 	startAgent(t, cfg)
-	if st := call(t, cfg.ControlSocket, CommandStatus); st.Admin != "ready" {
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "ready" {
 		t.Errorf("admin = %q, want ready", st.Admin)
 	}
 }
@@ -423,10 +430,10 @@ func TestAgentCorruptStateFile(t *testing.T) {
 		command   string
 		wantAdmin haproxy.Admin
 	}{
-		{command: CommandReady, wantAdmin: haproxy.AdminReady},
+		{command: control.CommandReady, wantAdmin: haproxy.AdminReady},
 		// Drain is what the agent already serves; it must still rewrite
 		// the file and clear the error.
-		{command: CommandDrain, wantAdmin: haproxy.AdminDrain},
+		{command: control.CommandDrain, wantAdmin: haproxy.AdminDrain},
 	}
 	for _, tt := range tests {
 		t.Run(tt.command, func(t *testing.T) {
@@ -437,7 +444,7 @@ func TestAgentCorruptStateFile(t *testing.T) {
 			}
 			startAgent(t, cfg)
 
-			st := call(t, cfg.ControlSocket, CommandStatus)
+			st := call(t, cfg.ControlSocket, control.CommandStatus)
 			if st.Admin != "drain" || !strings.Contains(st.StateError, ErrCorruptState.Error()) {
 				t.Errorf("status with a corrupt state file = admin %q, state error %q; want drain and the error", st.Admin, st.StateError)
 			}
@@ -489,20 +496,20 @@ func TestAgentAgentCheckPortTaken(t *testing.T) {
 	// The failed agent let go of the control socket.
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
 	startAgent(t, cfg)
-	call(t, cfg.ControlSocket, CommandStatus)
+	call(t, cfg.ControlSocket, control.CommandStatus)
 }
 
 func TestAgentServeReturnsOnCancel(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	stop := runAgent(t, cfg)
-	st := call(t, cfg.ControlSocket, CommandStatus)
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
 
 	if err := stop(); err != nil {
 		t.Fatalf("Serve() = %v after cancel, want nil", err)
 	}
-	if _, err := callErr(cfg.ControlSocket, CommandStatus); !errors.Is(err, ErrAgentUnreachable) {
-		t.Errorf("Call() after the agent stopped = %v, want ErrAgentUnreachable", err)
+	if _, err := callErr(cfg.ControlSocket, control.CommandStatus); !errors.Is(err, control.ErrAgentUnreachable) {
+		t.Errorf("Call() after the agent stopped = %v, want control.ErrAgentUnreachable", err)
 	}
 	if _, err := os.Stat(cfg.ControlSocket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket after the agent stopped: %v, want it removed", err)
@@ -521,9 +528,9 @@ func TestCallUnreachable(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	missing := filepath.Join(dir, "missing.sock")
-	_, err = callErr(missing, CommandStatus)
-	if !errors.Is(err, ErrAgentUnreachable) {
-		t.Errorf("Call() on a missing socket = %v, want ErrAgentUnreachable", err)
+	_, err = callErr(missing, control.CommandStatus)
+	if !errors.Is(err, control.ErrAgentUnreachable) {
+		t.Errorf("Call() on a missing socket = %v, want control.ErrAgentUnreachable", err)
 	}
 	if err != nil && !strings.Contains(err.Error(), missing) {
 		t.Errorf("Call() error %q does not name the socket %s", err, missing)
@@ -537,10 +544,10 @@ func TestAgentRestartResumesReadyAnnouncement(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	stop := runAgent(t, cfg)
-	st := call(t, cfg.ControlSocket, CommandStatus)
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
 	pollAgentCheck(t, st.AgentListen) // 127.0.0.1 becomes a known peer
-	call(t, cfg.ControlSocket, CommandDrain)
-	call(t, cfg.ControlSocket, CommandReady)
+	call(t, cfg.ControlSocket, control.CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandReady)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +557,7 @@ func TestAgentRestartResumesReadyAnnouncement(t *testing.T) {
 	}
 
 	startAgent(t, cfg)
-	st = call(t, cfg.ControlSocket, CommandStatus)
+	st = call(t, cfg.ControlSocket, control.CommandStatus)
 	if !st.AnnouncingReady {
 		t.Fatalf("restarted agent does not announce ready: %+v", st)
 	}

@@ -15,7 +15,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/haproxy"
-	"github.com/hafeed/hafeed/metrics"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 const (
@@ -32,19 +35,6 @@ type target struct{ Backend, Server string }
 
 func (t target) String() string { return t.Backend + "/" + t.Server }
 
-// EndpointStatus is what status shows of one HAProxy runtime endpoint.
-type EndpointStatus struct {
-	Runtime   string    `json:"runtime"`
-	Servers   []string  `json:"servers"`
-	PID       int       `json:"pid,omitempty"`
-	Applied   string    `json:"applied,omitempty"`
-	AppliedAt time.Time `json:"applied_at,omitzero"`
-	Error     string    `json:"error,omitempty"`
-	ErrorAt   time.Time `json:"error_at,omitzero"`
-	// Errors counts failed runtime API calls since the agent started.
-	Errors uint64 `json:"errors"`
-}
-
 // desiredAdmin is the admin state the runtime endpoints should hold, with a
 // generation so that each endpoint knows whether it applied the latest.
 type desiredAdmin struct {
@@ -59,7 +49,7 @@ type desiredAdmin struct {
 // pushes admin changes, re-applies them after HAProxy restarts, and keeps
 // the backend's stats and sessions for rebalancing and shedding.
 type endpoint struct {
-	cfg    HAProxyConfig
+	cfg    config.HAProxyConfig
 	rt     *haproxy.Runtime
 	log    zerolog.Logger
 	ports  func() []uint16
@@ -71,15 +61,11 @@ type endpoint struct {
 	applied uint64
 	pid     int
 	uptime  int64
-	status  EndpointStatus
+	status  control.EndpointStatus
 }
 
-func newEndpoint(cfg HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
-	addr, err := parseRuntimeEndpoint(cfg.Runtime)
-	if err != nil {
-		return nil, err
-	}
-	rt, err := haproxy.NewRuntime(addr)
+func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
+	rt, err := haproxy.NewRuntime(cfg.Runtime)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +73,7 @@ func newEndpoint(cfg HAProxyConfig, ports func() []uint16, wanted func() desired
 		cfg: cfg, rt: rt, ports: ports, wanted: wanted,
 		log:    log.With().Str("component", "runtime").Str("endpoint", rt.Endpoint()).Logger(),
 		wake:   make(chan struct{}, 1),
-		status: EndpointStatus{Runtime: rt.Endpoint()},
+		status: control.EndpointStatus{Runtime: rt.Endpoint()},
 	}
 	if cfg.Backend != "" {
 		e.targets = []target{{cfg.Backend, cfg.Server}}
@@ -236,7 +222,7 @@ func (e *endpoint) pushNow(ctx context.Context) error {
 	return err
 }
 
-func (e *endpoint) snapshot() EndpointStatus {
+func (e *endpoint) snapshot() control.EndpointStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.status
@@ -253,8 +239,8 @@ func (e *endpoint) currentTargets() []target {
 // backendLoad reads this host's backends and returns each server's
 // connections and effective weight; drained, down or maint servers have
 // weight 0.
-func (e *endpoint) backendLoad(ctx context.Context) (map[target]ServerLoad, error) {
-	out := map[target]ServerLoad{}
+func (e *endpoint) backendLoad(ctx context.Context) (map[target]policy.ServerLoad, error) {
+	out := map[target]policy.ServerLoad{}
 	seen := map[string]bool{}
 	for _, t := range e.currentTargets() {
 		if seen[t.Backend] {
@@ -273,105 +259,10 @@ func (e *endpoint) backendLoad(ctx context.Context) (map[target]ServerLoad, erro
 			if !strings.HasPrefix(s.Status, "UP") && s.Status != "no check" {
 				w = 0
 			}
-			out[target{t.Backend, s.Server}] = ServerLoad{Name: s.Server, Conns: s.Scur, Weight: w}
+			out[target{t.Backend, s.Server}] = policy.ServerLoad{Name: s.Server, Conns: s.Scur, Weight: w}
 		}
 	}
 	return out, nil
-}
-
-// runtimeCloser closes this host's sessions through HAProxy's runtime API
-// ("shutdown session"), picked at random over the endpoints. The session
-// list is read at most once a second: "show sess" lists every stream of
-// the HAProxy, which is large, and a shedding job closes a few at a time.
-type runtimeCloser struct {
-	endpoints []*endpoint
-
-	mu     sync.Mutex
-	listed time.Time
-	queue  []session // this host's sessions, shuffled, not yet closed
-}
-
-// session is one of this host's streams in one HAProxy.
-type session struct {
-	e  *endpoint
-	id string
-}
-
-// sessionsTTL is how long a "show sess" listing is used.
-const sessionsTTL = time.Second
-
-var errNoSessions = errors.New("no sessions of this server in HAProxy")
-
-func (rc *runtimeCloser) close(ctx context.Context, n int, _ string) (int, error) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var errs []error
-	if len(rc.queue) == 0 || time.Since(rc.listed) > sessionsTTL {
-		rc.queue, errs = rc.list(ctx)
-		rc.listed = time.Now()
-	}
-	if len(rc.queue) == 0 {
-		if len(errs) > 0 {
-			return 0, errors.Join(errs...)
-		}
-		return 0, errNoSessions
-	}
-	closed := 0
-	for closed < n && len(rc.queue) > 0 {
-		s := rc.queue[0]
-		rc.queue = rc.queue[1:]
-		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
-			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
-				errs = append(errs, err)
-			}
-			continue
-		}
-		closed++
-	}
-	return closed, errors.Join(errs...)
-}
-
-// list reads this host's sessions from every endpoint, shuffled.
-func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
-	var all []session
-	var errs []error
-	for _, e := range rc.endpoints {
-		targets := e.currentTargets()
-		list, err := e.rt.Sessions(ctx)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, s := range list {
-			if slices.Contains(targets, target{s.Backend, s.Server}) {
-				all = append(all, session{e, s.ID})
-			}
-		}
-	}
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	return all, errs
-}
-
-// connCounter counts this host's established connections for a shedding
-// job, fresher than the sampler's last sample but spending at most a tenth
-// of a core on it while the job runs.
-func connCounter(src SourcesConfig, agentPort uint16) func() int {
-	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: []uint16{agentPort}}
-	var last int
-	var at time.Time
-	var cost time.Duration
-	return func() int {
-		if !at.IsZero() && time.Since(at) < 10*cost {
-			return last
-		}
-		start := time.Now()
-		n, err := c.Count(context.Background())
-		if err != nil {
-			return 1 << 30 // unknown: keep going until the deadline
-		}
-		last, at, cost = n.Established, start, time.Since(start)
-		return last
-	}
 }
 
 var errNoTargets = errors.New("this host was not found in any HAProxy yet")

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/agent/config"
 )
 
 // TestEndpointWarnsOffLoopback checks the warning for a runtime API over
@@ -22,7 +24,7 @@ func TestEndpointWarnsOffLoopback(t *testing.T) {
 		{"unix:///run/haproxy/admin.sock", false},
 	} {
 		var buf bytes.Buffer
-		_, err := newEndpoint(HAProxyConfig{Runtime: tt.runtime}, nil, nil, zerolog.New(&buf))
+		_, err := newEndpoint(config.HAProxyConfig{Runtime: tt.runtime}, nil, nil, zerolog.New(&buf))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.runtime, err)
 		}

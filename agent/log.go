@@ -1,28 +1,21 @@
 package agent
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
-)
 
-func parseLevel(s string) (zerolog.Level, error) {
-	l, err := zerolog.ParseLevel(s)
-	if err != nil || s == "" {
-		return 0, fmt.Errorf("%q is not a log level: want trace, debug, info, warn or error", s)
-	}
-	return l, nil
-}
+	"github.com/hafeed/hafeed/agent/config"
+)
 
 // NewLogger builds the process logger from the log settings: JSON for
 // journald and files, console text on a terminal. The filter changes the
 // level later.
-func NewLogger(cfg LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter, error) {
-	level, err := parseLevel(cfg.Level)
+func NewLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter, error) {
+	level, err := config.ParseLevel(cfg.Level)
 	if err != nil {
 		return zerolog.Nop(), nil, err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 // collector exposes the agent's state to Prometheus, read at scrape time
@@ -66,7 +68,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descSampleTime, s.Duration.Seconds())
 		for name, sig := range s.Signals {
 			gauge(descSourceTime, sig.Duration.Seconds(), name)
-			if name == SignalConnections {
+			if name == policy.SignalConnections {
 				continue
 			}
 			if !sig.At.IsZero() {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // TestMetricsEndpoint scrapes a running agent and lints what it serves.
@@ -27,7 +29,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}()
 	<-ready
-	call(t, cfg.ControlSocket, CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandDrain)
 	a.countShed("drain", 3)
 
 	problems, err := testutil.CollectAndLint(collector{a: a, version: "test"})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/haproxy"
+
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // peerTTL is how long an address that polled counts as an HAProxy peer
@@ -43,13 +45,6 @@ type peerInfo struct {
 	lastPoll    time.Time
 	polls       uint64
 	readyServed int
-}
-
-// PeerStatus is what status shows of an HAProxy that polls the agent.
-type PeerStatus struct {
-	Addr     string    `json:"addr"`
-	LastPoll time.Time `json:"last_poll"`
-	Polls    uint64    `json:"polls"`
 }
 
 func newReplyBook(now func() time.Time, readyTimeout time.Duration) *replyBook {
@@ -193,20 +188,20 @@ func (b *replyBook) Current() (line string, announcing bool) {
 }
 
 // Peers lists the addresses that polled within peerTTL, forgetting older ones.
-func (b *replyBook) Peers() []PeerStatus {
+func (b *replyBook) Peers() []control.PeerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	var out []PeerStatus
+	var out []control.PeerStatus
 	for addr, p := range b.peers {
 		if now.Sub(p.lastPoll) > 10*peerTTL {
 			delete(b.peers, addr)
 			continue
 		}
 		if now.Sub(p.lastPoll) < peerTTL {
-			out = append(out, PeerStatus{Addr: addr.String(), LastPoll: p.lastPoll, Polls: p.polls})
+			out = append(out, control.PeerStatus{Addr: addr.String(), LastPoll: p.lastPoll, Polls: p.polls})
 		}
 	}
-	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Addr, b.Addr) })
+	slices.SortFunc(out, func(a, b control.PeerStatus) int { return strings.Compare(a.Addr, b.Addr) })
 	return out
 }

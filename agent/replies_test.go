@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hafeed/hafeed/haproxy"
+
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -291,7 +293,7 @@ func TestReplyBookPeers(t *testing.T) {
 	poll(t, b, peerC, "up\n")
 	clk.Advance(10 * time.Second)
 	poll(t, b, peerB, "up\n")
-	want := []PeerStatus{
+	want := []control.PeerStatus{
 		{Addr: peerA, LastPoll: start, Polls: 2},
 		{Addr: peerC, LastPoll: start.Add(30 * time.Second), Polls: 1},
 		{Addr: peerB, LastPoll: start.Add(40 * time.Second), Polls: 1},
@@ -309,7 +311,7 @@ func TestReplyBookPeers(t *testing.T) {
 
 	// A comes back before it is forgotten and keeps its count.
 	poll(t, b, peerA, "up\n")
-	want = append(want, PeerStatus{Addr: peerA, LastPoll: start.Add(65 * time.Second), Polls: 3})
+	want = append(want, control.PeerStatus{Addr: peerA, LastPoll: start.Add(65 * time.Second), Polls: 3})
 	if diff := cmp.Diff(byAddr(want), b.Peers()); diff != "" {
 		t.Errorf("Peers() after A polled again (-want +got):\n%s", diff)
 	}
@@ -377,8 +379,8 @@ func TestReplyBookConcurrent(t *testing.T) {
 }
 
 // byAddr sorts peers as Peers lists them: by address text.
-func byAddr(peers []PeerStatus) []PeerStatus {
+func byAddr(peers []control.PeerStatus) []control.PeerStatus {
 	out := slices.Clone(peers)
-	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Addr, b.Addr) })
+	slices.SortFunc(out, func(a, b control.PeerStatus) int { return strings.Compare(a.Addr, b.Addr) })
 	return out
 }

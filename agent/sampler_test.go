@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/metrics"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 // fakeSource returns its value, or its error when set.
@@ -22,6 +26,8 @@ func (f *fakeSource) read(context.Context) (float64, error) { return f.value, f.
 // TestSamplerDegradesGently checks what a failing source does: the score
 // uses the fresh signals and a stale one until stale_after; with no fresh
 // signal at all the weight is held (fail-static).
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 func TestSamplerDegradesGently(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -29,34 +35,34 @@ func TestSamplerDegradesGently(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	src := SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc"}
+	src := config.SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc"}
 	s, err := NewSampler(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpu, app := &fakeSource{value: 0.4}, &fakeSource{value: 0.3}
-	s.sources = map[string]signalSource{SignalCPU: cpu, SignalApp: app}
+	s.sources = map[string]signalSource{policy.SignalCPU: cpu, policy.SignalApp: app}
 	now := t0
 	s.now = func() time.Time { return now }
 	p := testPolicy()
 	p.Blackout, p.MinConnections, p.IdleUtilisation = 0, 0, 0.01
-	p.Targets = Targets{CPU: 0.8, App: 1}
+	p.Targets = policy.Targets{CPU: 0.8, App: 1}
 	p.StaleAfter = 5 * time.Second
 
-	sample := func() Sample {
+	sample := func() control.Sample {
 		t.Helper()
 		now = now.Add(time.Second)
 		return s.Sample(context.Background(), p, 1)
 	}
 	got := sample()
-	if got.Bottleneck != SignalCPU || got.Utilisation != 0.5 {
+	if got.Bottleneck != policy.SignalCPU || got.Utilisation != 0.5 {
 		t.Fatalf("both fresh: utilisation %v (%s), want 0.5 (cpu)", got.Utilisation, got.Bottleneck)
 	}
 
 	cpu.err = errors.New("cgroup vanished")
 	got = sample()
-	if !got.Signals[SignalCPU].Stale || !strings.Contains(got.Signals[SignalCPU].Error, "cgroup vanished") {
-		t.Errorf("failed cpu: signal %+v, want stale with the error", got.Signals[SignalCPU])
+	if !got.Signals[policy.SignalCPU].Stale || !strings.Contains(got.Signals[policy.SignalCPU].Error, "cgroup vanished") {
+		t.Errorf("failed cpu: signal %+v, want stale with the error", got.Signals[policy.SignalCPU])
 	}
 	if len(got.Errors) != 1 || !strings.HasPrefix(got.Errors[0], "cpu: ") {
 		t.Errorf("errors = %q, want the cpu failure", got.Errors)
@@ -68,7 +74,7 @@ func TestSamplerDegradesGently(t *testing.T) {
 	for range 5 {
 		got = sample()
 	}
-	if got.Bottleneck != SignalApp || got.Utilisation != 0.3 {
+	if got.Bottleneck != policy.SignalApp || got.Utilisation != 0.3 {
 		t.Errorf("cpu stale past stale_after: utilisation %v (%s), want 0.3 from app", got.Utilisation, got.Bottleneck)
 	}
 	held := got.WeightPercent
@@ -92,26 +98,26 @@ func TestSamplerDegradesGently(t *testing.T) {
 func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	src := DefaultConfig().Sources
+	src := config.Default().Sources
 	src.Ports = []uint16{1}
 	s, err := NewSampler(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.sources[SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
+	if _, err := s.sources[policy.SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
 		t.Fatalf("first cpu read: %v, want ErrNoData", err)
 	}
 	if err := s.SetSources(src, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.sources[SignalCPU].read(ctx); err != nil {
+	if _, err := s.sources[policy.SignalCPU].read(ctx); err != nil {
 		t.Errorf("cpu read after a reload with the same settings: %v, want a rate from the kept history", err)
 	}
 	src.CPU = "none"
 	if err := s.SetSources(src, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.sources[SignalCPU]; ok {
+	if _, ok := s.sources[policy.SignalCPU]; ok {
 		t.Errorf("cpu: none still samples cpu")
 	}
 }
@@ -120,7 +126,7 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 // as the budget allows, and that the last count keeps serving meanwhile.
 func TestSamplerCountBudget(t *testing.T) {
 	t.Parallel()
-	src := SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
+	src := config.SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
 	s, err := NewSampler(src, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +145,7 @@ func TestSamplerCountBudget(t *testing.T) {
 		if s.countedAt != t0 {
 			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
 		}
-		if !got.Signals[SignalConnections].Stale {
+		if !got.Signals[policy.SignalConnections].Stale {
 			t.Errorf("a count %v old is not marked stale", now.Sub(t0))
 		}
 	}
@@ -148,4 +154,13 @@ func TestSamplerCountBudget(t *testing.T) {
 	if s.countedAt != now {
 		t.Errorf("no count 10s after a 100ms one")
 	}
+}
+
+// testPolicy is the default policy with a reference capacity of 1000 and
+// no smoothing, so that one step shows the estimate.
+func testPolicy() policy.PolicyConfig {
+	p := policy.DefaultConfig()
+	p.ReferenceCapacity = 1000
+	p.Smoothing = 0
+	return p
 }

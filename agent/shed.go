@@ -4,20 +4,35 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/metrics"
+	"github.com/hafeed/hafeed/shed"
 )
+
+// This file is hafeed's shedding: the two ways to close connections (the
+// runtime API's "shutdown session" and the application's shed hook), the
+// drain's shedding job, and the rebalancer that sheds a host's excess.
 
 // closer closes up to n of this host's connections so that their clients
 // reconnect elsewhere, and says how many it closed.
 type closer interface {
 	close(ctx context.Context, n int, reason string) (int, error)
+	// via names the way, as shed.via does: runtime or hook.
+	via() string
 }
 
 // hookCloser asks the application to close sockets: a POST of
@@ -28,10 +43,7 @@ type hookCloser struct {
 }
 
 func (h hookCloser) close(ctx context.Context, n int, reason string) (int, error) {
-	body, _ := json.Marshal(struct {
-		Count  int    `json:"count"`
-		Reason string `json:"reason"`
-	}{n, reason})
+	body, _ := json.Marshal(shed.ShedRequest{Count: n, Reason: reason})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -46,28 +58,17 @@ func (h hookCloser) close(ctx context.Context, n int, reason string) (int, error
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("shed hook %s: %s: %s", h.url, resp.Status, bytes.TrimSpace(data))
 	}
-	var out struct {
-		Closed int `json:"closed"`
-	}
+	var out shed.ShedResponse
 	if err := json.Unmarshal(data, &out); err != nil {
 		return 0, fmt.Errorf("shed hook %s: malformed reply %q: %v", h.url, data, err)
 	}
 	return out.Closed, nil
 }
 
-// ShedStatus is what status shows of a shedding job.
-type ShedStatus struct {
-	Reason    string    `json:"reason"`
-	Rate      float64   `json:"rate"`
-	Via       string    `json:"via"`
-	Started   time.Time `json:"started"`
-	Deadline  time.Time `json:"deadline"`
-	Min       int       `json:"min"`
-	Closed    int       `json:"closed"`
-	Active    bool      `json:"active"`
-	LastError string    `json:"last_error,omitempty"`
-	Ended     string    `json:"ended,omitempty"`
-}
+func (h hookCloser) via() string { return "hook" }
+
+// stop drops the hook client's idle connections once the closer is replaced.
+func (h hookCloser) stop() { h.client.CloseIdleConnections() }
 
 // shedJob closes connections at a bounded rate until few enough remain.
 type shedJob struct {
@@ -77,16 +78,16 @@ type shedJob struct {
 	reason   string
 
 	mu     sync.Mutex
-	status ShedStatus
+	status control.ShedStatus
 }
 
-func (j *shedJob) snapshot() ShedStatus {
+func (j *shedJob) snapshot() control.ShedStatus {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.status
 }
 
-func (j *shedJob) update(f func(*ShedStatus)) {
+func (j *shedJob) update(f func(*control.ShedStatus)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	f(&j.status)
@@ -99,8 +100,11 @@ const shedTick = 50 * time.Millisecond
 // run closes connections at j.rate, spread evenly with ±50% jitter so
 // that clients do not reconnect in a herd, until remaining() is at most
 // j.min, the deadline passes, keep() turns false or ctx ends.
-func (j *shedJob) run(ctx context.Context, c closer, remaining func() int, keep func() bool, log zerolog.Logger) {
-	defer j.update(func(s *ShedStatus) { s.Active = false })
+//
+// current is the closer in effect at each close, so that a reload that
+// changes shed.* or haproxy[] takes effect in a running job too.
+func (j *shedJob) run(ctx context.Context, current func() closer, remaining func() int, keep func() bool, log zerolog.Logger) {
+	defer j.update(func(s *control.ShedStatus) { s.Active = false })
 	period := max(time.Duration(float64(time.Second)/j.rate), shedTick)
 	var owed float64
 	last := time.Now()
@@ -109,7 +113,7 @@ func (j *shedJob) run(ctx context.Context, c closer, remaining func() int, keep 
 	for {
 		select {
 		case <-ctx.Done():
-			j.update(func(s *ShedStatus) { s.Ended = "stopped" })
+			j.update(func(s *control.ShedStatus) { s.Ended = "stopped" })
 			return
 		case <-timer.C:
 		}
@@ -117,21 +121,27 @@ func (j *shedJob) run(ctx context.Context, c closer, remaining func() int, keep 
 		left := remaining()
 		switch {
 		case left <= j.min:
-			j.update(func(s *ShedStatus) { s.Ended = fmt.Sprintf("done: %d connections left", left) })
+			j.update(func(s *control.ShedStatus) { s.Ended = fmt.Sprintf("done: %d connections left", left) })
 			return
 		case !j.deadline.IsZero() && now.After(j.deadline):
-			j.update(func(s *ShedStatus) { s.Ended = fmt.Sprintf("timed out with %d connections left", left) })
+			j.update(func(s *control.ShedStatus) { s.Ended = fmt.Sprintf("timed out with %d connections left", left) })
 			return
 		case !keep():
-			j.update(func(s *ShedStatus) { s.Ended = "admin state changed" })
+			j.update(func(s *control.ShedStatus) { s.Ended = "admin state changed" })
 			return
 		}
 		owed = min(owed+j.rate*now.Sub(last).Seconds(), j.rate+1)
 		last = now
 		if n := min(int(owed), left-j.min); n > 0 {
+			c := current()
+			if c == nil {
+				j.update(func(s *control.ShedStatus) { s.Ended = "stopped: a reload left no way to close connections" })
+				return
+			}
 			closed, err := c.close(ctx, n, j.reason)
 			owed -= float64(n)
-			j.update(func(s *ShedStatus) {
+			j.update(func(s *control.ShedStatus) {
+				s.Via = c.via()
 				s.Closed += closed
 				if err != nil {
 					s.LastError = err.Error()
@@ -145,4 +155,312 @@ func (j *shedJob) run(ctx context.Context, c closer, remaining func() int, keep 
 		}
 		timer.Reset(time.Duration(float64(period) * (0.5 + rand.Float64())))
 	}
+}
+
+// runtimeCloser closes this host's sessions through HAProxy's runtime API
+// ("shutdown session"), picked at random over the endpoints. The session
+// list is read at most once a second: "show sess" lists every stream of
+// the HAProxy, which is large, and a shedding job closes a few at a time.
+type runtimeCloser struct {
+	endpoints []*endpoint
+
+	mu     sync.Mutex
+	listed time.Time
+	queue  []session // this host's sessions, shuffled, not yet closed
+}
+
+// session is one of this host's streams in one HAProxy.
+type session struct {
+	e  *endpoint
+	id string
+}
+
+// sessionsTTL is how long a "show sess" listing is used.
+const sessionsTTL = time.Second
+
+var errNoSessions = errors.New("no sessions of this server in HAProxy")
+
+func (rc *runtimeCloser) close(ctx context.Context, n int, _ string) (int, error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var errs []error
+	if len(rc.queue) == 0 || time.Since(rc.listed) > sessionsTTL {
+		rc.queue, errs = rc.list(ctx)
+		rc.listed = time.Now()
+	}
+	if len(rc.queue) == 0 {
+		if len(errs) > 0 {
+			return 0, errors.Join(errs...)
+		}
+		return 0, errNoSessions
+	}
+	closed := 0
+	for closed < n && len(rc.queue) > 0 {
+		s := rc.queue[0]
+		rc.queue = rc.queue[1:]
+		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
+			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
+				errs = append(errs, err)
+			}
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
+}
+
+func (rc *runtimeCloser) via() string { return "runtime" }
+
+// list reads this host's sessions from every endpoint, shuffled.
+func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
+	var all []session
+	var errs []error
+	for _, e := range rc.endpoints {
+		targets := e.currentTargets()
+		list, err := e.rt.Sessions(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, s := range list {
+			if slices.Contains(targets, target{s.Backend, s.Server}) {
+				all = append(all, session{e, s.ID})
+			}
+		}
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	return all, errs
+}
+
+// connCounter counts this host's established connections for a shedding
+// job, fresher than the sampler's last sample but spending at most a tenth
+// of a core on it while the job runs.
+func connCounter(src config.SourcesConfig, agentPort uint16) func() int {
+	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: []uint16{agentPort}}
+	var last int
+	var at time.Time
+	var cost time.Duration
+	return func() int {
+		if !at.IsZero() && time.Since(at) < 10*cost {
+			return last
+		}
+		start := time.Now()
+		n, err := c.Count(context.Background())
+		if err != nil {
+			return 1 << 30 // unknown: keep going until the deadline
+		}
+		last, at, cost = n.Established, start, time.Since(start)
+		return last
+	}
+}
+
+// startShed hands a drain's shedding job to runShedJobs, replacing any
+// job still running.
+func (a *Agent) startShed(ctx context.Context, req control.Request) {
+	job := &shedJob{rate: req.ShedRate, min: req.Min, reason: "drain"}
+	if req.Timeout > 0 {
+		job.deadline = time.Now().Add(req.Timeout)
+	}
+	job.status = control.ShedStatus{Reason: "drain", Rate: req.ShedRate, Via: a.closerVia(), Started: time.Now(), Deadline: job.deadline, Min: req.Min, Active: true}
+	a.mu.Lock()
+	a.shed = job
+	a.mu.Unlock()
+	select {
+	case a.shedJobs <- job:
+	case <-ctx.Done():
+	}
+}
+
+// runShedJobs runs one shedding job at a time; a new one replaces the old.
+func (a *Agent) runShedJobs(ctx context.Context) error {
+	var cancel context.CancelFunc = func() {}
+	done := make(chan struct{})
+	close(done)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case job := <-a.shedJobs:
+			cancel()
+			<-done
+			jobCtx, jobCancel := context.WithCancel(ctx)
+			cancel = jobCancel
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				keep := func() bool { return a.currentState().Admin == haproxy.AdminDrain }
+				current := func() closer {
+					c := a.closerNow()
+					if c == nil {
+						return nil
+					}
+					return countingCloser{closer: c, count: func(n int) { a.countShed(job.reason, n) }}
+				}
+				count := connCounter(a.conf().Sources, a.agentPort)
+				a.log.Info().Float64("rate", job.rate).Int("min", job.min).Time("deadline", job.deadline).Str("reason", job.reason).Msg("shedding connections to empty this host")
+				job.run(jobCtx, current, count, keep, a.log.With().Str("component", "shed").Logger())
+				a.log.Info().Int("closed", job.snapshot().Closed).Str("ended", job.snapshot().Ended).Msg("shedding job ended")
+			}()
+		}
+	}
+}
+
+// rebalance sheds this host's excess over its fair share, once a second
+// while rebalance.enabled (a reload may turn it on or off),
+// from the backend view of the runtime endpoints (or, without any, from
+// the local utilisation).
+func (a *Agent) rebalance(ctx context.Context) error {
+	log := a.log.With().Str("component", "rebalance").Logger()
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	var st policy.RebalanceState
+	last := time.Now()
+	total := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+		now := time.Now()
+		dt := now.Sub(last)
+		last = now
+		rb := a.conf().Rebalance
+		if !rb.Enabled {
+			st = policy.RebalanceState{}
+			continue
+		}
+		status := control.RebalanceStatus{At: now, Shed: total}
+		if a.currentState().Admin != haproxy.AdminReady {
+			st = policy.RebalanceState{}
+			status.Reason = "not ready: the drain moves connections instead"
+			a.setRebalance(status)
+			continue
+		}
+		var d policy.RebalanceDecision
+		if len(a.endpointsNow()) > 0 {
+			servers, self, err := a.backendView(ctx)
+			if err != nil {
+				status.Error = err.Error()
+				a.setRebalance(status)
+				continue
+			}
+			st, d = rb.Step(st, servers, self, now, dt)
+		} else {
+			a.mu.Lock()
+			s := a.sample
+			a.mu.Unlock()
+			if s == nil {
+				continue
+			}
+			st, d = rb.StepLocal(st, s.Connections, s.Utilisation, now, dt)
+		}
+		status.Fair, status.Excess, status.Reason = d.Fair, d.Excess, d.Reason
+		if c := a.closerNow(); d.Shed > 0 && c != nil {
+			closed, err := c.close(ctx, d.Shed, shed.ReasonRebalance)
+			total += closed
+			a.countShed("rebalance", closed)
+			status.Shed = total
+			ev := log.Info()
+			if err != nil {
+				status.Error = err.Error()
+				ev = log.Warn().Err(err)
+			}
+			ev.Int("closed", closed).Float64("fair", d.Fair).Float64("excess", d.Excess).Str("reason", d.Reason).Msg("rebalance shed connections")
+		}
+		a.setRebalance(status)
+	}
+}
+
+func (a *Agent) setRebalance(s control.RebalanceStatus) {
+	a.mu.Lock()
+	a.rebal = &s
+	a.mu.Unlock()
+}
+
+// backendView sums every endpoint's view of this host's first backend.
+func (a *Agent) backendView(ctx context.Context) ([]policy.ServerLoad, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
+	var self target
+	byName := map[string]*policy.ServerLoad{}
+	var order []string
+	for _, e := range a.endpointsNow() {
+		targets := e.currentTargets()
+		if len(targets) == 0 {
+			continue
+		}
+		if self.Backend == "" {
+			self = targets[0]
+		}
+		load, err := e.backendLoad(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		for t, l := range load {
+			if t.Backend != self.Backend {
+				continue
+			}
+			sl := byName[l.Name]
+			if sl == nil {
+				sl = &policy.ServerLoad{Name: l.Name, Weight: l.Weight}
+				byName[l.Name] = sl
+				order = append(order, l.Name)
+			}
+			sl.Conns += l.Conns
+			sl.Weight = min(sl.Weight, l.Weight)
+		}
+	}
+	if self.Backend == "" {
+		return nil, "", errNoTargets
+	}
+	out := make([]policy.ServerLoad, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byName[n])
+	}
+	return out, self.Server, nil
+}
+
+// countingCloser adds what a closer closed to the agent's totals.
+type countingCloser struct {
+	closer
+	count func(int)
+}
+
+func (c countingCloser) close(ctx context.Context, n int, reason string) (int, error) {
+	closed, err := c.closer.close(ctx, n, reason)
+	c.count(closed)
+	return closed, err
+}
+
+// closerVia names the way to shed in effect, "" if there is none.
+func (a *Agent) closerVia() string {
+	if c := a.closerNow(); c != nil {
+		return c.via()
+	}
+	return ""
+}
+
+// countShed adds closed connections to the shed totals.
+func (a *Agent) countShed(reason string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.shedCount == nil {
+		a.shedCount = map[string]uint64{}
+	}
+	a.shedCount[reason] += uint64(n)
+}
+
+func (a *Agent) shedTotals() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]uint64{"drain": 0, "rebalance": 0}
+	for k, v := range a.shedCount {
+		out[k] = v
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/shed"
+
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // poolCloser closes from a pool of connections and records when.
@@ -32,6 +34,11 @@ func (c *poolCloser) close(_ context.Context, n int, _ string) (int, error) {
 	return n, nil
 }
 
+func (c *poolCloser) via() string { return "test" }
+
+// current hands the pool to a job as the closer in effect.
+func (c *poolCloser) current() closer { return c }
+
 func (c *poolCloser) remaining() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -43,9 +50,9 @@ func (c *poolCloser) remaining() int {
 func TestShedJobRate(t *testing.T) {
 	t.Parallel()
 	c := &poolCloser{left: 110}
-	job := &shedJob{rate: 200, min: 10, reason: "drain", status: ShedStatus{Active: true}}
+	job := &shedJob{rate: 200, min: 10, reason: "drain", status: control.ShedStatus{Active: true}}
 	start := time.Now()
-	job.run(context.Background(), c, c.remaining, func() bool { return true }, zerolog.Nop())
+	job.run(context.Background(), c.current, c.remaining, func() bool { return true }, zerolog.Nop())
 	took := time.Since(start)
 	st := job.snapshot()
 	if c.remaining() != 10 || st.Closed != 100 || st.Active {
@@ -75,7 +82,7 @@ func TestShedJobStops(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		job.run(context.Background(), c, c.remaining, keep.Load, zerolog.Nop())
+		job.run(context.Background(), c.current, c.remaining, keep.Load, zerolog.Nop())
 	}()
 	// Lift the drain once the job is under way.
 	waitFor(t, "the job closing a connection", func() bool { return c.remaining() < 1000 })
@@ -90,7 +97,7 @@ func TestShedJobStops(t *testing.T) {
 	}
 
 	job = &shedJob{rate: 50, reason: "drain", deadline: time.Now().Add(100 * time.Millisecond)}
-	job.run(context.Background(), c, c.remaining, func() bool { return true }, zerolog.Nop())
+	job.run(context.Background(), c.current, c.remaining, func() bool { return true }, zerolog.Nop())
 	if got := job.snapshot().Ended; got == "" || got[:9] != "timed out" {
 		t.Errorf("ended %q, want timed out", got)
 	}

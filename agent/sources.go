@@ -5,12 +5,15 @@ import (
 	"fmt"
 
 	"github.com/hafeed/hafeed/metrics"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 // buildSources makes the signal sources the configuration names, reusing
 // those in prev whose settings are unchanged (a CPU rate needs the previous
 // reading).
-func buildSources(src SourcesConfig, prev map[string]signalSource) (map[string]signalSource, error) {
+func buildSources(src config.SourcesConfig, prev map[string]signalSource) (map[string]signalSource, error) {
 	out := map[string]signalSource{}
 	add := func(name string, s keyedSource) {
 		if old, ok := prev[name].(keyedSource); ok && old.key == s.key {
@@ -49,12 +52,12 @@ func buildSources(src SourcesConfig, prev map[string]signalSource) (map[string]s
 	switch src.CPU {
 	case "none":
 	case "host":
-		add(SignalCPU, keyedSource{key, (&metrics.HostCPU{ProcRoot: src.ProcRoot}).Busy})
+		add(policy.SignalCPU, keyedSource{key, (&metrics.HostCPU{ProcRoot: src.ProcRoot}).Busy})
 	case "cgroup":
 		c := &metrics.CgroupCPU{Root: src.CgroupRoot, ProcRoot: src.ProcRoot}
-		add(SignalCPU, keyedSource{key, inGroup(func(g string) { c.Path = g }, c.Busy)})
+		add(policy.SignalCPU, keyedSource{key, inGroup(func(g string) { c.Path = g }, c.Busy)})
 	case "process":
-		add(SignalCPU, keyedSource{key, (&metrics.ProcessCPU{ProcRoot: src.ProcRoot, PID: src.PID, PIDFile: src.PIDFile}).Busy})
+		add(policy.SignalCPU, keyedSource{key, (&metrics.ProcessCPU{ProcRoot: src.ProcRoot, PID: src.PID, PIDFile: src.PIDFile}).Busy})
 	default:
 		return nil, fmt.Errorf("sources.cpu: unknown scope %q", src.CPU)
 	}
@@ -63,9 +66,9 @@ func buildSources(src SourcesConfig, prev map[string]signalSource) (map[string]s
 	switch src.Memory {
 	case "none":
 	case "host":
-		add(SignalMemory, keyedSource{key, m.Used})
+		add(policy.SignalMemory, keyedSource{key, m.Used})
 	case "cgroup":
-		add(SignalMemory, keyedSource{key, inGroup(func(g string) { m.Cgroup = g }, m.Used)})
+		add(policy.SignalMemory, keyedSource{key, inGroup(func(g string) { m.Cgroup = g }, m.Used)})
 	default:
 		return nil, fmt.Errorf("sources.memory: unknown scope %q", src.Memory)
 	}
@@ -74,16 +77,16 @@ func buildSources(src SourcesConfig, prev map[string]signalSource) (map[string]s
 	switch src.Pressure {
 	case "none":
 	case "host":
-		add(SignalPressure, keyedSource{key, p.CPUSome})
+		add(policy.SignalPressure, keyedSource{key, p.CPUSome})
 	case "cgroup":
-		add(SignalPressure, keyedSource{key, inGroup(func(g string) { p.Cgroup = g }, p.CPUSome)})
+		add(policy.SignalPressure, keyedSource{key, inGroup(func(g string) { p.Cgroup = g }, p.CPUSome)})
 	default:
 		return nil, fmt.Errorf("sources.pressure: unknown scope %q", src.Pressure)
 	}
 
 	if src.App.URL != "" || src.App.File != "" {
 		app := &metrics.App{URL: src.App.URL, File: src.App.File, JSONField: src.App.JSONField, Timeout: src.App.Timeout}
-		add(SignalApp, keyedSource{key, app.Utilisation})
+		add(policy.SignalApp, keyedSource{key, app.Utilisation})
 	}
 	return out, nil
 }
@@ -97,7 +100,7 @@ func processCgroup(procRoot string, p *metrics.ProcessCPU) (string, error) {
 	return metrics.CgroupOfPID(procRoot, pid)
 }
 
-func processName(src SourcesConfig) string {
+func processName(src config.SourcesConfig) string {
 	if src.PIDFile != "" {
 		return "the process in " + src.PIDFile
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 const controlCallTimeout = 10 * time.Second
@@ -27,7 +27,7 @@ func newAdminCmd(name, short, long string) *cobra.Command {
   HAFEED_CONTROL_SOCKET=./dev/control.sock hafeed %[1]s`, name),
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			resp, err := callAgent(c, &flags, agent.Request{Command: name})
+			resp, err := callAgent(c, flags.socket(c), control.Request{Command: name})
 			if err != nil {
 				return err
 			}
@@ -39,15 +39,12 @@ func newAdminCmd(name, short, long string) *cobra.Command {
 	return c
 }
 
-// callAgent sends one request to the agent named by the flags' config.
-func callAgent(c *cobra.Command, flags *configFlags, req agent.Request) (*agent.Response, error) {
-	cfg, _, err := flags.load(c)
-	if err != nil {
-		return nil, err
-	}
+// callAgent sends one request to the agent on the control socket found
+// by configFlags.socket.
+func callAgent(c *cobra.Command, socket string, req control.Request) (*control.Response, error) {
 	ctx, cancel := context.WithTimeout(c.Context(), controlCallTimeout)
 	defer cancel()
-	return agent.Call(ctx, cfg.ControlSocket, req)
+	return control.Call(ctx, socket, req)
 }
 
 func writeJSON(c *cobra.Command, v any) error {
@@ -58,7 +55,7 @@ func writeJSON(c *cobra.Command, v any) error {
 
 // printAdminResult reports an admin change: the new state and reply, or
 // the whole status as JSON; a warning goes to stderr.
-func printAdminResult(c *cobra.Command, st *agent.Status, asJSON bool) error {
+func printAdminResult(c *cobra.Command, st *control.Status, asJSON bool) error {
 	if st.Warning != "" {
 		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
 	}

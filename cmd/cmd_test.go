@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/cmd"
 )
 
@@ -96,7 +98,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "invalid flag value", args: []string{"config", "check", "-c", empty, "--interval", "1ms"}, want: "flags: interval: 1ms is too short"},
 		{name: "invalid log level", args: slices.Concat(run, []string{"--log-level", "loud"}), want: "log.level"},
 		{name: "invalid listen for run", args: slices.Concat(run, []string{"--agent-listen", "nowhere"}), want: "agent_check.listen"},
-		{name: "invalid config for drain", args: []string{"drain", "-c", empty, "--log-format", "xml"}, want: "log.format"},
+		{name: "invalid flag for config check", args: []string{"config", "check", "-c", empty, "--log-format", "xml"}, want: "log.format"},
 		{name: "missing config file", args: []string{"config", "check", "-c", missing}, want: missing + " does not exist"},
 	}
 	for _, tt := range tests {
@@ -150,8 +152,8 @@ func TestConfigExamplePassesCheck(t *testing.T) {
 	if code != cmd.ExitOK || stderr != "" {
 		t.Fatalf("config example = exit %d, stderr %q", code, stderr)
 	}
-	if !bytes.Equal([]byte(example), agent.ExampleConfig()) {
-		t.Error("config example does not print agent.ExampleConfig()")
+	if !bytes.Equal([]byte(example), config.Example()) {
+		t.Error("config example does not print config.Example()")
 	}
 	path := writeFile(t, "hafeed.yaml", example)
 	code, stdout, stderr := hafeed(t, "config", "check", "-c", path)
@@ -218,7 +220,7 @@ func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
 	t.Setenv("HAFEED_CONTROL_SOCKET", "")
 	empty := emptyConfig(t)
 	dir := shortDir(t)
-	cfg := agent.DefaultConfig()
+	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")
 	cfg.StateFile = filepath.Join(dir, "state.json")
@@ -253,8 +255,20 @@ func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
 	if code != cmd.ExitOK || !strings.Contains(stdout, "admin state drain") {
 		t.Errorf("drain = exit %d, stdout %q, stderr %q; want 0 and the new state", code, stdout, stderr)
 	}
+	// A config broken elsewhere still names the socket: a warning, not exit 2.
+	broken := writeFile(t, "broken.yaml", "control_socket: "+cfg.ControlSocket+"\ninterval: 1sec\nagent_check:\n  listn: \":5555\"\n")
+	code, stdout, stderr = hafeed(t, "drain", "-c", broken)
+	if code != cmd.ExitOK || !strings.Contains(stdout, "admin state drain") || !strings.HasPrefix(stderr, "warning: ") ||
+		!strings.Contains(stderr, "interval") || !strings.Contains(stderr, "agent_check.listn") {
+		t.Errorf("drain -c broken.yaml = exit %d, stdout %q, stderr %q; want 0, the new state and a warning naming both problems", code, stdout, stderr)
+	}
+	code, _, stderr = hafeed(t, "config", "check", "-c", broken)
+	if code != cmd.ExitUsage || !strings.Contains(stderr, `interval: "1sec" is not a duration`) || !strings.Contains(stderr, "agent_check.listn: unknown key") {
+		t.Errorf("config check -c broken.yaml = exit %d, stderr %q; want %d listing both problems", code, stderr, cmd.ExitUsage)
+	}
+
 	code, stdout, stderr = hafeed(t, append([]string{"status", "--json"}, ctl...)...)
-	var st agent.Status
+	var st control.Status
 	if code != cmd.ExitOK {
 		t.Errorf("status --json = exit %d, stderr %q", code, stderr)
 	} else if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Admin != "drain" || st.ControlSocket != cfg.ControlSocket {

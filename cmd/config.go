@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
 )
 
 func newConfigCmd() *cobra.Command {
@@ -49,7 +49,7 @@ problem with its file, line and key. Exit 0 when valid, 2 when not.`,
 		Example: `  hafeed config example > /etc/hafeed/hafeed.yaml`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			_, err := c.OutOrStdout().Write(agent.ExampleConfig())
+			_, err := c.OutOrStdout().Write(config.Example())
 			return err
 		},
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 // drainOptions are the flags of `hafeed drain` beyond the config flags.
@@ -52,12 +53,13 @@ or a deploy script before stopping the WebSocket server.`,
 			if opts.shedRate < 0 || opts.min < 0 || opts.timeout <= 0 {
 				return usageErr(errors.New("--shed-rate and --min must not be negative, --timeout must be positive"))
 			}
-			req := agent.Request{Command: agent.CommandDrain}
+			req := control.Request{Command: control.CommandDrain}
 			if opts.wait {
 				req.ShedRate, req.Min, req.Timeout = opts.shedRate, opts.min, opts.timeout
 			}
 			started := time.Now()
-			resp, err := callAgent(c, &flags, req)
+			socket := flags.socket(c)
+			resp, err := callAgent(c, socket, req)
 			if err != nil {
 				return err
 			}
@@ -67,7 +69,7 @@ or a deploy script before stopping the WebSocket server.`,
 			if resp.Status.Warning != "" {
 				fmt.Fprintln(c.ErrOrStderr(), "warning: "+resp.Status.Warning)
 			}
-			return waitDrained(c, &flags, opts, started)
+			return waitDrained(c, socket, opts, started)
 		},
 	}
 	flags.register(c)
@@ -80,14 +82,14 @@ or a deploy script before stopping the WebSocket server.`,
 }
 
 // waitDrained polls the agent until few enough connections remain.
-func waitDrained(c *cobra.Command, flags *configFlags, opts drainOptions, started time.Time) error {
+func waitDrained(c *cobra.Command, socket string, opts drainOptions, started time.Time) error {
 	ctx, cancel := commandContext(c)
 	defer cancel()
 	deadline := started.Add(opts.timeout)
 	progress := newProgress(c.ErrOrStderr())
 	defer progress.finish()
 	for {
-		resp, err := callAgent(c, flags, agent.Request{Command: agent.CommandStatus})
+		resp, err := callAgent(c, socket, control.Request{Command: control.CommandStatus})
 		if err != nil {
 			return err
 		}
@@ -96,7 +98,7 @@ func waitDrained(c *cobra.Command, flags *configFlags, opts drainOptions, starte
 			return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", st.Admin)
 		}
 		// Only a count taken after the drain began can say it is done.
-		if s := st.Sample; s != nil && s.Signals[agent.SignalConnections].At.After(started) {
+		if s := st.Sample; s != nil && s.Signals[policy.SignalConnections].At.After(started) {
 			progress.update(s.Connections, st.Shed)
 			if s.Connections <= opts.min {
 				progress.finish()
@@ -152,7 +154,7 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) update(conns int, shed *agent.ShedStatus) {
+func (p *progress) update(conns int, shed *control.ShedStatus) {
 	now := time.Now()
 	if p.first < 0 {
 		p.first = conns

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
 )
 
 // configFlags are the flags of `hafeed run` that override the config file.
@@ -29,10 +29,10 @@ type configFlags struct {
 
 func (f *configFlags) register(c *cobra.Command) {
 	fs := c.Flags()
-	fs.StringVarP(&f.file, "config", "c", "", "config file (default $HAFEED_CONFIG, else "+agent.DefaultConfigFile+" if it exists)")
+	fs.StringVarP(&f.file, "config", "c", "", "config file (default $HAFEED_CONFIG, else "+config.DefaultConfigFile+" if it exists)")
 	fs.StringVar(&f.agentListen, "agent-listen", "", `agent-check address HAProxy polls (default ":5555")`)
-	fs.StringVar(&f.controlSocket, "control-socket", "", "control socket of the agent (default $HAFEED_CONTROL_SOCKET, else "+agent.DefaultControlSocket+")")
-	fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the admin state across restarts (default "+agent.DefaultStateFile+")")
+	fs.StringVar(&f.controlSocket, "control-socket", "", "control socket of the agent (default $HAFEED_CONTROL_SOCKET, else "+config.DefaultControlSocket+")")
+	fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the admin state across restarts (default "+config.DefaultStateFile+")")
 	fs.StringVar(&f.ports, "ports", "", "local ports whose established inbound connections count as load, e.g. 8080,8443 (default: every listening port)")
 	fs.DurationVar(&f.interval, "interval", 0, "sampling interval (default 1s)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: auto, json or console (default auto)")
@@ -48,19 +48,19 @@ func (f *configFlags) configPath() (path string, explicit bool) {
 	if env := os.Getenv("HAFEED_CONFIG"); env != "" {
 		return env, true
 	}
-	if _, err := os.Stat(agent.DefaultConfigFile); err == nil {
-		return agent.DefaultConfigFile, false
+	if _, err := os.Stat(config.DefaultConfigFile); err == nil {
+		return config.DefaultConfigFile, false
 	}
 	return "", false
 }
 
 // load reads the config file (if any) and applies the flags over it.
-func (f *configFlags) load(c *cobra.Command) (agent.Config, string, error) {
+func (f *configFlags) load(c *cobra.Command) (config.Config, string, error) {
 	path, _ := f.configPath()
-	cfg := agent.DefaultConfig()
+	cfg := config.Default()
 	if path != "" {
 		var err error
-		cfg, err = agent.LoadConfig(path)
+		cfg, err = config.Load(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return cfg, path, usageErr(fmt.Errorf("config file %s does not exist: create one with `hafeed config example > %s`, or leave --config and $HAFEED_CONFIG unset to run on defaults", path, path))
 		}
@@ -77,7 +77,34 @@ func (f *configFlags) load(c *cobra.Command) (agent.Config, string, error) {
 	return cfg, path, nil
 }
 
-func (f *configFlags) apply(c *cobra.Command, cfg *agent.Config) error {
+// socket finds the control socket for a client command (drain, ready,
+// maint, status): the flag, then $HAFEED_CONTROL_SOCKET, then
+// control_socket in the config file, then the default. Nothing else is
+// validated: a problem elsewhere in the file is a warning on stderr, since
+// an operator may need `drain` exactly while the config is broken.
+func (f *configFlags) socket(c *cobra.Command) string {
+	if c.Flags().Changed("control-socket") {
+		return f.controlSocket
+	}
+	if env := os.Getenv("HAFEED_CONTROL_SOCKET"); env != "" {
+		return env
+	}
+	path, _ := f.configPath()
+	if path == "" {
+		return config.DefaultControlSocket
+	}
+	cfg, err := config.Load(path)
+	socket := cfg.ControlSocket
+	if socket == "" {
+		socket = config.DefaultControlSocket
+	}
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "warning: the configuration has problems (`hafeed config check` lists them); using control socket %s\n%v\n", socket, err)
+	}
+	return socket
+}
+
+func (f *configFlags) apply(c *cobra.Command, cfg *config.Config) error {
 	changed := c.Flags().Changed
 	if changed("agent-listen") {
 		cfg.AgentCheck.Listen = f.agentListen

@@ -3,7 +3,7 @@ package cmd
 import (
 	"bytes"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
 )
 
 // ConfigReference renders docs/CONFIG.md from the example configuration,
@@ -25,7 +25,7 @@ control_socket, state_file and log.format change only on restart.
 This file is generated: ` + "`make docs`" + ` writes it from the code.
 
 ` + "```yaml\n")
-	b.Write(agent.ExampleConfig())
+	b.Write(config.Example())
 	b.WriteString("```\n")
 	return b.Bytes()
 }

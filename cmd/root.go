@@ -14,7 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // Exit codes, a contract with scripts.
@@ -77,11 +78,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func exitCode(err error) int {
 	var ee *exitError
-	var ce *agent.ConfigError
+	var ce *config.Error
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, agent.ErrAgentUnreachable):
+	case errors.Is(err, control.ErrAgentUnreachable):
 		return ExitUnreachable
 	case errors.As(err, &ce):
 		return ExitUsage

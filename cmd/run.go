@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
 )
 
 func newRunCmd() *cobra.Command {
@@ -54,7 +55,7 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 				Watchdog:   watchdog,
 				Config:     cfg,
 				ConfigFile: path,
-				Reload: func() (agent.Config, error) {
+				Reload: func() (config.Config, error) {
 					next, _, err := flags.load(c)
 					return next, err
 				},

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -42,19 +43,19 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 				return usageErr(err)
 			}
 			// One sample has no history: report the estimate at once.
-			policy := cfg.Policy
-			policy.Blackout = 0
-			sampler.Sample(ctx, policy, 1)
+			pc := cfg.Policy
+			pc.Blackout = 0
+			sampler.Sample(ctx, pc, 1)
 			select {
 			case <-time.After(cpuWindow):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			s := sampler.Sample(ctx, policy, 1)
+			s := sampler.Sample(ctx, pc, 1)
 			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent, Maxconn: s.Maxconn, SendMaxconn: s.SendMaxconn}.Line(), "\n")
 			if asJSON {
 				return writeJSON(c, struct {
-					agent.Sample
+					control.Sample
 					Reply string `json:"reply"`
 				}{s, reply})
 			}

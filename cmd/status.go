@@ -14,7 +14,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -32,7 +33,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
   hafeed status --config /etc/hafeed/hafeed.yaml`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			resp, err := callAgent(c, &flags, agent.Request{Command: agent.CommandStatus})
+			resp, err := callAgent(c, flags.socket(c), control.Request{Command: control.CommandStatus})
 			if err != nil {
 				return err
 			}
@@ -48,7 +49,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
 	return c
 }
 
-func printStatus(w io.Writer, st *agent.Status, now time.Time, sty style) {
+func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
@@ -107,10 +108,13 @@ func printStatus(w io.Writer, st *agent.Status, now time.Time, sty style) {
 		cfg = "none (defaults)"
 	}
 	row("files", "config %s, state %s, control %s", cfg, st.StateFile, st.ControlSocket)
+	if len(st.RestartNeeded) > 0 {
+		row("restart needed", "%s", sty.bad(strings.Join(st.RestartNeeded, ", ")+" changed in the config; the values above stay until a restart"))
+	}
 	tw.Flush()
 }
 
-func printSample(tw *tabwriter.Writer, s *agent.Sample, sty style) {
+func printSample(tw *tabwriter.Writer, s *control.Sample, sty style) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	ports := "none listening"
 	if len(s.Ports) > 0 {
@@ -121,13 +125,13 @@ func printSample(tw *tabwriter.Writer, s *agent.Sample, sty style) {
 		ports = strings.Join(ps, ",")
 	}
 	counted := ""
-	if c := s.Signals[agent.SignalConnections]; c.Stale && !c.At.IsZero() {
+	if c := s.Signals[policy.SignalConnections]; c.Stale && !c.At.IsZero() {
 		counted = fmt.Sprintf(", counted %s ago: a count takes %s (sources.count_budget)", s.At.Sub(c.At).Round(time.Second), c.Duration.Round(time.Millisecond))
 	}
 	row("connections", "%d established on ports %s (via %s%s)", s.Connections, ports, s.ConnMethod, counted)
 	names := slices.Sorted(maps.Keys(s.Signals))
 	for _, name := range names {
-		if name == agent.SignalConnections {
+		if name == policy.SignalConnections {
 			continue
 		}
 		sig := s.Signals[name]

@@ -19,7 +19,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // agentInter is the agent-check interval the tests configure in HAProxy.
@@ -186,7 +186,7 @@ func (h *hafeed) start() {
 		h.exitErr = c.Wait()
 		close(exited)
 	}(h.cmd)
-	if err := awaitStarted(h.exited, func() bool { _, err := h.call(agent.CommandStatus); return err == nil }); err != nil {
+	if err := awaitStarted(h.exited, func() bool { _, err := h.call(control.CommandStatus); return err == nil }); err != nil {
 		if errors.Is(err, errExited) {
 			h.cmd = nil
 			err = fmt.Errorf("%w: %v", err, h.exitErr)
@@ -251,15 +251,15 @@ func (h *hafeed) logs() string {
 	return string(b)
 }
 
-func (h *hafeed) call(command string) (*agent.Response, error) {
+func (h *hafeed) call(command string) (*control.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return agent.Call(ctx, h.ctlSock, agent.Request{Command: command})
+	return control.Call(ctx, h.ctlSock, control.Request{Command: command})
 }
 
-func (h *hafeed) status() *agent.Status {
+func (h *hafeed) status() *control.Status {
 	h.t.Helper()
-	resp, err := h.call(agent.CommandStatus)
+	resp, err := h.call(control.CommandStatus)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
 
@@ -330,7 +330,7 @@ haproxy:
 	if code != 0 {
 		t.Fatalf("status: exit %d: %s", code, statusOut)
 	}
-	var st agent.Status
+	var st control.Status
 	decodeJSON(t, statusOut, &st)
 	if len(st.HAProxy) != 3 {
 		t.Fatalf("status shows %d endpoints, want 3", len(st.HAProxy))

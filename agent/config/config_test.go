@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -15,21 +15,21 @@ import (
 
 func TestExampleConfigIsDefaultConfig(t *testing.T) {
 	t.Parallel()
-	got, err := ParseConfig("example.yaml", ExampleConfig())
+	got, err := Parse("example.yaml", Example())
 	if err != nil {
-		t.Fatalf("ParseConfig(ExampleConfig()) = %v", err)
+		t.Fatalf("Parse(Example()) = %v", err)
 	}
 	// The example spells empty lists as [], which decode as empty slices.
-	if diff := cmp.Diff(DefaultConfig(), got, cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("example config differs from DefaultConfig() (-want +got):\n%s", diff)
+	if diff := cmp.Diff(Default(), got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("example config differs from Default() (-want +got):\n%s", diff)
 	}
 }
 
 func TestExampleConfigIsACopy(t *testing.T) {
 	t.Parallel()
-	b := ExampleConfig()
+	b := Example()
 	b[0] = '!'
-	if ExampleConfig()[0] == '!' {
+	if Example()[0] == '!' {
 		t.Error("changing the slice ExampleConfig returned changed the embedded example")
 	}
 }
@@ -94,16 +94,16 @@ log:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			want := DefaultConfig()
+			want := Default()
 			if tt.want != nil {
 				tt.want(&want)
 			}
-			got, err := ParseConfig("hafeed.yaml", []byte(tt.yaml))
+			got, err := Parse("hafeed.yaml", []byte(tt.yaml))
 			if err != nil {
-				t.Fatalf("ParseConfig() = %v", err)
+				t.Fatalf("Parse() = %v", err)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("ParseConfig() (-want +got):\n%s", diff)
+				t.Errorf("Parse() (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -140,22 +140,39 @@ func TestParseConfigErrors(t *testing.T) {
 		{
 			name: "duration that is not one",
 			yaml: "\ninterval: fast\n",
-			want: []string{"cfg.yaml:2: ", "`fast`", "time.Duration"},
+			want: []string{`cfg.yaml:2: interval: "fast" is not a duration, e.g. 1s or 500ms`},
 		},
 		{
 			name: "duration without a unit",
 			yaml: "agent_check:\n  timeout: 5\n",
-			want: []string{"cfg.yaml:2: ", "time.Duration"},
+			want: []string{`cfg.yaml:2: agent_check.timeout: "5" is not a duration`},
 		},
 		{
 			name: "integer that is text",
 			yaml: "policy:\n  reference_capacity: lots\n",
-			want: []string{"cfg.yaml:2: ", "`lots`"},
+			want: []string{`cfg.yaml:2: policy.reference_capacity: "lots" is not a whole number`},
 		},
 		{
 			name: "port out of range",
 			yaml: "sources:\n  ports:\n    - 8080\n    - 70000\n",
-			want: []string{"cfg.yaml:4: ", "70000"},
+			want: []string{`cfg.yaml:4: sources.ports[1]: "70000" is not a port number (1-65535)`},
+		},
+		{
+			name: "a list where a string goes",
+			yaml: "agent_check:\n  listen: [1, 2]\n",
+			want: []string{"cfg.yaml:2: agent_check.listen: must be a string, not a list"},
+		},
+		{
+			name: "every problem in one pass: types, unknown keys and values",
+			yaml: "interval: 1sec\nagent_check:\n  listen: nowhere\n  max_conns: many\nsources:\n  ports: [80800]\n  cpu: gpu\nlog:\n  colour: true\n",
+			want: []string{
+				`cfg.yaml:1: interval: "1sec" is not a duration, e.g. 1s or 500ms`,
+				`cfg.yaml:3: agent_check.listen: "nowhere" is not host:port`,
+				`cfg.yaml:4: agent_check.max_conns: "many" is not a whole number`,
+				`cfg.yaml:6: sources.ports[0]: "80800" is not a port number (1-65535)`,
+				`cfg.yaml:7: sources.cpu: "gpu"`,
+				`cfg.yaml:9: log.colour: unknown key`,
+			},
 		},
 		{
 			name: "YAML syntax",
@@ -267,48 +284,48 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := ParseConfig("cfg.yaml", []byte(tt.yaml))
+			_, err := Parse("cfg.yaml", []byte(tt.yaml))
 			if err == nil {
-				t.Fatal("ParseConfig() = nil error, want one")
+				t.Fatal("Parse() = nil error, want one")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("ParseConfig() error does not contain %q:\n%v", w, err)
+					t.Errorf("Parse() error does not contain %q:\n%v", w, err)
 				}
 			}
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Errorf("ParseConfig() error %v is not a *ConfigError", err)
+				t.Errorf("Parse() error %v is not a *Error", err)
 			} else if ce.File != "cfg.yaml" {
-				t.Errorf("ConfigError.File = %q, want cfg.yaml", ce.File)
+				t.Errorf("Error.File = %q, want cfg.yaml", ce.File)
 			}
 		})
 	}
 }
 
-func TestLoadConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hafeed.yaml")
 	if err := os.WriteFile(path, []byte("interval: 2s\npolicy:\n  targets:\n    cpu: 2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadConfig(path)
+	_, err := Load(path)
 	if want := path + ":4: policy.targets.cpu:"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("LoadConfig() = %v, want an error containing %q", err, want)
+		t.Errorf("Load() = %v, want an error containing %q", err, want)
 	}
 
-	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadConfig(missing) = %v, want an error wrapping os.ErrNotExist", err)
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want an error wrapping os.ErrNotExist", err)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	if err := DefaultConfig().Validate("defaults"); err != nil {
-		t.Errorf("DefaultConfig().Validate() = %v", err)
+	if err := Default().Validate("defaults"); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
 	}
-	cfg := DefaultConfig()
+	cfg := Default()
 	cfg.Interval = 0
 	err := cfg.Validate("flags")
 	if want := "flags: interval: 0s is too short"; err == nil || !strings.Contains(err.Error(), want) {
@@ -373,12 +390,12 @@ func TestParseAllow(t *testing.T) {
 func TestConfigErrorString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		err  ConfigError
+		err  Error
 		want string
 	}{
-		{ConfigError{File: "a.yaml", Line: 3, Key: "log.format", Msg: "bad"}, "a.yaml:3: log.format: bad"},
-		{ConfigError{File: "a.yaml", Key: "interval", Msg: "bad"}, "a.yaml: interval: bad"},
-		{ConfigError{File: "a.yaml", Line: 7, Msg: "bad"}, "a.yaml:7: bad"},
+		{Error{File: "a.yaml", Line: 3, Key: "log.format", Msg: "bad"}, "a.yaml:3: log.format: bad"},
+		{Error{File: "a.yaml", Key: "interval", Msg: "bad"}, "a.yaml: interval: bad"},
+		{Error{File: "a.yaml", Line: 7, Msg: "bad"}, "a.yaml:7: bad"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
@@ -390,7 +407,7 @@ func TestConfigErrorString(t *testing.T) {
 func TestParseConfigHAProxyEndpoints(t *testing.T) {
 	t.Parallel()
 	good := "haproxy:\n  - runtime: unix:///run/haproxy/admin.sock\n    backend: ws\n    server: ws1\n  - runtime: tcp://127.0.0.1:9999\nshed:\n  via: hook\n  hook_url: http://127.0.0.1:8080/hafeed/shed\nrebalance:\n  enabled: true\n"
-	cfg, err := ParseConfig("cfg.yaml", []byte(good))
+	cfg, err := Parse("cfg.yaml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,16 +417,18 @@ func TestParseConfigHAProxyEndpoints(t *testing.T) {
 	}
 	for _, tt := range []struct{ yaml, want string }{
 		{"haproxy:\n  - runtime: unix:///a.sock\n    backnd: ws\n", "cfg.yaml:3: haproxy[0].backnd: unknown key"},
-		{"haproxy:\n  - runtime: unix:///a.sock\n  - runtime: http://x\n", `cfg.yaml:3: haproxy[1].runtime: "http://x" is not a runtime API address`},
+		{"haproxy:\n  - runtime: unix:///a.sock\n  - runtime: http://x\n", `cfg.yaml:3: haproxy[1].runtime: haproxy runtime endpoint "http://x": want "unix:///path/to/admin.sock"`},
+		{"haproxy:\n  - runtime: /a.sock\n    backend: web\n    server: \"ws 1\"\n", `cfg.yaml:4: haproxy[0].server: invalid name: server name "ws 1"`},
+		{"haproxy:\n  - runtime: /a.sock\n    backend: \"ws@eu\"\n    server: ws1\n", `cfg.yaml:3: haproxy[0].backend: invalid name: backend name "ws@eu"`},
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n", "cfg.yaml:2: haproxy[0]: set both backend and server"},
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: \"ws1;shutdown\"\n", "cfg.yaml:4: haproxy[0].server:"},
 		{"shed:\n  via: hook\n", "shed.hook_url: shed.via: hook needs"},
 		{"rebalance:\n  enabled: true\n", "needs at least one haproxy[].runtime endpoint"},
 		{"rebalance:\n  max_rate: 2\n", "cfg.yaml:2: rebalance.max_rate: 2 is outside (0, 1]"},
 	} {
-		_, err := ParseConfig("cfg.yaml", []byte(tt.yaml))
+		_, err := Parse("cfg.yaml", []byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseConfig(%q) = %v, want an error containing %q", tt.yaml, err, tt.want)
+			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.yaml, err, tt.want)
 		}
 	}
 }

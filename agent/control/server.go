@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bufio"
@@ -11,67 +11,31 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
 
-// Control commands.
-const (
-	CommandStatus = "status"
-	CommandReady  = "ready"
-	CommandDrain  = "drain"
-	CommandMaint  = "maint"
-)
-
-// Request is one control-socket request: a single JSON line.
-type Request struct {
-	Command string `json:"command"`
-	// ShedRate, with drain, closes the remaining connections at this many
-	// per second until Min remain or Timeout passes.
-	ShedRate float64       `json:"shed_rate,omitempty"`
-	Min      int           `json:"min,omitempty"`
-	Timeout  time.Duration `json:"timeout_ns,omitempty"`
+// Handler answers control requests; the agent implements it.
+type Handler interface {
+	Handle(ctx context.Context, req Request) Response
 }
 
-// Response answers a Request.
-type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
-	Status *Status `json:"status,omitempty"`
-}
-
-const (
-	maxRequestBytes   = 64 * 1024
-	controlTimeout    = 10 * time.Second
-	maxControlClients = 16
-)
-
-// ErrAgentUnreachable means no agent answers on the control socket.
-var ErrAgentUnreachable = errors.New("agent not reachable")
-
-// ErrAlreadyRunning means another agent holds the control socket.
-var ErrAlreadyRunning = errors.New("another hafeed agent is running")
-
-// controlHandler answers control requests.
-type controlHandler interface {
-	handle(ctx context.Context, req Request) Response
-}
-
-// controlServer serves the control socket. It holds an flock on a lock file
+// Server serves the control socket. It holds an flock on a lock file
 // beside the socket for its lifetime, so a second agent refuses to start
 // and a stale socket left by a dead agent is safely replaced.
-type controlServer struct {
+type Server struct {
 	path    string
 	ln      net.Listener
 	lock    *os.File
-	handler controlHandler
+	handler Handler
 	log     zerolog.Logger
 }
 
-func listenControl(path string, handler controlHandler, log zerolog.Logger) (*controlServer, error) {
+// Listen opens the control socket at path, taking its lock; Run serves
+// it, Close releases a server that will not Run.
+func Listen(path string, handler Handler, log zerolog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating control socket directory: %w", err)
 	}
@@ -102,19 +66,19 @@ func listenControl(path string, handler controlHandler, log zerolog.Logger) (*co
 		lock.Close()
 		return nil, fmt.Errorf("setting control socket mode: %w", err)
 	}
-	return &controlServer{path: path, ln: ln, lock: lock, handler: handler,
+	return &Server{path: path, ln: ln, lock: lock, handler: handler,
 		log: log.With().Str("component", "control").Logger()}, nil
 }
 
-// close releases the socket and the lock of a server that will not Run.
-func (s *controlServer) close() {
+// Close releases the socket and the lock of a server that will not Run.
+func (s *Server) Close() {
 	s.ln.Close()
 	s.lock.Close()
 }
 
 // Run serves until ctx is done, then waits for open requests.
-func (s *controlServer) Run(ctx context.Context) error {
-	defer s.close()
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 
@@ -144,7 +108,7 @@ func (s *controlServer) Run(ctx context.Context) error {
 	}
 }
 
-func (s *controlServer) serve(ctx context.Context, conn net.Conn) {
+func (s *Server) serve(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(controlTimeout))
 	resp := s.respond(ctx, conn)
@@ -153,8 +117,8 @@ func (s *controlServer) serve(ctx context.Context, conn net.Conn) {
 	}
 }
 
-func (s *controlServer) respond(ctx context.Context, conn net.Conn) Response {
-	line, err := bufio.NewReader(io.LimitReader(conn, maxRequestBytes)).ReadBytes('\n')
+func (s *Server) respond(ctx context.Context, conn net.Conn) Response {
+	line, err := bufio.NewReader(io.LimitReader(conn, MaxRequestBytes)).ReadBytes('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 		return Response{Error: fmt.Sprintf("reading request: %v (send one JSON line such as {\"command\":\"status\"})", err)}
 	}
@@ -162,37 +126,5 @@ func (s *controlServer) respond(ctx context.Context, conn net.Conn) Response {
 	if err := json.Unmarshal(line, &req); err != nil {
 		return Response{Error: fmt.Sprintf("malformed request: %v (send one JSON line such as {\"command\":\"status\"})", err)}
 	}
-	return s.handler.handle(ctx, req)
-}
-
-// Call sends one request to the agent on the control socket at path.
-func Call(ctx context.Context, path string, req Request) (*Response, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w on control socket %s: start it with `hafeed run` (or `systemctl start hafeed`), or point --control-socket / HAFEED_CONTROL_SOCKET at the socket it uses", ErrAgentUnreachable, path)
-		}
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("control socket %s: permission denied: run as root or as a member of the socket's group", path)
-		}
-		return nil, fmt.Errorf("connecting to control socket %s: %w", path, err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("sending to control socket %s: %w", path, err)
-	}
-	var resp Response
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("reading reply from control socket %s: %w", path, err)
-	}
-	if !resp.OK {
-		return &resp, fmt.Errorf("agent: %s", resp.Error)
-	}
-	return &resp, nil
+	return s.handler.Handle(ctx, req)
 }

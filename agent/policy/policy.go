@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"fmt"
@@ -21,8 +21,8 @@ type Observation struct {
 	Peers int
 }
 
-// PolicyState is what the policy remembers between samples.
-type PolicyState struct {
+// State is what the policy remembers between samples.
+type State struct {
 	// Start is when the agent started; the estimate is trusted only after
 	// the blackout.
 	Start time.Time
@@ -81,7 +81,7 @@ type Decision struct {
 //   - above HighWater utilisation the host asks for maxconn, its capacity
 //     at the high-water mark shared between the polling HAProxies, and
 //     lifts it again below 90% of the mark.
-func (p PolicyConfig) Step(prev PolicyState, obs Observation, now time.Time) (PolicyState, Decision) {
+func (p PolicyConfig) Step(prev State, obs Observation, now time.Time) (State, Decision) {
 	next := prev
 	if next.Start.IsZero() {
 		next.Start = now
@@ -165,7 +165,7 @@ const maxconnRelease = 30 * time.Second
 
 // guard is the overload guard: it sets maxconn while utilisation is above
 // the high-water mark and sends the configured maxconn for a while after.
-func (p PolicyConfig) guard(next *PolicyState, d *Decision, obs Observation, now time.Time) {
+func (p PolicyConfig) guard(next *State, d *Decision, obs Observation, now time.Time) {
 	if p.HighWater <= 0 {
 		return
 	}
@@ -202,7 +202,7 @@ func (p PolicyConfig) guard(next *PolicyState, d *Decision, obs Observation, now
 func Combine(targets Targets, mix map[string]float64, values map[string]float64) (utilisation float64, bottleneck string, ok bool) {
 	var sum, weights, worst float64
 	for name, v := range values {
-		t := targets.of(name)
+		t := targets.Of(name)
 		if t <= 0 || (len(mix) > 0 && mix[name] <= 0) {
 			continue
 		}

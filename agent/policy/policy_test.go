@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"math"
@@ -12,15 +12,15 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // testPolicy is the default policy with a reference capacity of 1000 and
 // no smoothing, so that one step shows the estimate.
 func testPolicy() PolicyConfig {
-	p := DefaultConfig().Policy
+	p := DefaultConfig()
 	p.ReferenceCapacity = 1000
 	p.Smoothing = 0
 	return p
 }
 
 // settled is a state past the blackout with an estimate and a weight.
-func settled(capacity float64, weight int) PolicyState {
-	return PolicyState{Start: t0.Add(-time.Hour), Capacity: capacity, WeightPercent: weight, LastAt: t0.Add(-time.Second), LastFresh: t0.Add(-time.Second)}
+func settled(capacity float64, weight int) State {
+	return State{Start: t0.Add(-time.Hour), Capacity: capacity, WeightPercent: weight, LastAt: t0.Add(-time.Second), LastFresh: t0.Add(-time.Second)}
 }
 
 func TestPolicyStep(t *testing.T) {
@@ -31,13 +31,13 @@ func TestPolicyStep(t *testing.T) {
 	tests := []struct {
 		name     string
 		policy   func(*PolicyConfig)
-		prev     PolicyState
+		prev     State
 		obs      Observation
 		weight   int
 		capacity float64
 		reason   string
 	}{
-		{"blackout reports no weight but estimates", nil, PolicyState{Start: t0.Add(-time.Second)}, fresh(500, 0.5), 0, 1000, "blackout"},
+		{"blackout reports no weight but estimates", nil, State{Start: t0.Add(-time.Second)}, fresh(500, 0.5), 0, 1000, "blackout"},
 		{"first estimate at the reference", nil, settled(0, 0), fresh(500, 0.5), 100, 1000, "first capacity estimate"},
 		{"twice the reference capacity", nil, settled(0, 0), fresh(500, 0.25), 200, 2000, "first capacity estimate"},
 		{"capped at 256%", nil, settled(0, 0), fresh(5000, 0.1), 256, 50000, ""},
@@ -50,7 +50,7 @@ func TestPolicyStep(t *testing.T) {
 		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(505, 0.5), 100, 1010, "dead band"},
 		{"outside the dead band it moves", nil, settled(1000, 100), fresh(600, 0.5), 120, 1200, "capacity estimate"},
 		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight (fail-static)"},
-		{"no signal yet", nil, PolicyState{Start: t0.Add(-time.Hour)}, Observation{Connections: 900}, 0, 0, "no load signal yet"},
+		{"no signal yet", nil, State{Start: t0.Add(-time.Hour)}, Observation{Connections: 900}, 0, 0, "no load signal yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,10 +92,10 @@ func TestPolicySmoothing(t *testing.T) {
 // not move, because the capacity estimate does not depend on the count.
 func TestPolicyIsStableUnderSteadyLoad(t *testing.T) {
 	t.Parallel()
-	p := DefaultConfig().Policy
+	p := DefaultConfig()
 	p.ReferenceCapacity = 1000
 	const trueCapacity = 1500.0
-	var st PolicyState
+	var st State
 	var d Decision
 	changes := 0
 	last := 0

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"fmt"
@@ -14,8 +14,8 @@ type ServerLoad struct {
 	Weight int
 }
 
-// rebalanceState is what the rebalancer remembers between steps.
-type rebalanceState struct {
+// RebalanceState is what the rebalancer remembers between steps.
+type RebalanceState struct {
 	// aboveSince is when the host went above its share by the margin.
 	aboveSince time.Time
 	// shedding is true during a round, which ends at the fair share.
@@ -25,8 +25,8 @@ type rebalanceState struct {
 	cooldownUntil time.Time
 }
 
-// rebalanceDecision is one step's verdict.
-type rebalanceDecision struct {
+// RebalanceDecision is one step's verdict.
+type RebalanceDecision struct {
 	Shed   int
 	Fair   float64
 	Excess float64
@@ -39,7 +39,7 @@ type rebalanceDecision struct {
 // above it by the margin for the sustain time sheds its excess, at most
 // MaxRate of its connections per second and never below the fair share,
 // then cools down. No agent talks to another: HAProxy is the shared view.
-func (rb RebalanceConfig) step(st rebalanceState, servers []ServerLoad, self string, now time.Time, dt time.Duration) (rebalanceState, rebalanceDecision) {
+func (rb RebalanceConfig) Step(st RebalanceState, servers []ServerLoad, self string, now time.Time, dt time.Duration) (RebalanceState, RebalanceDecision) {
 	var total, weights float64
 	var me *ServerLoad
 	for i, s := range servers {
@@ -54,18 +54,18 @@ func (rb RebalanceConfig) step(st rebalanceState, servers []ServerLoad, self str
 	}
 	if me == nil || weights == 0 {
 		st.aboveSince, st.shedding, st.carry = time.Time{}, false, 0
-		return st, rebalanceDecision{Reason: "this server is not in rotation"}
+		return st, RebalanceDecision{Reason: "this server is not in rotation"}
 	}
 	fair := float64(me.Weight) * total / weights
 	excess := float64(me.Conns) - fair
-	d := rebalanceDecision{Fair: fair, Excess: excess}
+	d := RebalanceDecision{Fair: fair, Excess: excess}
 	return rb.decide(st, d, float64(me.Conns), excess > rb.Margin*fair && excess >= 1, excess < 1, now, dt)
 }
 
 // stepLocal is the fallback without a runtime endpoint: shed while the
 // host's utilisation stays above the high-water mark.
-func (rb RebalanceConfig) stepLocal(st rebalanceState, conns int, utilisation float64, now time.Time, dt time.Duration) (rebalanceState, rebalanceDecision) {
-	d := rebalanceDecision{}
+func (rb RebalanceConfig) StepLocal(st RebalanceState, conns int, utilisation float64, now time.Time, dt time.Duration) (RebalanceState, RebalanceDecision) {
+	d := RebalanceDecision{}
 	if utilisation > 0 {
 		target := float64(conns) * rb.HighWater / utilisation
 		d.Fair, d.Excess = target, float64(conns)-target
@@ -73,7 +73,7 @@ func (rb RebalanceConfig) stepLocal(st rebalanceState, conns int, utilisation fl
 	return rb.decide(st, d, float64(conns), utilisation > rb.HighWater, utilisation <= rb.HighWater, now, dt)
 }
 
-func (rb RebalanceConfig) decide(st rebalanceState, d rebalanceDecision, conns float64, above, done bool, now time.Time, dt time.Duration) (rebalanceState, rebalanceDecision) {
+func (rb RebalanceConfig) decide(st RebalanceState, d RebalanceDecision, conns float64, above, done bool, now time.Time, dt time.Duration) (RebalanceState, RebalanceDecision) {
 	switch {
 	case st.shedding && done:
 		st.shedding, st.aboveSince, st.carry = false, time.Time{}, 0

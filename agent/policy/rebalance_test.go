@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 )
 
 func testRebalance() RebalanceConfig {
-	rb := DefaultConfig().Rebalance
+	rb := DefaultRebalance()
 	rb.Enabled, rb.Sustain, rb.Cooldown, rb.MaxRate = true, 10*time.Second, time.Minute, 0.05
 	return rb
 }
@@ -19,12 +19,12 @@ func TestRebalanceAfterScaleUp(t *testing.T) {
 	t.Parallel()
 	rb := testRebalance()
 	servers := []ServerLoad{{"ws1", 200, 100}, {"ws2", 200, 100}, {"ws3", 200, 100}, {"ws4", 0, 100}}
-	var st rebalanceState
-	var d rebalanceDecision
+	var st RebalanceState
+	var d RebalanceDecision
 	now := t0
 	shed := 0
 	for i := range 60 {
-		st, d = rb.step(st, servers, "ws1", now, time.Second)
+		st, d = rb.Step(st, servers, "ws1", now, time.Second)
 		if d.Fair != 150 && i == 0 {
 			t.Fatalf("fair share = %v, want 150", d.Fair)
 		}
@@ -55,10 +55,10 @@ func TestRebalanceWithinMargin(t *testing.T) {
 	t.Parallel()
 	rb := testRebalance()
 	servers := []ServerLoad{{"ws1", 105, 100}, {"ws2", 95, 100}}
-	var st rebalanceState
+	var st RebalanceState
 	for i := range 100 {
-		var d rebalanceDecision
-		st, d = rb.step(st, servers, "ws1", t0.Add(time.Duration(i)*time.Second), time.Second)
+		var d RebalanceDecision
+		st, d = rb.Step(st, servers, "ws1", t0.Add(time.Duration(i)*time.Second), time.Second)
 		if d.Shed != 0 {
 			t.Fatalf("shed %d while 5%% above a 10%% margin", d.Shed)
 		}
@@ -70,11 +70,11 @@ func TestRebalanceWeightsDecideTheShare(t *testing.T) {
 	rb := testRebalance()
 	// ws1 has twice the capacity: 200 of 300 connections is its share.
 	servers := []ServerLoad{{"ws1", 200, 200}, {"ws2", 100, 100}, {"ws3", 300, 0}}
-	_, d := rb.step(rebalanceState{}, servers, "ws1", t0, time.Second)
+	_, d := rb.Step(RebalanceState{}, servers, "ws1", t0, time.Second)
 	if d.Fair != 200 || d.Excess != 0 {
 		t.Errorf("fair %v excess %v, want 200 and 0 (drained ws3 is out of rotation)", d.Fair, d.Excess)
 	}
-	_, d = rb.step(rebalanceState{}, servers, "ws3", t0, time.Second)
+	_, d = rb.Step(RebalanceState{}, servers, "ws3", t0, time.Second)
 	if d.Shed != 0 || !strings.Contains(d.Reason, "not in rotation") {
 		t.Errorf("drained server: %+v, want no shedding", d)
 	}
@@ -84,11 +84,11 @@ func TestRebalanceLocalHighWater(t *testing.T) {
 	t.Parallel()
 	rb := testRebalance()
 	rb.Sustain = 0
-	st, d := rb.stepLocal(rebalanceState{}, 1000, 1.25, t0, time.Second)
+	st, d := rb.StepLocal(RebalanceState{}, 1000, 1.25, t0, time.Second)
 	if d.Shed != 50 {
 		t.Errorf("shed %d at utilisation 1.25, want 50 (5%% of 1000)", d.Shed)
 	}
-	_, d = rb.stepLocal(st, 900, 0.9, t0.Add(time.Second), time.Second)
+	_, d = rb.StepLocal(st, 900, 0.9, t0.Add(time.Second), time.Second)
 	if d.Shed != 0 || !strings.Contains(d.Reason, "cooling down") {
 		t.Errorf("below the mark: %+v, want the round to end", d)
 	}

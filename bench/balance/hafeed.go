@@ -11,7 +11,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 // hafeedConfig is each backend's hafeed configuration: per-process CPU of
@@ -131,10 +131,10 @@ func startHafeed(ctx context.Context, sup *supervisor, bin, dir string, spec haf
 }
 
 // status asks the agent for its status on the control socket.
-func (h *hafeedProc) status(ctx context.Context) (*agent.Status, error) {
+func (h *hafeedProc) status(ctx context.Context) (*control.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := agent.Call(ctx, h.ctlSock, agent.Request{Command: agent.CommandStatus})
+	resp, err := control.Call(ctx, h.ctlSock, control.Request{Command: control.CommandStatus})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 // Command sim is a deterministic, seeded simulation of HAProxy load
 // balancing over heterogeneous hosts, comparing roundrobin, leastconn and
-// leastconn with the weights of hafeed's real policy (agent.PolicyConfig.Step).
+// leastconn with the weights of hafeed's real policy: the agent/policy
+// package's Observe and Step, the same code the daemon runs.
 //
 // The model, in steps of 100 ms:
 //

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/hafeed/hafeed/agent"
+	hpolicy "github.com/hafeed/hafeed/agent/policy"
 )
 
 // ScenarioResult is one scenario's results for every policy.
@@ -46,7 +46,7 @@ type options struct {
 	// referenceScale multiplies the reference capacity the policy gets.
 	haproxies      int
 	referenceScale float64
-	policy         agent.PolicyConfig
+	policy         hpolicy.PolicyConfig
 }
 
 func main() {
@@ -94,7 +94,7 @@ func startProfile(path string) (func(), error) {
 }
 
 func parseFlags(args []string) (options, error) {
-	opts := options{policy: agent.DefaultConfig().Policy}
+	opts := options{policy: hpolicy.DefaultConfig()}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium or large")
 	fs.Uint64Var(&opts.seed, "seed", 1, "random seed; the same seed gives the same output")
@@ -182,7 +182,7 @@ func selectScenarios(name string) ([]Scenario, error) {
 
 // runScenario simulates every policy on the same fleet and arrivals, at
 // most parallel of them at once.
-func runScenario(sc Scenario, seed uint64, cfg agent.PolicyConfig, referenceScale float64, record bool, parallel int) (ScenarioResult, error) {
+func runScenario(sc Scenario, seed uint64, cfg hpolicy.PolicyConfig, referenceScale float64, record bool, parallel int) (ScenarioResult, error) {
 	fl := newFleet(sc, seed)
 	cfg.ReferenceCapacity = max(1, int(math.Round(referenceScale*float64(fl.referenceCapacity(cfg.Targets.CPU)))))
 	sr := ScenarioResult{

@@ -5,7 +5,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/hafeed/hafeed/agent"
+	hpolicy "github.com/hafeed/hafeed/agent/policy"
 )
 
 // policyParams are the policy settings a run used, for the record.
@@ -18,7 +18,7 @@ type policyParams struct {
 	CPUTarget float64 `json:"cpu_target"`
 }
 
-func paramsOf(p agent.PolicyConfig) policyParams {
+func paramsOf(p hpolicy.PolicyConfig) policyParams {
 	return policyParams{
 		DeadBand:  p.DeadBand,
 		MaxStep:   p.MaxStep,
@@ -30,7 +30,7 @@ func paramsOf(p agent.PolicyConfig) policyParams {
 }
 
 // writeTable prints one row per scenario and policy.
-func writeTable(w io.Writer, seed uint64, p agent.PolicyConfig, all []ScenarioResult) error {
+func writeTable(w io.Writer, seed uint64, p hpolicy.PolicyConfig, all []ScenarioResult) error {
 	pp := paramsOf(p)
 	fmt.Fprintf(w, "seed %d; policy dead_band %.3g, max_step %.3g, smoothing %s, blackout %s\n\n",
 		seed, pp.DeadBand, pp.MaxStep, pp.Smoothing, pp.Blackout)

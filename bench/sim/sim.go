@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/hafeed/hafeed/agent"
+	hpolicy "github.com/hafeed/hafeed/agent/policy"
 )
 
 // policy is one way of balancing that a scenario compares.
@@ -66,8 +66,8 @@ type Result struct {
 
 // hostAgent is one host's hafeed: the policy's state and its last answer.
 type hostAgent struct {
-	state    agent.PolicyState
-	decision agent.Decision
+	state    hpolicy.State
+	decision hpolicy.Decision
 	answered bool
 	// weight and lastDelta track the reported weight for the oscillation
 	// metrics.
@@ -79,7 +79,7 @@ type hostAgent struct {
 type simulation struct {
 	sc     Scenario
 	pol    policy
-	cfg    agent.PolicyConfig
+	cfg    hpolicy.PolicyConfig
 	fleet  fleet
 	life   pareto
 	record bool
@@ -103,7 +103,7 @@ type simulation struct {
 	// agent-inter.
 	samples [][]int32
 	polls   [][][]int32
-	signals map[string]float64
+	signals map[string]hpolicy.Reading
 
 	res Result
 	acc accumulators
@@ -143,7 +143,7 @@ func unpack(v uint32) (h, lb int, hot bool) {
 	return int(v >> 4), int(v>>1) & 7, v&1 == 1
 }
 
-func newSimulation(sc Scenario, pol policy, cfg agent.PolicyConfig, seed uint64, record bool) (*simulation, error) {
+func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint64, record bool) (*simulation, error) {
 	if sc.HAProxies < 1 || sc.HAProxies > 8 {
 		return nil, fmt.Errorf("scenario %s: %d HAProxies, want 1 to 8", sc.Name, sc.HAProxies)
 	}
@@ -172,7 +172,7 @@ func newSimulation(sc Scenario, pol policy, cfg agent.PolicyConfig, seed uint64,
 		noise:    rand.New(rand.NewPCG(seed, streamNoise)),
 		rate:     float64(sc.Connections) / meanLifetime,
 		samples:  make([][]int32, agentSample),
-		signals:  map[string]float64{},
+		signals:  map[string]hpolicy.Reading{},
 	}
 	s.speed = append([]float64(nil), s.fleet.speeds...)
 	s.res.Policy = pol.Name
@@ -260,7 +260,7 @@ func (s *simulation) run() Result {
 // its agent.
 func (s *simulation) join(h, k int) {
 	s.joined[h] = true
-	s.agents[h].state = agent.PolicyState{Start: epoch.Add(time.Duration(k) * step)}
+	s.agents[h].state = hpolicy.State{Start: epoch.Add(time.Duration(k) * step)}
 	for _, lb := range s.lbs {
 		lb.set(h, 100, 0, true)
 	}
@@ -308,10 +308,10 @@ func (s *simulation) utilisation(h int) float64 {
 func (s *simulation) sample(h, k int) {
 	a := &s.agents[h]
 	cpu := min(max(min(s.utilisation(h), 1)+cpuNoise*s.noise.NormFloat64(), 0), 1)
-	s.signals[agent.SignalCPU] = cpu
-	u, bottleneck, ok := agent.Combine(s.cfg.Targets, s.cfg.Mix, s.signals)
-	obs := agent.Observation{Connections: int(s.total[h]), Utilisation: u, Bottleneck: bottleneck, Fresh: ok, Peers: len(s.lbs)}
-	a.state, a.decision = s.cfg.Step(a.state, obs, epoch.Add(time.Duration(k)*step))
+	now := epoch.Add(time.Duration(k) * step)
+	s.signals[hpolicy.SignalCPU] = hpolicy.Reading{Value: cpu, At: now}
+	obs := s.cfg.Observe(hpolicy.Readings{At: now, Connections: int(s.total[h]), ConnectionsAt: now, Signals: s.signals, Peers: len(s.lbs)})
+	a.state, a.decision = s.cfg.Step(a.state, obs, now)
 	a.answered = true
 	if a.state.Overloaded {
 		s.res.OverloadSamples++

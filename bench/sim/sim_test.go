@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/hafeed/hafeed/agent"
+	hpolicy "github.com/hafeed/hafeed/agent/policy"
 )
 
 // TestSmallScenario runs the 10-host scenario: the same seed gives the
@@ -20,7 +20,7 @@ func TestSmallScenario(t *testing.T) {
 	t.Parallel()
 	sc := scenarios[0]
 	run := func() ScenarioResult {
-		sr, err := runScenario(sc, 1, agent.DefaultConfig().Policy, 1, false, 2)
+		sr, err := runScenario(sc, 1, hpolicy.DefaultConfig(), 1, false, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,11 +56,11 @@ func TestSmallScenario(t *testing.T) {
 func TestSeedChangesResults(t *testing.T) {
 	t.Parallel()
 	sc := scenarios[0].quick()
-	a, err := runScenario(sc, 1, agent.DefaultConfig().Policy, 1, false, 1)
+	a, err := runScenario(sc, 1, hpolicy.DefaultConfig(), 1, false, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := runScenario(sc, 2, agent.DefaultConfig().Policy, 1, false, 1)
+	b, err := runScenario(sc, 2, hpolicy.DefaultConfig(), 1, false, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,12 +160,12 @@ func TestRoundRobin(t *testing.T) {
 
 func TestTableAndPlot(t *testing.T) {
 	t.Parallel()
-	sr, err := runScenario(scenarios[0].quick(), 1, agent.DefaultConfig().Policy, 1, true, 2)
+	sr, err := runScenario(scenarios[0].quick(), 1, hpolicy.DefaultConfig(), 1, true, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := writeTable(&out, 1, agent.DefaultConfig().Policy, []ScenarioResult{sr}); err != nil {
+	if err := writeTable(&out, 1, hpolicy.DefaultConfig(), []ScenarioResult{sr}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"roundrobin", "leastconn+hafeed", "small (10 hosts, 1000 connections"} {
@@ -199,7 +199,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.policy.DeadBand != 0.02 || opts.seed != 7 || opts.policy.Smoothing != agent.DefaultConfig().Policy.Smoothing {
+	if opts.policy.DeadBand != 0.02 || opts.seed != 7 || opts.policy.Smoothing != hpolicy.DefaultConfig().Smoothing {
 		t.Errorf("parsed %+v", opts)
 	}
 	if _, err := selectScenarios("huge"); err == nil {

@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// This file is the admin state: loaded at start, changed on the control
+// socket, persisted before it is served, and pushed to every HAProxy.
+
+func (a *Agent) loadState(path string) error {
+	state, err := StateFile{Path: path}.Load()
+	switch {
+	case errors.Is(err, ErrCorruptState):
+		// Fail safe: a host whose operator drained it must not come back
+		// as ready because its state file was damaged.
+		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
+		a.stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
+		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
+	case err != nil:
+		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
+	case state.Since.IsZero():
+		state.Since = time.Now() // no state file yet: ready since this start
+	}
+	a.mu.Lock()
+	a.state = state
+	a.mu.Unlock()
+	a.replies.Expect(state.Peers)
+	a.replies.SetAdmin(state.Admin, state.ReadyPending)
+	// A drain or maint is re-applied through the runtime API; ready is not
+	// pushed at start, so an operator's runtime drain stays.
+	a.desired = desiredAdmin{admin: state.Admin, gen: 1, push: state.Admin != haproxy.AdminReady}
+	return nil
+}
+
+func (a *Agent) persistAnnounced() {
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	cur := a.currentState()
+	if _, announcing := a.replies.Current(); announcing || !cur.ReadyPending {
+		return
+	}
+	cur.ReadyPending, cur.Peers = false, nil
+	if err := a.stateFile().Save(cur); err != nil {
+		// Harmless: a restart would announce "ready" once more.
+		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
+		return
+	}
+	a.mu.Lock()
+	a.state = cur
+	a.mu.Unlock()
+	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
+}
+
+// SetAdmin changes the admin state, persisting it before it is served.
+func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	a.mu.Lock()
+	cur, corrupt := a.state, a.stateErr != ""
+	a.mu.Unlock()
+	if cur.Admin == admin && !corrupt {
+		return "", nil
+	}
+	next := State{
+		Admin:        admin,
+		Since:        time.Now(),
+		ReadyPending: admin == haproxy.AdminReady && (cur.Admin != haproxy.AdminReady || cur.ReadyPending),
+	}
+	if next.ReadyPending {
+		next.Peers = a.replies.RecentPeers()
+	}
+	if err := a.stateFile().Save(next); err != nil {
+		return "", fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
+	}
+	a.mu.Lock()
+	a.state, a.stateErr = next, ""
+	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
+	a.mu.Unlock()
+	a.replies.SetAdmin(admin, next.ReadyPending)
+	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
+	var warnings []string
+	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpointsNow()) == 0 {
+		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
+	}
+	warnings = append(warnings, a.pushAll()...)
+	return strings.Join(warnings, "; "), nil
+}
+
+// pushAll applies the admin state through every runtime endpoint at once,
+// waiting at most pushTimeout; endpoints that fail keep retrying.
+func (a *Agent) pushAll() []string {
+	endpoints := a.endpointsNow()
+	if len(endpoints) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+	defer cancel()
+	errs := make([]error, len(endpoints))
+	var wg sync.WaitGroup
+	for i, e := range endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.pushNow(ctx)
+		}()
+	}
+	wg.Wait()
+	var warnings []string
+	for _, err := range errs {
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("not pushed yet, retrying in the background (the agent-check reply carries it too): %v", err))
+		}
+	}
+	return warnings
+}
+
+// Handle answers one control-socket request.
+func (a *Agent) Handle(ctx context.Context, req control.Request) control.Response {
+	var warning string
+	switch req.Command {
+	case control.CommandStatus:
+	case control.CommandReady, control.CommandDrain, control.CommandMaint:
+		if req.ShedRate != 0 && req.Command != control.CommandDrain {
+			return control.Response{Error: "shed_rate goes with drain only"}
+		}
+		if req.ShedRate < 0 || req.Min < 0 {
+			return control.Response{Error: "shed_rate and min must not be negative"}
+		}
+		if req.ShedRate > 0 && a.closerNow() == nil {
+			return control.Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
+		}
+		admin, _ := haproxy.ParseAdmin(req.Command)
+		w, err := a.SetAdmin(admin)
+		if err != nil {
+			return control.Response{Error: err.Error()}
+		}
+		warning = w
+		if req.ShedRate > 0 {
+			a.startShed(ctx, req)
+		}
+	default:
+		return control.Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain or maint", req.Command)}
+	}
+	st := a.Status()
+	st.Warning = warning
+	return control.Response{OK: true, Status: &st}
+}
+
+// Status reports the agent's current state.
+func (a *Agent) Status() control.Status {
+	line, announcing := a.replies.Current()
+	// Endpoints lock their own mutex and then a.mu: read them first.
+	var endpoints []control.EndpointStatus
+	for _, e := range a.endpointsNow() {
+		endpoints = append(endpoints, e.snapshot())
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := control.Status{
+		Admin:           a.state.Admin.String(),
+		Since:           a.state.Since,
+		Reply:           trimNewline(line),
+		AnnouncingReady: announcing,
+		StateError:      a.stateErr,
+		Peers:           a.replies.Peers(),
+		PID:             os.Getpid(),
+		Version:         a.opts.Version,
+		StartedAt:       a.started,
+		ConfigFile:      a.opts.ConfigFile,
+		AgentListen:     a.listen,
+		ControlSocket:   a.cfg.ControlSocket,
+		StateFile:       a.cfg.StateFile,
+		HAProxy:         endpoints,
+		RestartNeeded:   slices.Clone(a.restartNeeded),
+	}
+	if a.sample != nil {
+		s := *a.sample
+		st.Sample = &s
+	}
+	if a.shed != nil {
+		j := a.shed.snapshot()
+		st.Shed = &j
+	}
+	if a.rebal != nil {
+		r := *a.rebal
+		st.Rebalance = &r
+	}
+
+	if st.Peers == nil {
+		st.Peers = []control.PeerStatus{}
+	}
+	return st
+}
+
+func trimNewline(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '\n' {
+		return s[:n-1]
+	}
+	return s
+}
+
+func (a *Agent) currentState() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+func (a *Agent) stateFile() StateFile { return StateFile{Path: a.conf().StateFile} }
+
+// statusLine is the one-line status systemctl shows.
+func (a *Agent) statusLine() string {
+	line, _ := a.replies.Current()
+	return fmt.Sprintf("admin %s, reply %q", a.currentState().Admin, trimNewline(line))
+}
+
+var _ control.Handler = (*Agent)(nil)

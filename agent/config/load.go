@@ -1,0 +1,224 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is one problem with a configuration, located in its file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Load reads a YAML file over the defaults. Unknown keys, values of the
+// wrong type and invalid values are all reported at once, each naming the
+// file, the line and the key. On error the returned Config still holds
+// every value that could be decoded, over the defaults, for callers that
+// only need one key (the CLI's client commands need control_socket).
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Default(), fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for bytes already read; name labels errors.
+func Parse(name string, data []byte) (Config, error) {
+	cfg := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return cfg, &Error{File: name, Line: yamlErrorLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return cfg, cfg.validate(name, nil) // an empty file means defaults
+	}
+	root := doc.Content[0]
+	d := decoder{file: name}
+	d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
+	// A value that could not be decoded keeps its default, so validating
+	// the rest finds the other problems of the same file.
+	if err := cfg.validate(name, root); err != nil {
+		d.errs = append(d.errs, err)
+	}
+	return cfg, errors.Join(d.errs...)
+}
+
+// decoder sets a Config from a YAML tree key by key, so that an unknown key
+// or a value of the wrong type is reported with its key and line, and the
+// keys after it are still read.
+type decoder struct {
+	file string
+	errs []error
+}
+
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Key: strings.TrimPrefix(path, "."), Msg: fmt.Sprintf(format, args...)})
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// decode sets v from n; path is the dotted key of n, for messages.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an empty key keeps its default
+	}
+	switch {
+	case v.Type() == durationType:
+		d.scalar(n, v, path)
+	case v.Kind() == reflect.Struct:
+		d.mapping(n, v, path)
+	case v.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, path, "must be a list, for example %s: [...]", lastKey(path))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+		for i, item := range n.Content {
+			elem := reflect.New(v.Type().Elem()).Elem()
+			before := len(d.errs)
+			d.decode(item, elem, fmt.Sprintf("%s[%d]", path, i))
+			if len(d.errs) == before {
+				s = reflect.Append(s, elem)
+			}
+		}
+		v.Set(s)
+	case v.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "must be a mapping of keys")
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			elem := reflect.New(v.Type().Elem()).Elem()
+			before := len(d.errs)
+			d.decode(val, elem, path+"."+k.Value)
+			if len(d.errs) == before {
+				m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+			}
+		}
+		v.Set(m)
+	default:
+		d.scalar(n, v, path)
+	}
+}
+
+// mapping sets the fields of struct v from the mapping n.
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "must be a mapping of keys")
+		return
+	}
+	t := v.Type()
+	fields := map[string]int{}
+	var known []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = i
+		known = append(known, name)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := path + "." + k.Value
+		f, ok := fields[k.Value]
+		if !ok {
+			d.fail(k, key, "unknown key; known keys here: %s", strings.Join(known, ", "))
+			continue
+		}
+		d.decode(val, v.Field(f), key)
+	}
+}
+
+// scalar sets v from a scalar node, saying what was expected when the
+// value has the wrong type.
+func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
+	want := expected(v.Type())
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "must be %s, not a %s", want, kindName(n.Kind))
+		return
+	}
+	tmp := reflect.New(v.Type())
+	if err := n.Decode(tmp.Interface()); err != nil {
+		d.fail(n, path, "%q is not %s", n.Value, want)
+		return
+	}
+	v.Set(tmp.Elem())
+}
+
+// expected describes the values a Go type accepts, with an example.
+func expected(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration, e.g. 1s or 500ms"
+	case t.Kind() == reflect.Uint16:
+		return "a port number (1-65535)"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return "a whole number, e.g. 10"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number, e.g. 0.5"
+	}
+	return "a " + t.String()
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
+}
+
+func lastKey(path string) string {
+	if i := strings.LastIndex(path, "."); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+func yamlErrorLine(err error) int {
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		digits := strings.FieldsFunc(msg[i+5:], func(r rune) bool { return r < '0' || r > '9' })
+		if len(digits) > 0 {
+			n, _ := strconv.Atoi(digits[0])
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,266 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+func (c Config) validate(file string, root *yaml.Node) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{File: file, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.AgentCheck.Listen); err != nil {
+		bad("agent_check.listen", "%q is not host:port (for example \":5555\" or \"10.0.0.11:5555\")", c.AgentCheck.Listen)
+	}
+	if _, err := ParseAllow(c.AgentCheck.Allow); err != nil {
+		bad("agent_check.allow", "%v", err)
+	}
+	if c.AgentCheck.Timeout <= 0 {
+		bad("agent_check.timeout", "must be positive, for example 2s")
+	}
+	if c.AgentCheck.MaxConns < 1 {
+		bad("agent_check.max_conns", "must be at least 1")
+	}
+	if c.AgentCheck.ReadyTimeout <= 0 {
+		bad("agent_check.ready_timeout", "must be positive, for example 30s")
+	}
+	if c.ControlSocket == "" {
+		bad("control_socket", "must be a path, for example %s", DefaultControlSocket)
+	}
+	if c.StateFile == "" {
+		bad("state_file", "must be a path, for example %s", DefaultStateFile)
+	}
+	if c.Interval < 10*time.Millisecond {
+		bad("interval", "%v is too short: use 10ms or more (1s is typical)", c.Interval)
+	}
+	for _, p := range c.Sources.Ports {
+		if p == 0 {
+			bad("sources.ports", "port 0 is not a port: list the ports your application listens on, for example [8080, 8443]")
+		}
+	}
+	if len(c.Sources.Ports) > 1000 {
+		bad("sources.ports", "%d ports is more than the 1000 supported", len(c.Sources.Ports))
+	}
+	src := c.Sources
+	if !slices.Contains([]string{"host", "cgroup", "process", "none"}, src.CPU) {
+		bad("sources.cpu", "%q: want host, cgroup, process, or none to leave CPU out", src.CPU)
+	}
+	for key, v := range map[string]string{"memory": src.Memory, "pressure": src.Pressure} {
+		if !slices.Contains([]string{"host", "cgroup", "none"}, v) {
+			bad("sources."+key, "%q: want host, cgroup or none", v)
+		}
+	}
+	if src.CPU == "process" && src.PID == 0 && src.PIDFile == "" {
+		bad("sources.cpu", "process needs sources.pid or sources.pidfile")
+	}
+	usesCgroup := src.CPU == "cgroup" || src.Memory == "cgroup" || src.Pressure == "cgroup"
+	if usesCgroup && src.Cgroup == "" && src.PID == 0 && src.PIDFile == "" {
+		bad("sources.cgroup", "the cgroup scope needs a group (e.g. /system.slice/ws.service), or sources.pid / sources.pidfile to find it")
+	}
+	if src.CountBudget < 0 || src.CountBudget > 1 {
+		bad("sources.count_budget", "%v is outside 0..1: the share of one core counting connections may use, for example 0.01", src.CountBudget)
+	}
+	if src.PID < 0 {
+		bad("sources.pid", "must not be negative")
+	}
+	if src.App.URL != "" && src.App.File != "" {
+		bad("sources.app", "set url or file, not both")
+	}
+	if src.App.URL != "" {
+		if u, err := url.Parse(src.App.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("sources.app.url", "%q is not an http(s) URL, for example http://127.0.0.1:8080/load", src.App.URL)
+		}
+	}
+	if src.App.Timeout <= 0 {
+		bad("sources.app.timeout", "must be positive, for example 1s")
+	}
+	if src.ProcRoot == "" {
+		bad("sources.proc_root", "must be a path, normally /proc")
+	}
+	if src.CgroupRoot == "" {
+		bad("sources.cgroup_root", "must be a path, normally /sys/fs/cgroup")
+	}
+	pc := c.Policy
+	if pc.ReferenceCapacity < 1 {
+		bad("policy.reference_capacity", "must be at least 1: the connections a host with weight 100%% holds at its targets, the same on every host")
+	}
+	for key, v := range map[string]float64{"cpu": pc.Targets.CPU, "memory": pc.Targets.Memory, "pressure": pc.Targets.Pressure, "app": pc.Targets.App} {
+		if v < 0 || v > 1 {
+			bad("policy.targets."+key, "%v is outside 0..1: it is the fraction counted as full load (0 leaves the signal out)", v)
+		}
+	}
+	if pc.Targets.Connections < 0 {
+		bad("policy.targets.connections", "must not be negative (0 leaves connections out of the utilisation)")
+	}
+	for name, w := range pc.Mix {
+		if !policy.IsSignal(name) {
+			bad("policy.mix", "unknown signal %q: want cpu, memory, pressure, app or connections", name)
+		} else if w < 0 {
+			bad("policy.mix."+name, "weight %v must not be negative", w)
+		}
+	}
+	if pc.Smoothing < 0 {
+		bad("policy.smoothing", "must not be negative")
+	}
+	if pc.DeadBand < 0 || pc.DeadBand >= 1 {
+		bad("policy.dead_band", "%v is outside [0, 1): it is the relative weight change not worth reporting, for example 0.05", pc.DeadBand)
+	}
+	if pc.MaxStep <= 0 {
+		bad("policy.max_step", "must be positive: the largest relative weight change per sample, for example 0.25")
+	}
+	if pc.Blackout < 0 {
+		bad("policy.blackout", "must not be negative")
+	}
+	if pc.IdleUtilisation < 0 || pc.IdleUtilisation >= 1 {
+		bad("policy.idle_utilisation", "%v is outside [0, 1)", pc.IdleUtilisation)
+	}
+	if pc.MinConnections < 1 {
+		bad("policy.min_connections", "must be at least 1")
+	}
+	if pc.HighWater < 0 || (pc.HighWater > 0 && pc.HighWater < 0.5) {
+		bad("policy.high_water", "%v: use 0 to turn the overload guard off, or a utilisation of 0.5 or more (1.25 is typical)", pc.HighWater)
+	}
+	if pc.Maxconn < 0 {
+		bad("policy.maxconn", "must not be negative (0 means unlimited)")
+	}
+	if pc.StaleAfter <= 0 {
+		bad("policy.stale_after", "must be positive, for example 10s")
+	}
+	for i, h := range c.HAProxy {
+		key := fmt.Sprintf("haproxy[%d]", i)
+		if err := haproxy.ValidateEndpoint(h.Runtime); err != nil {
+			bad(key+".runtime", "%v", err)
+		}
+		if (h.Backend == "") != (h.Server == "") {
+			bad(key, "set both backend and server, or neither to find this host in show servers state")
+		}
+		for field, name := range map[string]string{"backend": h.Backend, "server": h.Server} {
+			if name == "" {
+				continue
+			}
+			if err := haproxy.ValidateName(field, name); err != nil {
+				bad(key+"."+field, "%v", err)
+			}
+		}
+	}
+	switch c.Shed.Via {
+	case "runtime":
+	case "hook":
+		if c.Shed.HookURL == "" {
+			bad("shed.hook_url", "shed.via: hook needs the application's URL, for example http://127.0.0.1:8080/hafeed/shed")
+		}
+	default:
+		bad("shed.via", "%q: want runtime (HAProxy closes sessions) or hook (the application closes sockets)", c.Shed.Via)
+	}
+	if c.Shed.HookURL != "" {
+		if u, err := url.Parse(c.Shed.HookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("shed.hook_url", "%q is not an http(s) URL, for example http://127.0.0.1:8080/hafeed/shed", c.Shed.HookURL)
+		}
+	}
+	if c.Shed.Via == "runtime" && c.Rebalance.Enabled && len(c.HAProxy) == 0 {
+		bad("shed.via", "rebalance with shed.via: runtime needs at least one haproxy[].runtime endpoint, or use shed.via: hook")
+	}
+	rb := c.Rebalance
+	if rb.Margin < 0 {
+		bad("rebalance.margin", "must not be negative (0.1 sheds above 110%% of the fair share)")
+	}
+	if rb.Sustain < 0 || rb.Cooldown < 0 {
+		bad("rebalance", "sustain and cooldown must not be negative")
+	}
+	if rb.MaxRate <= 0 || rb.MaxRate > 1 {
+		bad("rebalance.max_rate", "%v is outside (0, 1]: the fraction of the host's connections shed per second, for example 0.01", rb.MaxRate)
+	}
+	if rb.HighWater <= 0 {
+		bad("rebalance.high_water", "must be positive (1.0 is the utilisation at the targets)")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%q is not host:port (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", c.Metrics.Listen)
+		}
+	}
+	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
+		bad("log.format", "%q: want auto, json or console", c.Log.Format)
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks a configuration built in code or changed by flags.
+func (c Config) Validate(source string) error { return c.validate(source, nil) }
+
+// keyLine finds the line of a dotted key ("haproxy[0].runtime") in a YAML
+// mapping; it stops at the deepest part it finds, 0 if none.
+func keyLine(n *yaml.Node, key string) int {
+	if n == nil {
+		return 0
+	}
+	line := 0
+	for _, part := range strings.Split(key, ".") {
+		name, index, hasIndex := strings.Cut(strings.TrimSuffix(part, "]"), "[")
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		if hasIndex {
+			i, err := strconv.Atoi(index)
+			if err != nil || next.Kind != yaml.SequenceNode || i >= len(next.Content) {
+				return line
+			}
+			next = next.Content[i]
+			line = next.Line
+		}
+		n = next
+	}
+	return line
+}
+
+// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// ParseLevel parses log.level.
+func ParseLevel(s string) (zerolog.Level, error) {
+	l, err := zerolog.ParseLevel(s)
+	if err != nil || s == "" {
+		return 0, fmt.Errorf("%q is not a log level: want trace, debug, info, warn or error", s)
+	}
+	return l, nil
+}

@@ -1,0 +1,110 @@
+package control
+
+import (
+	"time"
+
+	"github.com/hafeed/hafeed/agent/policy"
+)
+
+// Status is what `hafeed status` shows.
+type Status struct {
+	Admin           string       `json:"admin"`
+	Since           time.Time    `json:"since"`
+	Reply           string       `json:"reply"`
+	AnnouncingReady bool         `json:"announcing_ready"`
+	StateError      string       `json:"state_error,omitempty"`
+	Warning         string       `json:"warning,omitempty"`
+	Sample          *Sample      `json:"sample,omitempty"`
+	Peers           []PeerStatus `json:"peers"`
+	PID             int          `json:"pid"`
+	Version         string       `json:"version"`
+	// HAProxy lists the runtime endpoints, Shed the last shedding job and
+	// Rebalance the rebalancer's last step.
+	HAProxy       []EndpointStatus `json:"haproxy,omitempty"`
+	Shed          *ShedStatus      `json:"shed,omitempty"`
+	Rebalance     *RebalanceStatus `json:"rebalance,omitempty"`
+	StartedAt     time.Time        `json:"started_at"`
+	ConfigFile    string           `json:"config_file,omitempty"`
+	AgentListen   string           `json:"agent_listen"`
+	ControlSocket string           `json:"control_socket"`
+	StateFile     string           `json:"state_file"`
+	// RestartNeeded lists the configuration keys a reload changed but
+	// that take effect only on restart; the values above are those in
+	// effect.
+	RestartNeeded []string `json:"restart_needed,omitempty"`
+}
+
+// Sample is one reading of every load source and the policy's verdict.
+type Sample struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+
+	Connections int      `json:"connections"`
+	Ports       []uint16 `json:"ports"`
+	ConnMethod  string   `json:"conn_method"`
+	// Signals are the load signals by name, with their age and last error.
+	Signals map[string]SignalStatus `json:"signals"`
+	// Errors lists sources that failed this time; the score uses the rest.
+	Errors []string `json:"errors,omitempty"`
+	policy.Decision
+}
+
+// SignalStatus is one load signal as the last sample saw it.
+type SignalStatus struct {
+	// Value is the raw reading (a fraction for cpu, memory, pressure and
+	// app; a count for connections).
+	Value float64 `json:"value"`
+	// Target is the value counted as full load; 0 leaves the signal out.
+	Target float64   `json:"target"`
+	At     time.Time `json:"at"`
+	// Stale is set when the value is older than this sample; it still
+	// counts until policy.stale_after.
+	Stale bool   `json:"stale,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Duration is how long the last read took.
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// PeerStatus is what status shows of an HAProxy that polls the agent.
+type PeerStatus struct {
+	Addr     string    `json:"addr"`
+	LastPoll time.Time `json:"last_poll"`
+	Polls    uint64    `json:"polls"`
+}
+
+// EndpointStatus is what status shows of one HAProxy runtime endpoint.
+type EndpointStatus struct {
+	Runtime   string    `json:"runtime"`
+	Servers   []string  `json:"servers"`
+	PID       int       `json:"pid,omitempty"`
+	Applied   string    `json:"applied,omitempty"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	ErrorAt   time.Time `json:"error_at,omitzero"`
+	// Errors counts failed runtime API calls since the agent started.
+	Errors uint64 `json:"errors"`
+}
+
+// ShedStatus is what status shows of a shedding job.
+type ShedStatus struct {
+	Reason    string    `json:"reason"`
+	Rate      float64   `json:"rate"`
+	Via       string    `json:"via"`
+	Started   time.Time `json:"started"`
+	Deadline  time.Time `json:"deadline"`
+	Min       int       `json:"min"`
+	Closed    int       `json:"closed"`
+	Active    bool      `json:"active"`
+	LastError string    `json:"last_error,omitempty"`
+	Ended     string    `json:"ended,omitempty"`
+}
+
+// RebalanceStatus is what status shows of the rebalancer.
+type RebalanceStatus struct {
+	At     time.Time `json:"at"`
+	Fair   float64   `json:"fair"`
+	Excess float64   `json:"excess"`
+	Reason string    `json:"reason"`
+	Shed   int       `json:"shed_total"`
+	Error  string    `json:"error,omitempty"`
+}

@@ -1,4 +1,3 @@
-// Command gendocs writes docs/CONFIG.md from the example configuration.
 package main
 
 import (

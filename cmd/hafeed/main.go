@@ -1,4 +1,3 @@
-// Command hafeed is the load-feedback agent for HAProxy: see `hafeed --help`.
 package main
 
 import (

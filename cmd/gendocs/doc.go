@@ -1,0 +1,2 @@
+// Command gendocs writes docs/CONFIG.md from the example configuration.
+package main

@@ -1,0 +1,2 @@
+// Command hafeed is the load-feedback agent for HAProxy: see `hafeed --help`.
+package main

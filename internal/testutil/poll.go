@@ -1,0 +1,63 @@
+package testutil
+
+import (
+	"errors"
+	"time"
+)
+
+// TB is the part of testing.TB the waits use.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// tick is the pause between two checks.
+const tick = 5 * time.Millisecond
+
+// errNotYet is the error Until reports for a condition that never held.
+var errNotYet = errors.New("condition false")
+
+// Poll calls check until it returns nil and returns how long that took.
+// If limit passes first, it fails the test with what and check's last
+// error. Call it from the test's goroutine: it may call t.Fatalf.
+func Poll(t TB, limit time.Duration, what string, check func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(limit)
+	for {
+		err := check()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not done within %v; last: %v", what, limit, err)
+		}
+		time.Sleep(tick)
+	}
+}
+
+// Until is Poll for a condition with nothing to report but false.
+func Until(t TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	return Poll(t, limit, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+}
+
+// Recv receives one value from ch, failing the test if none comes within
+// limit.
+func Recv[T any](t TB, ch <-chan T, limit time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("%s: nothing within %v", what, limit)
+		panic("unreachable: Fatalf returns only to stop the goroutine")
+	}
+}

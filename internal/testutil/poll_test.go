@@ -1,0 +1,81 @@
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// recorder is a TB that records a failure instead of ending the test.
+type recorder struct{ failed string }
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+	panic(r)
+}
+
+// run calls f with a recorder and returns the failure it recorded.
+func run(f func(TB)) (failed string) {
+	r := &recorder{}
+	defer func() {
+		if p := recover(); p != nil && p != r {
+			panic(p)
+		}
+		failed = r.failed
+	}()
+	f(r)
+	return ""
+}
+
+func TestPollReturnsOnceTheCheckPasses(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	failed := run(func(tb TB) {
+		Poll(tb, time.Second, "third call", func() error {
+			calls++
+			if calls < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+	})
+	if failed != "" || calls != 3 {
+		t.Errorf("Poll failed %q after %d calls, want success on the third", failed, calls)
+	}
+}
+
+func TestPollFailsWithTheLastError(t *testing.T) {
+	t.Parallel()
+	failed := run(func(tb TB) {
+		Poll(tb, 20*time.Millisecond, "never", func() error { return errors.New("still broken") })
+	})
+	if !strings.Contains(failed, "never: not done within 20ms; last: still broken") {
+		t.Errorf("Poll failure = %q, want what, the last error and the limit", failed)
+	}
+}
+
+func TestUntilFails(t *testing.T) {
+	t.Parallel()
+	failed := run(func(tb TB) { Until(tb, 10*time.Millisecond, "false", func() bool { return false }) })
+	if !strings.Contains(failed, "false: not done within 10ms; last: condition false") {
+		t.Errorf("Until failure = %q", failed)
+	}
+}
+
+func TestRecv(t *testing.T) {
+	t.Parallel()
+	ch := make(chan int, 1)
+	ch <- 7
+	var got int
+	if failed := run(func(tb TB) { got = Recv(tb, ch, time.Second, "seven") }); failed != "" || got != 7 {
+		t.Errorf("Recv = %d (failed %q), want 7", got, failed)
+	}
+	failed := run(func(tb TB) { Recv(tb, make(chan int), 10*time.Millisecond, "nothing") })
+	if failed != "nothing: nothing within 10ms" {
+		t.Errorf("Recv failure = %q", failed)
+	}
+}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -60,24 +62,39 @@ func unusedPort(t *testing.T) uint16 {
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// startAgent runs an agent until the test ends and returns once it is
+// startAgent runs an agent until the test ends and returns it once it is
 // ready; at the end it checks that Serve returns nil.
-func startAgent(t *testing.T, cfg config.Config) {
+func startAgent(t *testing.T, cfg config.Config) *Agent {
 	t.Helper()
-	stop := runAgent(t, cfg)
+	return startAgentWith(t, Options{Config: cfg})
+}
+
+// startAgentWith is startAgent with more options than the configuration.
+func startAgentWith(t *testing.T, opts Options) *Agent {
+	t.Helper()
+	a, stop := runAgentWith(t, opts)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("Serve() = %v after cancel, want nil", err)
 		}
 	})
+	return a
 }
 
 // runAgent starts an agent, waits until it is ready and returns the
 // function that stops it and reports what Serve returned.
 func runAgent(t *testing.T, cfg config.Config) (stop func() error) {
 	t.Helper()
+	_, stop = runAgentWith(t, Options{Config: cfg})
+	return stop
+}
+
+// runAgentWith is runAgent with more options, returning the agent too.
+func runAgentWith(t *testing.T, opts Options) (a *Agent, stop func() error) {
+	t.Helper()
 	ready := make(chan struct{})
-	a := New(Options{Config: cfg, Version: "test", Ready: func() { close(ready) }})
+	opts.Version, opts.Ready = "test", func() { close(ready) }
+	a = New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()
@@ -104,7 +121,7 @@ func runAgent(t *testing.T, cfg config.Config) (stop func() error) {
 		stop()
 		t.Fatal("agent not ready within the wait limit")
 	}
-	return stop
+	return a, stop
 }
 
 // call sends a command that must succeed.
@@ -149,20 +166,6 @@ func loadState(t *testing.T, path string) State {
 		t.Fatalf("loading %s: %v", path, err)
 	}
 	return st
-}
-
-// waitFor polls cond until it holds or the wait limit passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 var (
@@ -254,7 +257,7 @@ func TestAgentReadyAnnouncesThenStops(t *testing.T) {
 	wantMatch(t, "second poll", readyReply, pollAgentCheck(t, st.AgentListen))
 	wantMatch(t, "third poll", upReply, pollAgentCheck(t, st.AgentListen))
 
-	waitFor(t, "the end of the announcement to be saved", func() bool {
+	testutil.Until(t, waitLimit, "the end of the announcement to be saved", func() bool {
 		return !loadState(t, cfg.StateFile).ReadyPending
 	})
 	if got := loadState(t, cfg.StateFile); got.Admin != haproxy.AdminReady {
@@ -563,6 +566,6 @@ func TestAgentRestartResumesReadyAnnouncement(t *testing.T) {
 	}
 	wantMatch(t, "first poll after restart", readyReply, pollAgentCheck(t, st.AgentListen))
 	wantMatch(t, "second poll after restart", readyReply, pollAgentCheck(t, st.AgentListen))
-	waitFor(t, "the end of the announcement on disk", func() bool { return !loadState(t, cfg.StateFile).ReadyPending })
+	testutil.Until(t, waitLimit, "the end of the announcement on disk", func() bool { return !loadState(t, cfg.StateFile).ReadyPending })
 	wantMatch(t, "poll after the announcement", upReply, pollAgentCheck(t, st.AgentListen))
 }

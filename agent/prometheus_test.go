@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // TestMetricsEndpoint scrapes a running agent and lints what it serves.
@@ -17,22 +18,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Metrics.Listen = "127.0.0.1:0"
-	ready := make(chan struct{})
-	a := New(Options{Config: cfg, Version: "test", Ready: func() { close(ready) }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve() = %v", err)
-		}
-	}()
-	<-ready
+	a := startAgent(t, cfg)
 	call(t, cfg.ControlSocket, control.CommandDrain)
 	a.countShed("drain", 3)
 
-	problems, err := testutil.CollectAndLint(collector{a: a, version: "test"})
+	problems, err := promtest.CollectAndLint(collector{a: a, version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +40,7 @@ hafeed_admin_state{state="ready"} 0
 hafeed_shed_connections_total{reason="drain"} 3
 hafeed_shed_connections_total{reason="rebalance"} 0
 `
-	if err := testutil.CollectAndCompare(collector{a: a, version: "test"}, strings.NewReader(want), "hafeed_admin_state", "hafeed_shed_connections_total"); err != nil {
+	if err := promtest.CollectAndCompare(collector{a: a, version: "test"}, strings.NewReader(want), "hafeed_admin_state", "hafeed_shed_connections_total"); err != nil {
 		t.Error(err)
 	}
 }
@@ -79,7 +69,7 @@ func TestMetricsHTTP(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := testutil.Recv(t, done, waitLimit, "Run to return after cancel"); err != nil {
 		t.Errorf("Run() = %v after cancel", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/hafeed/hafeed/shed"
 
 	"github.com/hafeed/hafeed/agent/control"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // poolCloser closes from a pool of connections and records when.
@@ -85,7 +87,7 @@ func TestShedJobStops(t *testing.T) {
 		job.run(context.Background(), c.current, c.remaining, keep.Load, zerolog.Nop())
 	}()
 	// Lift the drain once the job is under way.
-	waitFor(t, "the job closing a connection", func() bool { return c.remaining() < 1000 })
+	testutil.Until(t, waitLimit, "the job closing a connection", func() bool { return c.remaining() < 1000 })
 	keep.Store(false)
 	select {
 	case <-done:

@@ -20,6 +20,7 @@ import (
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/cmd"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // waitLimit bounds every wait in these tests; nothing should come close.
@@ -233,22 +234,20 @@ func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
 	go func() { done <- a.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve() = %v after cancel", err)
-			}
-		case <-time.After(waitLimit):
-			t.Error("Serve() did not return after cancel")
+		if err := testutil.Recv(t, done, waitLimit, "Serve to return after cancel"); err != nil {
+			t.Errorf("Serve() = %v after cancel", err)
 		}
 	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Serve() = %v before it was ready", err)
-	case <-time.After(waitLimit):
-		t.Fatal("agent not ready in time")
-	}
+	testutil.Until(t, waitLimit, "the agent to be ready", func() bool {
+		select {
+		case <-ready:
+			return true
+		case err := <-done:
+			t.Fatalf("Serve() = %v before it was ready", err)
+		default:
+		}
+		return false
+	})
 
 	ctl := []string{"-c", empty, "--control-socket", cfg.ControlSocket}
 	code, stdout, stderr := hafeed(t, append([]string{"drain"}, ctl...)...)

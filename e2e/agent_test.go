@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/hafeed/hafeed/internal/testutil"
 	"net"
 	"strings"
 	"sync"
@@ -184,14 +185,7 @@ func TestTwoHAProxiesHearReady(t *testing.T) {
 // waitAnnounced waits until the agent stops sending "ready".
 func waitAnnounced(t *testing.T, h *hafeed) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for h.status().AnnouncingReady {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("agent still announces ready after 10s: %+v", h.status())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testutil.Until(t, 10*time.Second, "the agent to stop announcing ready", func() bool { return !h.status().AnnouncingReady })
 }
 
 // TestAgentPortAbuse holds many idle connections, writes garbage and

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // agentInter is the agent-check interval the tests configure in HAProxy.
@@ -636,18 +637,13 @@ func (h *haproxyProc) waitFor(server string, limit time.Duration, what string, o
 // fails the test unless HAProxy showed it within limit of now.
 func (h *haproxyProc) waitSince(since time.Time, server string, limit time.Duration, what string, ok func(serverState) bool) time.Duration {
 	h.t.Helper()
-	start := time.Now()
-	var last serverState
-	for {
-		last = h.serverState(server)
-		if ok(last) {
-			return time.Since(since)
+	testutil.Poll(h.t, limit, server+": HAProxy showing "+what, func() error {
+		if last := h.serverState(server); !ok(last) {
+			return fmt.Errorf("state %v", last)
 		}
-		if time.Since(start) > limit {
-			h.t.Fatalf("%s: HAProxy did not show %s within %v; last state %v", server, what, limit, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return time.Since(since)
 }
 
 // waitPolled waits until HAProxy has polled the server's agent and the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
 
@@ -272,17 +273,12 @@ func TestPushAndRestart(t *testing.T) {
 // waitEndpoint waits until the agent has reached its runtime endpoint.
 func waitEndpoint(t *testing.T, h *hafeed) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.status()
-		if len(st.HAProxy) > 0 && st.HAProxy[0].PID != 0 && st.HAProxy[0].Error == "" {
-			return
+	testutil.Poll(t, 10*time.Second, "the agent reaching its runtime endpoint", func() error {
+		if st := h.status(); len(st.HAProxy) == 0 || st.HAProxy[0].PID == 0 || st.HAProxy[0].Error != "" {
+			return fmt.Errorf("endpoints %+v", st.HAProxy)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not reach its runtime endpoint: %+v", st.HAProxy)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestRuntimeErrors gives the agent an unreachable socket, an operator-level

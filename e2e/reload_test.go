@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/hafeed/hafeed/internal/testutil"
 	"os"
 	"strings"
 	"syscall"
@@ -30,13 +31,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	t.Logf("PROPAGATION SIGHUP reload to HAProxy weight: %v", took.Round(time.Millisecond))
 
 	write("policy:\n  reference_capacity: -3\n  bogus: 1\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(h.logs(), "reload rejected") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no 'reload rejected' in the log after an invalid config:\n%s", h.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Until(t, 5*time.Second, "'reload rejected' in the log after an invalid config", func() bool { return strings.Contains(h.logs(), "reload rejected") })
 	if !strings.Contains(h.logs(), "policy.bogus") {
 		t.Errorf("rejected reload does not name the bad key:\n%s", h.logs())
 	}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // realHAProxy is an HAProxy process started for one test, with a stats
@@ -236,22 +238,6 @@ func expectClosed(t *testing.T, conn net.Conn) {
 	}
 }
 
-// poll calls check until it returns nil or waitLimit passes.
-func poll(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after %v", what, err, waitLimit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRuntimeAgainstHAProxy is not parallel: starting haproxy forks this
 // process, and until the child execs it holds a copy of every open socket,
 // so a parallel test that closes a listener and expects the next dial to be
@@ -404,7 +390,7 @@ func TestRuntimeAgainstHAProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClosed(t, first)
-		poll(t, "shutdown session", func() error {
+		testutil.Poll(t, waitLimit, "shutdown session", func() error {
 			err := rt.ShutdownSession(ctx, s1.ID)
 			if errors.Is(err, ErrNoSuchSession) {
 				return nil
@@ -416,7 +402,7 @@ func TestRuntimeAgainstHAProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClosed(t, second)
-		poll(t, "shutdown sessions server", func() error {
+		testutil.Poll(t, waitLimit, "shutdown sessions server", func() error {
 			sessions, err := rt.Sessions(ctx)
 			if err != nil {
 				return err

@@ -69,18 +69,6 @@ func await(t *testing.T, pop *Population, timeout time.Duration, what string, co
 	return s
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still false after %v", what, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func wsURL(srv *Server) string {
 	return "ws://" + srv.Addr().String() + "/"
 }

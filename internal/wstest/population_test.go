@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestPopulationShedClientsReconnectWithoutLoss(t *testing.T) {
@@ -31,7 +33,7 @@ func TestPopulationShedClientsReconnectWithoutLoss(t *testing.T) {
 	after := await(t, pop, 5*time.Second, "shed clients back", func(s Stats) bool {
 		return s.Reconnects == shedCount && s.Connected == clients && s.Messages >= before.Messages+2*clients
 	})
-	eventually(t, 5*time.Second, "server holds every client again", func() bool {
+	testutil.Until(t, 5*time.Second, "server holds every client again", func() bool {
 		return srv.Conns() == clients && srv.Registry().Len() == clients
 	})
 
@@ -77,7 +79,7 @@ func TestPopulationReconnectsAfterServerRestart(t *testing.T) {
 	up := await(t, pop, 5*time.Second, "all clients back on the restarted server", func(s Stats) bool {
 		return s.Connected == clients && s.Reconnects == clients && s.Messages >= down.Messages+clients
 	})
-	eventually(t, 5*time.Second, "restarted server holds every client", func() bool {
+	testutil.Until(t, 5*time.Second, "restarted server holds every client", func() bool {
 		return second.Conns() == clients
 	})
 	if up.Lost != 0 || up.Mismatched != 0 {

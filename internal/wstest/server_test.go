@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hafeed/hafeed/shed"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestServerEchoesAndServesHooks(t *testing.T) {
@@ -73,7 +75,7 @@ func TestServerStopClosesWithServiceRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	eventually(t, 5*time.Second, "server registered the connection", func() bool {
+	testutil.Until(t, 5*time.Second, "server registered the connection", func() bool {
 		return srv.Registry().Len() == 1
 	})
 	readErr := make(chan error, 1)

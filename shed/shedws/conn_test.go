@@ -17,6 +17,8 @@ import (
 
 	"github.com/hafeed/hafeed/shed"
 	"github.com/hafeed/hafeed/shed/shedws"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // echoServer serves a WebSocket echo at / and the shed hook at /hafeed/shed;
@@ -194,12 +196,7 @@ func TestShedReturnsWhenContextEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	for live.Len() == 0 {
-		if ctx.Err() != nil {
-			t.Fatal("server never registered the connection")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Until(t, 5*time.Second, "the server registering the connection", func() bool { return live.Len() > 0 })
 
 	shedCtx, shedCancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer shedCancel()

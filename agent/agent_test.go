@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -498,6 +499,40 @@ func TestAgentAgentCheckPortTaken(t *testing.T) {
 
 	// The failed agent let go of the control socket.
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, control.CommandStatus)
+}
+
+// TestAgentMetricsPortTaken fails the start at its last listener: Serve
+// stops everything it started and lets go of the control socket and the
+// agent-check port. Not parallel, so that goleak sees only this agent.
+func TestAgentMetricsPortTaken(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AgentCheck.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(unusedPort(t))))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg.Metrics.Listen = taken.Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := New(Options{Config: cfg}).Serve(ctx); err == nil || !strings.Contains(err.Error(), "metrics listener on "+taken.Addr().String()) {
+		t.Fatalf("Serve() with the metrics port taken = %v, want an error naming it", err)
+	}
+	goleak.VerifyNone(t)
+	if _, err := os.Stat(cfg.ControlSocket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket left behind: stat = %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.AgentCheck.Listen)
+	if err != nil {
+		t.Fatalf("agent-check port still held: %v", err)
+	}
+	ln.Close()
+
+	// The next attempt gets the control socket and its lock.
+	cfg.Metrics.Listen = ""
 	startAgent(t, cfg)
 	call(t, cfg.ControlSocket, control.CommandStatus)
 }

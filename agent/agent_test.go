@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -603,4 +605,81 @@ func TestAgentRestartResumesReadyAnnouncement(t *testing.T) {
 	wantMatch(t, "second poll after restart", readyReply, pollAgentCheck(t, st.AgentListen))
 	testutil.Until(t, waitLimit, "the end of the announcement on disk", func() bool { return !loadState(t, cfg.StateFile).ReadyPending })
 	wantMatch(t, "poll after the announcement", upReply, pollAgentCheck(t, st.AgentListen))
+}
+
+// TestAgentReload applies a reload in-process, as SIGHUP does: runtime
+// endpoints, shedding and ports change at once, the old endpoints stop,
+// and keys that need a restart keep their running values and are listed
+// until a reload restores them.
+func TestAgentReload(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	dir := filepath.Dir(cfg.ControlSocket)
+	cfg.HAProxy = []config.HAProxyConfig{{Runtime: "unix://" + filepath.Join(dir, "a.sock")}}
+	var (
+		mu   sync.Mutex
+		next = cfg
+	)
+	a := startAgentWith(t, Options{Config: cfg, Reload: func() (config.Config, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return next, nil
+	}})
+	reload := func(f func(*config.Config)) *control.Status {
+		t.Helper()
+		mu.Lock()
+		f(&next)
+		mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		a.reload(ctx)
+		return call(t, cfg.ControlSocket, control.CommandStatus)
+	}
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
+	if len(st.HAProxy) != 1 || !strings.HasSuffix(st.HAProxy[0].Runtime, "/a.sock") || a.closerVia() != "runtime" {
+		t.Fatalf("before the reload: endpoints %+v, shed via %q; want a.sock and runtime", st.HAProxy, a.closerVia())
+	}
+	old := a.endpointsNow()[0]
+
+	port := unusedPort(t)
+	st = reload(func(c *config.Config) {
+		c.HAProxy = []config.HAProxyConfig{{Runtime: "unix://" + filepath.Join(dir, "b.sock"), Backend: "ws", Server: "ws1"}}
+		c.Shed = config.ShedConfig{Via: "hook", HookURL: "http://127.0.0.1:1/hafeed/shed"}
+		c.Sources.Ports = []uint16{port}
+		c.ControlSocket = filepath.Join(dir, "other.sock")
+		c.StateFile = filepath.Join(dir, "other.json")
+		c.AgentCheck.Listen = "127.0.0.1:0"
+		c.Policy.ReferenceCapacity = 500
+	})
+	if len(st.HAProxy) != 1 || !strings.HasSuffix(st.HAProxy[0].Runtime, "/b.sock") || !slices.Equal(st.HAProxy[0].Servers, []string{"ws/ws1"}) {
+		t.Errorf("after the reload: endpoints %+v, want only b.sock with ws/ws1", st.HAProxy)
+	}
+	if a.closerVia() != "hook" {
+		t.Errorf("after the reload shed via %q, want hook", a.closerVia())
+	}
+	if got := a.targetPorts(); !slices.Equal(got, []uint16{port}) {
+		t.Errorf("after the reload the endpoints look for ports %v, want [%d]", got, port)
+	}
+	if slices.Contains(a.endpointsNow(), old) {
+		t.Error("the old endpoint is still in use")
+	}
+	if a.conf().Policy.ReferenceCapacity != 500 {
+		t.Errorf("policy.reference_capacity = %d after the reload, want 500", a.conf().Policy.ReferenceCapacity)
+	}
+	// Status shows the values in effect and what waits for a restart.
+	if st.ControlSocket != cfg.ControlSocket || st.StateFile != cfg.StateFile {
+		t.Errorf("status shows control %s, state %s; want the running %s, %s", st.ControlSocket, st.StateFile, cfg.ControlSocket, cfg.StateFile)
+	}
+	if want := []string{"control_socket", "state_file"}; !slices.Equal(st.RestartNeeded, want) {
+		t.Errorf("restart needed = %v, want %v (agent_check.listen did not change)", st.RestartNeeded, want)
+	}
+
+	st = reload(func(c *config.Config) { c.ControlSocket, c.StateFile = cfg.ControlSocket, cfg.StateFile })
+	if len(st.RestartNeeded) != 0 {
+		t.Errorf("restart needed = %v after the values were restored, want none", st.RestartNeeded)
+	}
+	st = reload(func(c *config.Config) { c.HAProxy, c.Shed = nil, config.ShedConfig{Via: "runtime"} })
+	if len(st.HAProxy) != 0 || a.closerNow() != nil {
+		t.Errorf("after removing every endpoint: endpoints %+v, closer %v; want none", st.HAProxy, a.closerNow())
+	}
 }

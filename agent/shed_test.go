@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,5 +130,35 @@ func TestHookCloserSpeaksShedProtocol(t *testing.T) {
 	}
 	if _, err := (hookCloser{url: srv.URL, client: http.DefaultClient}).close(context.Background(), 1, "bogus"); err == nil {
 		t.Errorf("an unknown reason was accepted")
+	}
+}
+
+// hookLike is a closer that says it is the hook, over a pool.
+type hookLike struct{ *poolCloser }
+
+func (hookLike) via() string { return "hook" }
+
+// TestShedJobFollowsTheCloserInEffect swaps the closer under a running job,
+// as a reload that changes shed.* does, then takes it away: the job closes
+// through the new one, says so in its status, and stops without one.
+func TestShedJobFollowsTheCloserInEffect(t *testing.T) {
+	t.Parallel()
+	pool := &poolCloser{left: 1000}
+	var current atomic.Pointer[closer]
+	set := func(c closer) { current.Store(&c) }
+	set(pool)
+	job := &shedJob{rate: 200, reason: "drain", status: control.ShedStatus{Active: true}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		job.run(context.Background(), func() closer { return *current.Load() }, pool.remaining, func() bool { return true }, zerolog.Nop())
+	}()
+	testutil.Until(t, waitLimit, "a close through the first closer", func() bool { return job.snapshot().Via == "test" })
+	set(hookLike{pool})
+	testutil.Until(t, waitLimit, "a close through the new closer", func() bool { return job.snapshot().Via == "hook" })
+	set(nil)
+	testutil.Recv(t, done, waitLimit, "the job to stop without a closer")
+	if st := job.snapshot(); st.Active || !strings.Contains(st.Ended, "no way to close connections") {
+		t.Errorf("job status %+v, want ended for want of a closer", st)
 	}
 }

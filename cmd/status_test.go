@@ -2,7 +2,12 @@ package cmd
 
 import (
 	"bytes"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/hafeed/hafeed/agent/control"
 )
 
 func TestStyle(t *testing.T) {
@@ -15,5 +20,21 @@ func TestStyle(t *testing.T) {
 	var buf bytes.Buffer
 	if styleFor(&buf).on {
 		t.Errorf("colour on for a buffer, want it only on a terminal")
+	}
+}
+
+func TestPrintStatusRestartNeeded(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := &control.Status{Admin: "ready", Since: now, StartedAt: now, ControlSocket: "/run/hafeed/control.sock"}
+	var buf bytes.Buffer
+	printStatus(&buf, st, now, style{})
+	if strings.Contains(buf.String(), "restart needed") {
+		t.Errorf("status without pending keys mentions a restart:\n%s", buf.String())
+	}
+	st.RestartNeeded = []string{"control_socket", "state_file"}
+	buf.Reset()
+	printStatus(&buf, st, now, style{})
+	if !regexp.MustCompile(`(?m)^restart needed +control_socket, state_file changed in the config`).MatchString(buf.String()) {
+		t.Errorf("status does not list the keys waiting for a restart:\n%s", buf.String())
 	}
 }

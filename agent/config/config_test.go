@@ -86,6 +86,14 @@ log:
 			},
 		},
 		{
+			name: "a merged anchor and a mix",
+			yaml: "haproxy:\n  - &h\n    runtime: /a.sock\n    backend: ws\n    server: ws1\n  - <<: *h\n    runtime: /b.sock\npolicy:\n  mix: {cpu: 2, memory: 1}\n",
+			want: func(c *Config) {
+				c.HAProxy = []HAProxyConfig{{Runtime: "/a.sock", Backend: "ws", Server: "ws1"}, {Runtime: "/b.sock", Backend: "ws", Server: "ws1"}}
+				c.Policy.Mix = map[string]float64{"cpu": 2, "memory": 1}
+			},
+		},
+		{
 			name: "partial section keeps the other defaults",
 			yaml: "policy:\n  targets:\n    cpu: 0.9\n",
 			want: func(c *Config) { c.Policy.Targets.CPU = 0.9 },

@@ -149,6 +149,16 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" { // <<: *anchor merges a mapping's keys here
+			merged := []*yaml.Node{val}
+			if val.Kind == yaml.SequenceNode {
+				merged = val.Content
+			}
+			for _, m := range merged {
+				d.decode(m, v, path)
+			}
+			continue
+		}
 		key := path + "." + k.Value
 		f, ok := fields[k.Value]
 		if !ok {

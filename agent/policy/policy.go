@@ -6,13 +6,17 @@ import (
 	"time"
 )
 
-// Observation is what one sample tells the policy.
+// Observation is what one sample tells the policy; PolicyConfig.Observe
+// builds it from the sample's readings.
 type Observation struct {
+	// Connections is the host's established connections, 0 when the count
+	// is stale.
 	Connections int
 	// Utilisation is the host's load relative to its targets: 1 means at
 	// target. Only meaningful when Fresh.
 	Utilisation float64
-	Bottleneck  string
+	// Bottleneck is the signal that set Utilisation ("" with none).
+	Bottleneck string
 	// Fresh is false when no load signal is recent enough to count (see
 	// policy.stale_after).
 	Fresh bool

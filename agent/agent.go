@@ -291,6 +291,9 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		watchdog = t.C
 	}
 	reload := func() {
+		if a.opts.Reload == nil {
+			return
+		}
 		a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
 		next, err := a.opts.Reload()
 		if err != nil {

@@ -18,11 +18,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/hafeed/hafeed/haproxy"
-
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
-
+	"github.com/hafeed/hafeed/haproxy"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 

@@ -12,11 +12,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/hafeed/hafeed/shed"
-
 	"github.com/hafeed/hafeed/agent/control"
-
 	"github.com/hafeed/hafeed/internal/testutil"
+	"github.com/hafeed/hafeed/shed"
 )
 
 // poolCloser closes from a pool of connections and records when.

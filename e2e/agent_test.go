@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/hafeed/hafeed/internal/testutil"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // propagationLimit is what the issue allows for a CLI change to show in

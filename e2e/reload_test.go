@@ -1,12 +1,13 @@
 package e2e
 
 import (
-	"github.com/hafeed/hafeed/internal/testutil"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // TestReloadOnSIGHUP changes the policy in the config file and sends

@@ -10,9 +10,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/hafeed/hafeed/shed"
-
 	"github.com/hafeed/hafeed/internal/testutil"
+	"github.com/hafeed/hafeed/shed"
 )
 
 func TestServerEchoesAndServesHooks(t *testing.T) {

@@ -15,10 +15,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/shed"
 	"github.com/hafeed/hafeed/shed/shedws"
-
-	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // echoServer serves a WebSocket echo at / and the shed hook at /hafeed/shed;

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,5 +41,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	hp.holds("ws1", 5*agentInter, "uweight 50 with the previous configuration", func(s serverState) bool { return s.UWeight == 50 })
 	if st := h.status(); st.Sample == nil || st.Sample.WeightPercent != 50 {
 		t.Errorf("status after a rejected reload: %+v, want weight 50", st.Sample)
+	}
+
+	// A key that needs a restart keeps its running value, and status says so.
+	write(h.renderConfig(strings.Replace(loadConfig, "reference_capacity: 100", "reference_capacity: 160", 1)) + "metrics:\n  listen: 127.0.0.1:0\n")
+	testutil.Until(t, 5*time.Second, "status listing metrics.listen as waiting for a restart", func() bool {
+		return slices.Equal(h.status().RestartNeeded, []string{"metrics.listen"})
+	})
+	if out, code := h.cli("status"); code != 0 || !regexp.MustCompile(`(?m)^restart needed +metrics\.listen changed`).MatchString(out) {
+		t.Errorf("hafeed status = exit %d:\n%s\nwant a line saying metrics.listen waits for a restart", code, out)
 	}
 }

@@ -331,7 +331,12 @@ func (a *Agent) rebalance(ctx context.Context) error {
 		last = now
 		rb := a.conf().Rebalance
 		if !rb.Enabled {
+			// A reload turned it off: status shows no step of a rebalancer
+			// that does not run.
 			st = policy.RebalanceState{}
+			a.mu.Lock()
+			a.rebal = nil
+			a.mu.Unlock()
 			continue
 		}
 		status := control.RebalanceStatus{At: now, Shed: total}

@@ -680,4 +680,14 @@ func TestAgentReload(t *testing.T) {
 	if len(st.HAProxy) != 0 || a.closerNow() != nil {
 		t.Errorf("after removing every endpoint: endpoints %+v, closer %v; want none", st.HAProxy, a.closerNow())
 	}
+
+	// The rebalancer's status is there while it runs, and only then.
+	reload(func(c *config.Config) { c.Rebalance.Enabled = true })
+	testutil.Until(t, waitLimit, "a rebalance step in status", func() bool {
+		return call(t, cfg.ControlSocket, control.CommandStatus).Rebalance != nil
+	})
+	reload(func(c *config.Config) { c.Rebalance.Enabled = false })
+	testutil.Until(t, waitLimit, "no rebalance step in status once it is off", func() bool {
+		return call(t, cfg.ControlSocket, control.CommandStatus).Rebalance == nil
+	})
 }

@@ -14,11 +14,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/hafeed/hafeed/haproxy"
-
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 const (

@@ -7,9 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hafeed/hafeed/haproxy"
-
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 // peerTTL is how long an address that polled counts as an HAProxy peer

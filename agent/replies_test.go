@@ -10,9 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/hafeed/hafeed/haproxy"
-
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 // fakeClock is a clock the test moves by hand.

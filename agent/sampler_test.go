@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hafeed/hafeed/metrics"
-
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/metrics"
 )
 
 // fakeSource returns its value, or its error when set.

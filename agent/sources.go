@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hafeed/hafeed/metrics"
-
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/metrics"
 )
 
 // buildSources makes the signal sources the configuration names, reusing

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/config"

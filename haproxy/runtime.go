@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -35,9 +36,26 @@ var (
 // has no earlier deadline.
 const DefaultRuntimeTimeout = 5 * time.Second
 
-// maxReplyBytes bounds a reply read into memory; "show sess" on a busy
-// HAProxy is about 300 bytes per stream.
-const maxReplyBytes = 256 << 20
+// Reply limits, by what hafeed asks. A reply past its limit is cut off
+// with ErrReplyTooLarge and the connection closed, so that an endpoint
+// that is not HAProxy, or a broken one, cannot fill the agent's memory.
+const (
+	// smallReplyBytes bounds a reply that is read whole: one value, a
+	// change, "show info" (about 2 KiB).
+	smallReplyBytes = 1 << 20
+	// tableReplyBytes bounds "show stat" and "show servers state", read
+	// whole: about 1 KiB a server, so some 30,000 servers.
+	tableReplyBytes = 32 << 20
+	// sessionsReplyBytes bounds "show sess", which is streamed and parsed
+	// a line at a time: about 350 bytes a stream, so some 750,000 streams.
+	sessionsReplyBytes = 256 << 20
+	// sessionLineBytes bounds one "show sess" line (about 350 bytes).
+	sessionLineBytes = 64 << 10
+)
+
+// ErrReplyTooLarge marks a reply longer than hafeed accepts for its
+// command; the rest of it was discarded.
+var ErrReplyTooLarge = errors.New("reply too large")
 
 // maxUnixPath is the longest socket path Linux accepts (sun_path minus NUL).
 const maxUnixPath = 107
@@ -60,6 +78,28 @@ type Runtime struct {
 	address  string
 	loopback bool
 	timeout  time.Duration
+	limits   replyLimits
+}
+
+// replyLimits are the byte limits on replies, a field so tests can lower them.
+type replyLimits struct {
+	small, table, sessions int64
+	sessionLine            int
+}
+
+var defaultReplyLimits = replyLimits{
+	small:       smallReplyBytes,
+	table:       tableReplyBytes,
+	sessions:    sessionsReplyBytes,
+	sessionLine: sessionLineBytes,
+}
+
+// replyLimit is how many bytes a reply to command, read whole, may have.
+func (l replyLimits) replyLimit(command string) int64 {
+	if strings.HasPrefix(command, "show stat") || strings.HasPrefix(command, "show servers state") {
+		return l.table
+	}
+	return l.small
 }
 
 // RuntimeOption tunes a Runtime.
@@ -79,7 +119,7 @@ func WithRuntimeTimeout(d time.Duration) RuntimeOption {
 // "unix:///run/haproxy/admin.sock", "/run/haproxy/admin.sock" or
 // "tcp://127.0.0.1:9999". It does not connect.
 func NewRuntime(endpoint string, opts ...RuntimeOption) (*Runtime, error) {
-	r := &Runtime{timeout: DefaultRuntimeTimeout}
+	r := &Runtime{timeout: DefaultRuntimeTimeout, limits: defaultReplyLimits}
 	if err := r.parseEndpoint(endpoint); err != nil {
 		return nil, err
 	}
@@ -224,25 +264,104 @@ func (r *Runtime) Execute(ctx context.Context, command string) (string, error) {
 	if err := checkCommand(command); err != nil {
 		return "", fmt.Errorf("haproxy %s: %q: %w", r.endpoint, command, err)
 	}
-	raw, err := r.roundTrip(ctx, command)
+	var raw []byte
+	err := r.exchange(ctx, command, func(reply io.Reader) error {
+		var err error
+		raw, err = io.ReadAll(newCappedReader(reply, r.limits.replyLimit(command)))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	out, severity, err := splitReply(string(raw))
 	if err != nil {
 		return "", fmt.Errorf("haproxy %s: %s: %w", r.endpoint, command, err)
 	}
-	out, severity, err := splitReply(raw)
-	if err != nil {
-		return "", fmt.Errorf("haproxy %s: %s: %w", r.endpoint, command, err)
+	if err := r.replyError(command, severity, firstLine(out)); err != nil {
+		return "", err
 	}
-	kind := errorKind(firstLine(out))
+	return out, nil
+}
+
+// replyError is the *RuntimeError for a reply whose first line is
+// message, tagged with severity, or nil when the reply is not an error.
+func (r *Runtime) replyError(command string, severity int, message string) error {
+	kind := errorKind(message)
 	if (severity >= 0 && severity <= logErr) || kind != nil {
-		return "", &RuntimeError{
+		return &RuntimeError{
 			Endpoint: r.endpoint,
 			Command:  command,
 			Severity: severity,
-			Message:  firstLine(out),
+			Message:  message,
 			kind:     kind,
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// streamLines runs one command like Execute but hands its output to fn a
+// line at a time, without the line break, as it arrives: the reply is never
+// held whole. Empty lines are skipped. A line longer than maxLine, or a
+// reply longer than limit, ends the command with an error; so does an
+// error from fn, which is returned as it is.
+func (r *Runtime) streamLines(ctx context.Context, command string, limit int64, maxLine int, fn func(line string) error) error {
+	if err := checkCommand(command); err != nil {
+		return fmt.Errorf("haproxy %s: %q: %w", r.endpoint, command, err)
+	}
+	var fnErr error
+	err := r.exchange(ctx, command, func(reply io.Reader) error {
+		capped := newCappedReader(reply, limit)
+		sc := bufio.NewScanner(capped)
+		sc.Buffer(make([]byte, 0, min(4096, maxLine)), maxLine)
+		sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+			if atEOF && capped.err != nil {
+				// Whole lines before a failed read count; the line it cut off does not.
+				if advance, line, _ := bufio.ScanLines(data, false); line != nil {
+					return advance, line, nil
+				}
+				return 0, nil, capped.err
+			}
+			return bufio.ScanLines(data, atEOF)
+		})
+		// The answer to "set severity-output number" is an empty line.
+		if !sc.Scan() {
+			if sc.Err() != nil {
+				return sc.Err()
+			}
+			return errEmptyReply
+		}
+		if line := sc.Text(); line != "" {
+			return fmt.Errorf("unexpected reply %q: 'set severity-output number' was not accepted", truncate(line, 80))
+		}
+		first := true
+		for sc.Scan() {
+			line := sc.Text()
+			if first {
+				first = false
+				var severity int
+				severity, line = cutSeverity(line)
+				if err := r.replyError(command, severity, line); err != nil {
+					fnErr = err
+					return err
+				}
+			}
+			if line == "" {
+				continue
+			}
+			if err := fn(line); err != nil {
+				fnErr = err
+				return err
+			}
+		}
+		if errors.Is(sc.Err(), bufio.ErrTooLong) {
+			return fmt.Errorf("a line longer than %s, this command's limit; the rest was discarded", byteSize(int64(maxLine)))
+		}
+		return sc.Err()
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
 }
 
 // checkCommand rejects what would turn one command into several.
@@ -267,19 +386,22 @@ func checkCommand(command string) error {
 	return nil
 }
 
-// roundTrip sends the command on a fresh connection and reads the raw
-// reply until HAProxy closes the connection.
-func (r *Runtime) roundTrip(ctx context.Context, command string) (string, error) {
+// exchange sends the command on a fresh connection and hands the reply,
+// until HAProxy closes the connection, to read. It returns read's error
+// with the endpoint and command in front; a reply a cappedReader cut off
+// is reported with its limit.
+func (r *Runtime) exchange(ctx context.Context, command string, read func(reply io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	fail := func(err error) error { return fmt.Errorf("haproxy %s: %s: %w", r.endpoint, command, err) }
 
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, r.network, r.address)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return "", fmt.Errorf("connecting: %w", ctxErr)
+			return fail(fmt.Errorf("connecting: %w", ctxErr))
 		}
-		return "", fmt.Errorf("connecting: %w%s", err, dialHint(r.network, r.address, err))
+		return fail(fmt.Errorf("connecting: %w%s", err, dialHint(r.network, r.address, err)))
 	}
 	defer conn.Close()
 
@@ -297,16 +419,73 @@ func (r *Runtime) roundTrip(ctx context.Context, command string) (string, error)
 	}()
 
 	if _, err := io.WriteString(conn, severityPrefix+command+"\n"); err != nil {
-		return "", ioError("sending", ctx, err)
+		return fail(ioError("sending", ctx, err))
 	}
-	b, err := io.ReadAll(io.LimitReader(conn, maxReplyBytes+1))
-	if err != nil {
-		return "", ioError("reading reply", ctx, err)
+	err = read(conn)
+	var tooLarge *replyTooLargeError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooLarge):
+		return fail(fmt.Errorf("%w: more than %s, this command's limit; the rest was discarded (is %s HAProxy's stats socket?)",
+			ErrReplyTooLarge, byteSize(tooLarge.limit), r.endpoint))
+	case errors.As(err, &netErr):
+		return fail(ioError("reading reply", ctx, err))
 	}
-	if len(b) > maxReplyBytes {
-		return "", fmt.Errorf("reply larger than %d MiB", maxReplyBytes>>20)
+	return fail(err)
+}
+
+// errEmptyReply: HAProxy closed the connection without a byte.
+var errEmptyReply = errors.New("empty reply: HAProxy closed the connection without answering")
+
+// cappedReader reads at most left bytes from r and fails with a
+// *replyTooLargeError on the first byte past them.
+type cappedReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+	err   error // the last error other than io.EOF
+}
+
+func newCappedReader(r io.Reader, limit int64) *cappedReader {
+	return &cappedReader{r: r, left: limit, limit: limit}
+}
+
+type replyTooLargeError struct{ limit int64 }
+
+func (e *replyTooLargeError) Error() string {
+	return fmt.Sprintf("reply longer than %s", byteSize(e.limit))
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, c.err
 	}
-	return string(b), nil
+	// Read one byte more than allowed, to tell "exactly the limit" from "more".
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		n, err = n-1, &replyTooLargeError{c.limit}
+	}
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// byteSize prints a limit as MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // ioError reports a failed read or write, as the context's error when the
@@ -343,7 +522,7 @@ func dialHint(network, address string, err error) string {
 // is -1 without one.
 func splitReply(raw string) (out string, severity int, err error) {
 	if raw == "" {
-		return "", -1, errors.New("empty reply: HAProxy closed the connection without answering")
+		return "", -1, errEmptyReply
 	}
 	body, ok := strings.CutPrefix(raw, "\n")
 	if !ok {

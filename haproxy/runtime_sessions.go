@@ -34,18 +34,42 @@ type Session struct {
 
 // Sessions reads "show sess"; it needs a stats socket of level operator
 // or admin. HAProxy 2.6 cannot filter it, so callers filter on Backend and
-// Server.
+// Server. It holds every stream in memory: on a busy HAProxy, EachSession
+// filters while reading instead.
 func (r *Runtime) Sessions(ctx context.Context) ([]Session, error) {
-	const command = "show sess"
-	out, err := r.Execute(ctx, command)
+	var sessions []Session
+	err := r.EachSession(ctx, func(s Session) error {
+		sessions = append(sessions, s)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	sessions, err := parseSessions(out)
-	if err != nil {
-		return nil, fmt.Errorf("haproxy %s: %s: %w", r.endpoint, command, err)
-	}
 	return sessions, nil
+}
+
+// EachSession reads "show sess" and calls fn with each stream as its line
+// arrives; the reply is never held whole, and a line or a reply past its
+// limit (sessionLineBytes, sessionsReplyBytes) ends it with an error. An
+// error from fn stops the listing and is returned as it is. It needs a
+// stats socket of level operator or admin.
+func (r *Runtime) EachSession(ctx context.Context, fn func(Session) error) error {
+	const command = "show sess"
+	n := 0
+	var parseErr error
+	err := r.streamLines(ctx, command, r.limits.sessions, r.limits.sessionLine, func(line string) error {
+		n++
+		s, err := parseSessionLine(line)
+		if err != nil {
+			parseErr = fmt.Errorf("haproxy %s: %s: sessions line %d: %w", r.endpoint, command, n, err)
+			return parseErr
+		}
+		return fn(s)
+	})
+	if parseErr != nil {
+		return parseErr
+	}
+	return err
 }
 
 // ShutdownSession closes one stream, both sides, by its Session.ID.

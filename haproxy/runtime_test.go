@@ -43,7 +43,7 @@ func fixtureOutput(t testing.TB, name string) string {
 
 // shortTempDir is a temporary directory whose path leaves room for a Unix
 // socket name (108 bytes at most), unlike t.TempDir for long test names.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hf")
 	if err != nil {

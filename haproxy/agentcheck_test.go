@@ -2,10 +2,14 @@ package haproxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,6 +340,108 @@ func TestPeerAddr(t *testing.T) {
 	for _, tt := range tests {
 		if got := peerAddr(tt.addr); got != tt.want {
 			t.Errorf("%s: peerAddr(%v) = %v, want %v", tt.name, tt.addr, got, tt.want)
+		}
+	}
+}
+
+// flakyListener fails Accept with EMFILE, as a process out of file
+// descriptors does, while fails is positive.
+type flakyListener struct {
+	net.Listener
+	fails   atomic.Int32
+	accepts atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.accepts.Add(1)
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAgentServerAcceptErrorsBackOff checks that running out of file
+// descriptors neither stops the server nor makes it spin: it backs off,
+// retries, and answers the next poll (issue 11, item 6).
+func TestAgentServerAcceptErrorsBackOff(t *testing.T) {
+	t.Parallel()
+	const failures = 5
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner}
+	ln.fails.Store(failures)
+	s := NewAgentServer(ln, &fakeSource{reply: "up 10%\n"}, AgentServerOptions{Timeout: time.Minute}, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run() = %v after cancel, want nil", err)
+			}
+		case <-time.After(waitLimit):
+			t.Errorf("Run() did not return within %v of cancel", waitLimit)
+		}
+	}()
+
+	conn := dial(t, "tcp4", s.Addr())
+	if got, want := readAll(t, conn), "up 10%\n"; got != want {
+		t.Errorf("reply after %d accept errors = %q, want %q", failures, got, want)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run() returned %v after accept errors, want it serving", err)
+	default:
+	}
+	if got := ln.accepts.Load(); got < failures+1 || got > failures+2 {
+		t.Errorf("Accept called %d times for %d failures and one poll, want %d or %d", got, failures, failures+1, failures+2)
+	}
+}
+
+// TestAgentServerClosesIdlePeers checks the per-connection timeout: a peer
+// that reads its reply and then neither writes nor closes is let go, and so
+// is one that trickles bytes (slowloris).
+func TestAgentServerClosesIdlePeers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "127.0.0.1:0", &fakeSource{reply: "up\n"}, AgentServerOptions{Timeout: 200 * time.Millisecond})
+
+	// The reply ends with the server's half-close; the server then waits
+	// for the peer's close in a lingering read.
+	idle := dial(t, "tcp4", s.Addr())
+	if got := readAll(t, idle); got != "up\n" {
+		t.Errorf("idle peer's reply = %q, want %q", got, "up\n")
+	}
+	for deadline := time.Now().Add(waitLimit); len(s.linger) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle peer still holds a lingering read %v after the 200ms timeout", waitLimit)
+		}
+	}
+
+	// A trickling peer finds the connection closed once the timeout passes.
+	trickle := dial(t, "tcp4", s.Addr())
+	if got := readAll(t, trickle); got != "up\n" {
+		t.Errorf("trickling peer's reply = %q, want %q", got, "up\n")
+	}
+	start := time.Now()
+	for {
+		if _, err := trickle.Write([]byte("x")); err != nil {
+			if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("trickling peer: write error %v, want the server's close (EPIPE or ECONNRESET)", err)
+			}
+			break
+		}
+		if time.Since(start) > waitLimit {
+			t.Fatalf("a trickling peer was still connected %v after the 200ms timeout", waitLimit)
+		}
+		time.Sleep(20 * time.Millisecond) // the trickle's pace, not a wait for the server
+	}
+	for deadline := time.Now().Add(waitLimit); len(s.linger) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lingering reads after both peers were let go, want 0", len(s.linger))
 		}
 	}
 }

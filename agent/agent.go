@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -194,6 +195,9 @@ func (a *Agent) newRuntimeSet(cfg config.Config) (*runtimeSet, error) {
 		e, err := newEndpoint(hc, a.targetPorts, a.wanted, a.opts.Log)
 		if err != nil {
 			return nil, err
+		}
+		if ap, err := netip.ParseAddrPort(a.listen); err == nil {
+			e.listenIP = ap.Addr()
 		}
 		rs.endpoints = append(rs.endpoints, e)
 	}

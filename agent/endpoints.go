@@ -54,13 +54,21 @@ type endpoint struct {
 	ports  func() []uint16
 	wanted func() desiredAdmin
 	wake   chan struct{}
+	// listenIP is the agent-check listener's address when it is a specific
+	// one: an address of this host even when no interface lists it, such as
+	// 127.0.0.2 on Linux's loopback.
+	listenIP netip.Addr
 
 	mu      sync.Mutex // serialises pushes; guards the fields below
 	targets []target
 	applied uint64
-	pid     int
-	uptime  int64
-	status  control.EndpointStatus
+	// looked is set once discovery has read HAProxy's servers; newSlot when
+	// it later found this host in servers it was not in before, whose admin
+	// state belongs to their previous occupant, so that even ready is pushed.
+	looked, newSlot bool
+	pid             int
+	uptime          int64
+	status          control.EndpointStatus
 }
 
 func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
@@ -94,10 +102,15 @@ func (e *endpoint) Run(ctx context.Context) error {
 			nextInfo = now.Add(infoEvery)
 		}
 		wait := time.Until(nextInfo)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNotInHAProxy):
+			// Not an outage: the host is not (or no longer) a server, as in
+			// a farm whose servers come and go; look again at the next check.
+			backoff = 0
+		case err != nil:
 			backoff = min(max(2*backoff, time.Second), maxBackoff)
 			wait = backoff + rand.N(backoff/4+1)
-		} else {
+		default:
 			backoff = 0
 		}
 		select {
@@ -124,21 +137,20 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 		if e.pid != 0 && (info.PID != e.pid || info.UptimeSec < e.uptime) {
 			e.log.Info().Int("old_pid", e.pid).Int("pid", info.PID).Msg("HAProxy restarted or reloaded: re-applying the admin state")
 			e.applied = 0
-			if e.cfg.Backend == "" {
-				e.targets = nil // rediscover: the configuration may have changed
-			}
 		}
 		e.pid, e.uptime = info.PID, info.UptimeSec
 		e.status.PID = info.PID
 	}
-	if err := e.resolve(ctx); err != nil {
+	w := e.wanted()
+	// Rediscover with every restart check and before every push: in a farm
+	// of server-template slots or "add server", this host's slot can change.
+	if err := e.resolve(ctx, checkInfo || e.applied != w.gen); err != nil {
 		return e.fail(err)
 	}
-	w := e.wanted()
 	if e.applied == w.gen {
 		return nil
 	}
-	if w.push {
+	if w.push || e.newSlot {
 		for _, t := range e.targets {
 			if err := e.rt.SetState(ctx, t.Backend, t.Server, w.admin); err != nil {
 				return e.fail(err)
@@ -146,6 +158,7 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 		}
 		e.status.Applied, e.status.AppliedAt = w.admin.String(), time.Now()
 		e.log.Info().Str("admin", w.admin.String()).Strs("servers", targetNames(e.targets)).Msg("pushed admin state")
+		e.newSlot = false
 	}
 	e.applied = w.gen
 	e.status.Error = ""
@@ -166,18 +179,24 @@ func (e *endpoint) fail(err error) error {
 }
 
 // resolve finds this host's servers by its addresses and ports in
-// "show servers state" when the config does not name them.
-func (e *endpoint) resolve(ctx context.Context) error {
-	if len(e.targets) > 0 {
+// "show servers state" when the config does not name them, again when
+// refresh is set. When they changed, the wanted admin state is applied anew.
+func (e *endpoint) resolve(ctx context.Context, refresh bool) error {
+	if e.cfg.Backend != "" || (len(e.targets) > 0 && !refresh) {
 		return nil
 	}
 	states, err := e.rt.ServersState(ctx, "")
 	if err != nil {
 		return err
 	}
+	first := !e.looked
+	e.looked = true
 	local, err := localAddrs()
 	if err != nil {
 		return err
+	}
+	if e.listenIP.IsValid() && !e.listenIP.IsUnspecified() {
+		local = append(local, e.listenIP.Unmap())
 	}
 	ports := e.ports()
 	var found []target
@@ -187,12 +206,25 @@ func (e *endpoint) resolve(ctx context.Context) error {
 		}
 	}
 	if len(found) == 0 {
-		return fmt.Errorf("no server in %s matches this host's addresses and ports %v: set haproxy[].backend and haproxy[].server", e.rt.Endpoint(), ports)
+		if len(e.targets) > 0 {
+			e.log.Info().Strs("servers", targetNames(e.targets)).Msg("this host is no longer a server in HAProxy")
+			e.targets = nil
+		}
+		return fmt.Errorf("%w: no server in %s has this host's addresses and ports %v (add it, or set haproxy[].backend and haproxy[].server)", errNotInHAProxy, e.rt.Endpoint(), ports)
 	}
-	e.targets = found
-	e.log.Info().Strs("servers", targetNames(found)).Msg("found this host in HAProxy")
+	if !slices.Equal(found, e.targets) {
+		e.log.Info().Strs("servers", targetNames(found)).Strs("before", targetNames(e.targets)).Msg("found this host in HAProxy")
+		e.targets = found
+		e.applied = 0
+		// At the first look these are the servers this host already had:
+		// their admin state may be an operator's, which must stay.
+		e.newSlot = !first
+	}
 	return nil
 }
+
+// errNotInHAProxy says that discovery found no server for this host.
+var errNotInHAProxy = errors.New("this host is not a server in HAProxy")
 
 // localAddrs lists this host's interface addresses.
 func localAddrs() ([]netip.Addr, error) {

@@ -102,6 +102,8 @@ type hafeedOptions struct {
 	admin string
 	// env is added to the agent's environment.
 	env []string
+	// listen is the agent-check address; 127.0.0.1 and a free port when empty.
+	listen string
 }
 
 // startHafeed starts `hafeed run` on a free loopback agent port.
@@ -116,6 +118,9 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		ctlSock:   filepath.Join(dir, "control.sock"),
 		stateFile: filepath.Join(dir, "state", "state.json"),
 		appPort:   opts.appPort,
+	}
+	if opts.listen != "" {
+		h.agentAddr = opts.listen
 	}
 	h.utilFile = filepath.Join(dir, "util")
 	h.vars, h.env = opts.vars, opts.env
@@ -327,7 +332,13 @@ type app struct {
 
 func startApp(t *testing.T) *app {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startAppOn(t, "127.0.0.1:0")
+}
+
+// startAppOn is startApp on a given address.
+func startAppOn(t *testing.T, addr string) *app {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

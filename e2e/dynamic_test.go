@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// dynamicConfig is the hafeed config of a host in a dynamic farm: the
+// runtime API without backend or server, so that the agent finds its
+// server by address and port, and shedding through HAProxy.
+const dynamicConfig = `
+sources:
+  cpu: none
+  memory: none
+policy:
+  blackout: 0s
+haproxy:
+  - runtime: unix://{{.Sock}}
+shed:
+  via: runtime
+`
+
+// templateConfig is an HAProxy whose backend is server-template slots
+// filled from DNS, as in a farm registered in service discovery.
+var templateConfig = template.Must(template.New("cfg").Parse(`global
+    stats socket {{.Sock}} mode 600 level admin
+    stats timeout 10s
+
+resolvers farm
+    nameserver local {{.DNS}}
+    # Re-resolve every 200 ms and drop a vanished address after 1 s, so
+    # that the test runs in seconds; real farms use seconds to minutes.
+    timeout resolve 200ms
+    timeout retry 200ms
+    hold valid 1s
+    hold obsolete 1s
+    hold nx 1s
+
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+
+frontend fe
+    bind {{.Frontend}}
+    default_backend ws
+
+backend ws
+    balance leastconn
+    default-server weight 100 check inter 1s agent-check agent-port {{.AgentPort}} agent-inter {{.Inter}}
+    server-template ws {{.Slots}} farm.test:{{.AppPort}} resolvers farm init-addr none resolve-prefer ipv4
+`))
+
+// startConfig writes cfg as the configuration and runs haproxy until the
+// test ends.
+func (h *haproxyProc) startConfig(cfg string) {
+	h.t.Helper()
+	if err := os.WriteFile(h.cfgPath, []byte(cfg), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	h.run()
+	h.t.Cleanup(h.stop)
+}
+
+// slotOf is the name of the server whose address is addr in HAProxy, or "".
+func (h *haproxyProc) slotOf(addr string) string {
+	h.t.Helper()
+	for _, r := range parseTable(h.t, h.mustRuntime("show servers state ws"), " ", 1) {
+		if r["srv_addr"] == addr {
+			return r["srv_name"]
+		}
+	}
+	return ""
+}
+
+// waitSlot waits until a server slot has addr and HAProxy got an answer
+// from its agent, and returns the slot's name.
+func (h *haproxyProc) waitSlot(addr string) string {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if slot := h.slotOf(addr); slot != "" {
+			// L7OK, or CHECKED when the reply changed nothing (drain again).
+			if st := h.stat(slot)["agent_status"]; strings.HasPrefix(st, "L7OK") || st == "CHECKED" {
+				return slot
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no server slot with a polled agent took %s within 10s:\n%s\n%s", addr, h.mustRuntime("show servers state ws"), h.mustRuntime("show stat"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDiscovered waits until the agent names exactly want (backend/server)
+// as its servers in HAProxy, or none when want is empty, and returns how
+// long that took.
+func waitDiscovered(t *testing.T, h *hafeed, want string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var got []string
+	for {
+		if st := h.status(); len(st.HAProxy) > 0 {
+			got = st.HAProxy[0].Servers
+			if (want == "" && len(got) == 0) || slices.Equal(got, []string{want}) {
+				return time.Since(start)
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("agent on %s: servers %q after 10s, want [%s]\n%s", h.agentAddr, got, want, h.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// commonPort is a port free on every one of ips at the time of the call,
+// other than the ports in taken.
+func commonPort(t *testing.T, ips []string, taken ...int) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		free := !slices.Contains(taken, port)
+		for _, ip := range ips[1:] {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		ln.Close()
+		if free {
+			return port
+		}
+	}
+	t.Fatalf("no port free on all of %v", ips)
+	return 0
+}
+
+// TestServerTemplateDNS runs a backend of server-template slots filled by
+// DNS: hosts join and leave by their A records, each slot's agent-check
+// reaches the host at its address, and each host's hafeed finds its slot by
+// address and port, follows it when it changes, and pushes to it alone.
+// Each host is a loopback address of its own with the same application and
+// agent ports, as hosts of a farm are.
+func TestServerTemplateDNS(t *testing.T) {
+	t.Parallel()
+	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	hostA, hostB, hostC := ips[0], ips[1], ips[2]
+	appPort := commonPort(t, ips)
+	agentPort := commonPort(t, ips, appPort)
+	dns := startDNS(t)
+	hp := newHAProxy(t)
+	agents := map[string]*hafeed{}
+	for _, ip := range ips {
+		startAppOn(t, net.JoinHostPort(ip, strconv.Itoa(appPort)))
+		agents[ip] = startHafeed(t, hafeedOptions{
+			config: dynamicConfig, appPort: appPort,
+			listen: net.JoinHostPort(ip, strconv.Itoa(agentPort)),
+			vars:   map[string]string{"Sock": hp.sock},
+		})
+	}
+	setHosts := func(hosts ...string) {
+		var addrs []netip.Addr
+		for _, h := range hosts {
+			addrs = append(addrs, netip.MustParseAddr(h))
+		}
+		dns.set("farm.test", addrs...)
+	}
+	setHosts(hostA, hostB)
+	var cfg strings.Builder
+	if err := templateConfig.Execute(&cfg, map[string]any{
+		"Sock": hp.sock, "DNS": dns.addr(), "Frontend": hp.frontend, "Slots": 3,
+		"AppPort": appPort, "AgentPort": agentPort, "Inter": fmt.Sprintf("%dms", agentInter.Milliseconds()),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hp.startConfig(cfg.String())
+
+	// A and B join: each gets a slot, polled at its own address.
+	slotA, slotB := hp.waitSlot(hostA), hp.waitSlot(hostB)
+	for ip, slot := range map[string]string{hostA: slotA, hostB: slotB} {
+		took := waitDiscovered(t, agents[ip], "ws/"+slot)
+		t.Logf("DYNAMIC %s took slot %s; its agent found it %v after HAProxy polled it", ip, slot, took.Round(time.Millisecond))
+	}
+	// C is not in DNS: its agent says so and keeps answering.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := agents[hostC].status().HAProxy[0]
+		if len(st.Servers) == 0 && strings.Contains(st.Error, "not a server") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent of %s, not in DNS: servers %q, error %q, want none and \"not a server\"", hostC, st.Servers, st.Error)
+		}
+	}
+
+	// hafeed drain on A is pushed to A's slot only.
+	agents[hostA].mustCLI("drain")
+	if s := hp.serverState(slotA); !s.drained() {
+		t.Errorf("%s (A) not drained when hafeed drain returned: %v", slotA, s)
+	}
+	if s := hp.serverState(slotB); !s.readyAdmin() {
+		t.Errorf("%s (B) changed by A's drain: %v", slotB, s)
+	}
+
+	// A leaves DNS: its slot empties and its agent sees it is out.
+	setHosts(hostB)
+	hp.waitFor(slotA, 10*time.Second, "the slot emptied", func(s serverState) bool { return hp.slotOf(hostA) == "" })
+	waitDiscovered(t, agents[hostA], "")
+	t.Logf("DYNAMIC slot %s after A left: %v, show stat status %q", slotA, hp.serverState(slotA), hp.stat(slotA)["status"])
+
+	// C joins and takes the freed slot; A comes back into another one.
+	setHosts(hostB, hostC)
+	slotC := hp.waitSlot(hostC)
+	waitDiscovered(t, agents[hostC], "ws/"+slotC)
+	// HAProxy keeps a slot's admin state when its address goes: C got A's
+	// drain with the slot, and C's agent, new in this slot, pushed ready.
+	took := hp.waitFor(slotC, 5*time.Second, "C ready in A's old slot", serverState.readyAdmin)
+	t.Logf("DYNAMIC C took slot %s; the drain it inherited from A was lifted %v after its agent was first polled", slotC, took.Round(time.Millisecond))
+	setHosts(hostB, hostC, hostA)
+	slotA2 := hp.waitSlot(hostA)
+	took = waitDiscovered(t, agents[hostA], "ws/"+slotA2)
+	t.Logf("DYNAMIC A came back in slot %s (was %s); its agent followed in %v", slotA2, slotA, took.Round(time.Millisecond))
+	if slotA2 == slotA {
+		t.Fatalf("A came back into its old slot %s: the test wants a slot change", slotA)
+	}
+	// A is still drained, in its new slot, and C is not.
+	hp.waitFor(slotA2, propagationLimit, "A's drain in its new slot", serverState.drained)
+
+	// ready on A reaches A's new slot and nothing else.
+	agents[hostA].mustCLI("ready")
+	if s := hp.serverState(slotA2); !s.readyAdmin() {
+		t.Errorf("%s (A) not ready when hafeed ready returned: %v", slotA2, s)
+	}
+	agents[hostC].mustCLI("drain")
+	if s := hp.serverState(slotC); !s.drained() {
+		t.Errorf("%s (C) not drained when hafeed drain returned: %v", slotC, s)
+	}
+	hp.holds(slotA2, 3*agentInter, "A ready while C drains", serverState.readyAdmin)
+	hp.holds(slotB, agentInter, "B ready", serverState.readyAdmin)
+}

@@ -252,3 +252,94 @@ func TestServerTemplateDNS(t *testing.T) {
 	hp.holds(slotA2, 3*agentInter, "A ready while C drains", serverState.readyAdmin)
 	hp.holds(slotB, agentInter, "B ready", serverState.readyAdmin)
 }
+
+// TestAddDelServer scales a backend up and down through HAProxy's runtime
+// API: "add server" a new host (it starts in maint), let its agent in with
+// hafeed ready, then empty it with hafeed drain --wait, put it in maint and
+// "del server" it. The agents find their servers by address and port.
+func TestAddDelServer(t *testing.T) {
+	t.Parallel()
+	hp := newHAProxy(t)
+	vars := map[string]string{"Sock": hp.sock}
+	oldApp, newApp := startApp(t), startApp(t)
+	oldAgent := startHafeed(t, hafeedOptions{config: dynamicConfig, appPort: oldApp.port(), vars: vars})
+	newAgent := startHafeed(t, hafeedOptions{config: dynamicConfig, appPort: newApp.port(), vars: vars, admin: "maint"})
+	hp.start(agentInter, haproxyServer{Name: "ws1", AppPort: oldApp.port(), AgentPort: oldAgent.agentPort()})
+	hp.waitPolled("ws1")
+	waitDiscovered(t, oldAgent, "ws/ws1")
+
+	// Scale up: the new server starts in maint, with its checks off.
+	add := fmt.Sprintf("add server ws/ws2 127.0.0.1:%d weight 100 check inter 1s agent-check agent-addr 127.0.0.1 agent-port %d agent-inter %dms",
+		newApp.port(), newAgent.agentPort(), agentInter.Milliseconds())
+	out := hp.mustRuntime(add)
+	t.Logf("DYNAMIC %s -> %q; state %v, show stat status %q", add, strings.TrimSpace(out), hp.serverState("ws2"), hp.stat("ws2")["status"])
+	if !hp.serverState("ws2").maint() {
+		t.Fatalf("a server added at run time is not in maint: %v", hp.serverState("ws2"))
+	}
+	for _, c := range []string{"enable agent ws/ws2", "enable health ws/ws2"} {
+		if out := strings.TrimSpace(hp.mustRuntime(c)); out != "" {
+			t.Fatalf("%s: %q", c, out)
+		}
+	}
+	took := waitDiscovered(t, newAgent, "ws/ws2")
+	t.Logf("DYNAMIC the new host's agent found ws/ws2 %v after its checks were enabled", took.Round(time.Millisecond))
+	hp.holds("ws2", 3*agentInter, "maint while the new host's agent is in maint", serverState.maint)
+
+	newAgent.mustCLI("ready")
+	if s := hp.serverState("ws2"); !s.readyAdmin() {
+		t.Fatalf("ws2 not ready when hafeed ready returned: %v", s)
+	}
+	hp.waitPolled("ws2")
+
+	// Clients spread over both servers.
+	const n = 20
+	for range n {
+		c, err := net.Dial("tcp", hp.frontend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	onNew := 0
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		onNew = atoi(t, hp.stat("ws2")["scur"])
+		if onNew+atoi(t, hp.stat("ws1")["scur"]) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy does not hold the %d client connections: ws1 %s ws2 %d", n, hp.stat("ws1")["scur"], onNew)
+		}
+	}
+	if onNew == 0 {
+		t.Fatalf("no client connection went to the added server")
+	}
+
+	// Scale down: empty it, maint, delete.
+	start := time.Now()
+	out, code := newAgent.cli("drain", "--wait", "--shed-rate", "50", "--timeout", "20s")
+	if code != 0 {
+		t.Fatalf("hafeed drain --wait: exit %d: %s\n%s", code, out, newAgent.logs())
+	}
+	t.Logf("DYNAMIC drain --wait --shed-rate 50 emptied ws2 of %d connections in %v", onNew, time.Since(start).Round(time.Millisecond))
+	if got := atoi(t, hp.stat("ws2")["scur"]); got != 0 {
+		t.Errorf("ws2 scur %d after the drain, want 0", got)
+	}
+	newAgent.mustCLI("maint")
+	if s := hp.serverState("ws2"); !s.maint() {
+		t.Fatalf("ws2 not in maint when hafeed maint returned: %v", s)
+	}
+	out = hp.mustRuntime("del server ws/ws2")
+	t.Logf("DYNAMIC del server ws/ws2 -> %q", strings.TrimSpace(out))
+	for _, r := range parseTable(t, hp.mustRuntime("show servers state ws"), " ", 1) {
+		if r["srv_name"] == "ws2" {
+			t.Fatalf("ws2 still in show servers state after del server")
+		}
+	}
+	waitDiscovered(t, newAgent, "")
+	if got := atoi(t, hp.stat("ws1")["scur"]); got != n-onNew {
+		t.Errorf("ws1 scur %d, want its %d connections untouched", got, n-onNew)
+	}
+	if s := hp.serverState("ws1"); !s.readyAdmin() {
+		t.Errorf("ws1 changed by the scale-down of ws2: %v", s)
+	}
+}

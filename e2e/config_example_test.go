@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -13,4 +17,56 @@ func TestHAProxyConfigExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("haproxy -c -f haproxy.cfg.example: %v\n%s", err, out)
 	}
+}
+
+// TestHAProxyConfigExampleDynamic checks the commented dynamic variant of
+// haproxy.cfg.example as a user would use it: its lines uncommented in
+// place of the static backend.
+func TestHAProxyConfigExampleDynamic(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../haproxy.cfg.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := dynamicVariant(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -c of the dynamic variant: %v\n%s\n%s", err, out, cfg)
+	}
+	for _, want := range []string{"server-template", "resolvers"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("the dynamic variant has no %s", want)
+		}
+	}
+}
+
+// dynamicVariant is the example with the static "backend ws" section
+// replaced by the lines between "# BEGIN dynamic variant" and "# END
+// dynamic variant", uncommented.
+func dynamicVariant(example string) (string, error) {
+	before, rest, ok := strings.Cut(example, "\nbackend ws\n")
+	if !ok {
+		return "", errors.New("no \"backend ws\" section")
+	}
+	_, block, ok := strings.Cut(rest, "# BEGIN dynamic variant\n")
+	if !ok {
+		return "", errors.New("no \"# BEGIN dynamic variant\" line")
+	}
+	block, _, ok = strings.Cut(block, "# END dynamic variant\n")
+	if !ok {
+		return "", errors.New("no \"# END dynamic variant\" line")
+	}
+	var out strings.Builder
+	out.WriteString(before + "\n")
+	for _, line := range strings.Split(block, "\n") {
+		out.WriteString(strings.TrimPrefix(line, "#") + "\n")
+	}
+	return out.String(), nil
 }

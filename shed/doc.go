@@ -21,6 +21,8 @@
 //
 // hafeed's agent is the client of this protocol; it is a contract between the
 // two, and an application may implement the server side in any language.
+// docs/SHED-HOOK.md in the repository specifies it on its own, with what the
+// agent sends and when.
 //
 // The hook is one URL on a local listener, by convention the path
 // /hafeed/shed. It has no authentication of its own: serve it on a loopback

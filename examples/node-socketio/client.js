@@ -41,14 +41,15 @@ for (let i = 0; i < n; i++) {
   socket.on('disconnect', (reason) => {
     const from = c.host;
     c.host = null;
-    if (c.told) {
-      c.told = false;
+    const told = c.told;
+    c.told = false;
+    if (told && reason === 'io server disconnect') {
       stats.shed++;
       c.shedBy = from;
       // After "io server disconnect" Socket.IO does not reconnect by itself.
-      if (reason === 'io server disconnect') setTimeout(() => socket.connect(), Math.random() * 100);
+      setTimeout(() => socket.connect(), Math.random() * 100);
     } else {
-      stats.otherCloses++;
+      stats.otherCloses++; // Socket.IO reconnects by itself
     }
   });
 }

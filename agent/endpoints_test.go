@@ -1,13 +1,27 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 // TestEndpointWarnsOffLoopback checks the warning for a runtime API over
@@ -31,5 +45,149 @@ func TestEndpointWarnsOffLoopback(t *testing.T) {
 		if got := strings.Contains(buf.String(), "no authentication"); got != tt.warn {
 			t.Errorf("%s: warned %v, want %v (log %q)", tt.runtime, got, tt.warn, buf.String())
 		}
+	}
+}
+
+// fakeRuntime is an HAProxy runtime API on a Unix socket that answers
+// "show info", "show servers state" from a table the test changes, and
+// records every "set server" command.
+type fakeRuntime struct {
+	path string
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	servers []string // "show servers state" rows
+	sets    []string
+}
+
+func startFakeRuntime(t *testing.T) *fakeRuntime {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := &fakeRuntime{path: filepath.Join(dir, "admin.sock")}
+	if f.ln, err = net.Listen("unix", f.path); err != nil {
+		t.Fatal(err)
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			c, err := f.ln.Accept()
+			if err != nil {
+				return
+			}
+			f.answer(c)
+		}
+	}()
+	t.Cleanup(func() {
+		f.ln.Close()
+		f.wg.Wait()
+	})
+	return f
+}
+
+func (f *fakeRuntime) answer(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitLimit))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return
+	}
+	command := strings.TrimPrefix(strings.TrimSpace(line), "set severity-output number; ")
+	io.WriteString(c, "\n") // set severity-output's empty answer
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case command == "show info":
+		io.WriteString(c, "Name: HAProxy\nPid: 42\nUptime_sec: 10\n\n")
+	case command == "show servers state":
+		io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n"+
+			strings.Join(f.servers, "\n")+"\n\n")
+	case strings.HasPrefix(command, "set server "):
+		f.sets = append(f.sets, command)
+		io.WriteString(c, "\n")
+	default:
+		io.WriteString(c, "Unknown command.\n\n")
+	}
+}
+
+// setServers replaces the servers of backend ws: name, address, admin state.
+func (f *fakeRuntime) setServers(rows ...[3]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.servers = nil
+	for i, r := range rows {
+		f.servers = append(f.servers, fmt.Sprintf("3 ws %d %s %s 2 %s 100 100 8080", i+1, r[0], r[1], r[2]))
+	}
+}
+
+func (f *fakeRuntime) setCommands() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sets)
+}
+
+// TestDiscoveryFollowsSlot moves this host (the agent-check listener's
+// address, 127.0.0.2, port 8080) between servers as server-template slots
+// do: the first look keeps the slot's admin state, a slot moved into gets
+// this host's (even ready), and a host in no slot says so.
+func TestDiscoveryFollowsSlot(t *testing.T) {
+	t.Parallel()
+	f := startFakeRuntime(t)
+	wanted := desiredAdmin{admin: haproxy.AdminReady, gen: 1} // ready, not asked for: not pushed
+	e, err := newEndpoint(config.HAProxyConfig{Runtime: "unix://" + f.path},
+		func() []uint16 { return []uint16{8080} }, func() desiredAdmin { return wanted }, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.listenIP = netip.MustParseAddr("127.0.0.2")
+	ctx := context.Background()
+
+	// First look: ws1 is this host's; its drain, maybe an operator's, stays.
+	f.setServers([3]string{"ws1", "127.0.0.2", "8"}, [3]string{"ws2", "192.0.2.7", "0"})
+	if err := e.sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.snapshot().Servers; !slices.Equal(got, []string{"ws/ws1"}) {
+		t.Fatalf("servers %q, want [ws/ws1]", got)
+	}
+	if got := f.setCommands(); len(got) != 0 {
+		t.Errorf("first look sent %q, want nothing", got)
+	}
+
+	// The host left and came back in ws3, carrying another host's drain;
+	// ws1 is another host's now.
+	f.setServers([3]string{"ws1", "192.0.2.9", "8"}, [3]string{"ws2", "192.0.2.7", "0"}, [3]string{"ws3", "127.0.0.2", "8"})
+	if err := e.sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.snapshot().Servers; !slices.Equal(got, []string{"ws/ws3"}) {
+		t.Fatalf("servers %q after the move, want [ws/ws3]", got)
+	}
+	if diff := cmp.Diff([]string{"set server ws/ws3 state ready"}, f.setCommands()); diff != "" {
+		t.Errorf("commands after the move (-want +got):\n%s", diff)
+	}
+
+	// A push goes to the slot the host is in at that moment.
+	f.setServers([3]string{"ws2", "127.0.0.2", "0"})
+	wanted = desiredAdmin{admin: haproxy.AdminDrain, gen: 2, push: true}
+	if err := e.pushNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.setCommands(); got[len(got)-1] != "set server ws/ws2 state drain" {
+		t.Errorf("drain pushed with %q, want to ws/ws2", got[len(got)-1])
+	}
+
+	// Out of every slot: no servers, and an error that says so.
+	f.setServers([3]string{"ws1", "192.0.2.9", "0"}, [3]string{"ws2", "-", "32"})
+	if err := e.sync(ctx, true); !errors.Is(err, errNotInHAProxy) {
+		t.Fatalf("sync with no slot: %v, want errNotInHAProxy", err)
+	}
+	if got := e.snapshot().Servers; len(got) != 0 {
+		t.Errorf("servers %q with no slot, want none", got)
 	}
 }

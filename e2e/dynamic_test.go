@@ -224,12 +224,22 @@ func TestServerTemplateDNS(t *testing.T) {
 
 	// C joins and takes the freed slot; A comes back into another one.
 	setHosts(hostB, hostC)
+	var seen string
+	var inherited serverState
+	for deadline := time.Now().Add(10 * time.Second); seen == ""; time.Sleep(5 * time.Millisecond) {
+		if seen = hp.slotOf(hostC); seen != "" {
+			inherited = hp.serverState(seen)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no slot took %s within 10s", hostC)
+		}
+	}
+	joined := time.Now()
 	slotC := hp.waitSlot(hostC)
 	waitDiscovered(t, agents[hostC], "ws/"+slotC)
 	// HAProxy keeps a slot's admin state when its address goes: C got A's
 	// drain with the slot, and C's agent, new in this slot, pushed ready.
-	took := hp.waitFor(slotC, 5*time.Second, "C ready in A's old slot", serverState.readyAdmin)
-	t.Logf("DYNAMIC C took slot %s; the drain it inherited from A was lifted %v after its agent was first polled", slotC, took.Round(time.Millisecond))
+	took := hp.waitSince(joined, slotC, 5*time.Second, "C ready in A's old slot", serverState.readyAdmin)
+	t.Logf("DYNAMIC C took slot %s in state %v; ready %v after it had the address", slotC, inherited, took.Round(time.Millisecond))
 	setHosts(hostB, hostC, hostA)
 	slotA2 := hp.waitSlot(hostA)
 	took = waitDiscovered(t, agents[hostA], "ws/"+slotA2)

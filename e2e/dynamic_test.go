@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // dynamicConfig is the hafeed config of a host in a dynamic farm: the
@@ -86,19 +89,18 @@ func (h *haproxyProc) slotOf(addr string) string {
 // from its agent, and returns the slot's name.
 func (h *haproxyProc) waitSlot(addr string) string {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if slot := h.slotOf(addr); slot != "" {
-			// L7OK, or CHECKED when the reply changed nothing (drain again).
-			if st := h.stat(slot)["agent_status"]; strings.HasPrefix(st, "L7OK") || st == "CHECKED" {
-				return slot
-			}
+	var slot string
+	testutil.Poll(h.t, 10*time.Second, "a server slot with a polled agent taking "+addr, func() error {
+		if slot = h.slotOf(addr); slot == "" {
+			return fmt.Errorf("no slot has it:\n%s", h.mustRuntime("show servers state ws"))
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("no server slot with a polled agent took %s within 10s:\n%s\n%s", addr, h.mustRuntime("show servers state ws"), h.mustRuntime("show stat"))
+		// L7OK, or CHECKED when the reply changed nothing (drain again).
+		if st := h.stat(slot); !strings.HasPrefix(st["agent_status"], "L7OK") && st["agent_status"] != "CHECKED" {
+			return fmt.Errorf("%s agent_status %q", slot, st["agent_status"])
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return slot
 }
 
 // waitDiscovered waits until the agent names exactly want (backend/server)
@@ -106,20 +108,17 @@ func (h *haproxyProc) waitSlot(addr string) string {
 // long that took.
 func waitDiscovered(t *testing.T, h *hafeed, want string) time.Duration {
 	t.Helper()
-	start := time.Now()
-	var got []string
-	for {
-		if st := h.status(); len(st.HAProxy) > 0 {
-			got = st.HAProxy[0].Servers
-			if (want == "" && len(got) == 0) || slices.Equal(got, []string{want}) {
-				return time.Since(start)
-			}
+	return testutil.Poll(t, 10*time.Second, "the agent on "+h.agentAddr+" finding ["+want+"]", func() error {
+		st := h.status()
+		if len(st.HAProxy) == 0 {
+			return errors.New("no runtime endpoint in status")
 		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("agent on %s: servers %q after 10s, want [%s]\n%s", h.agentAddr, got, want, h.logs())
+		got := st.HAProxy[0].Servers
+		if (want == "" && len(got) == 0) || slices.Equal(got, []string{want}) {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("servers %q", got)
+	})
 }
 
 // commonPort is a port free on every one of ips at the time of the call,
@@ -197,15 +196,12 @@ func TestServerTemplateDNS(t *testing.T) {
 		t.Logf("DYNAMIC %s took slot %s; its agent found it %v after HAProxy polled it", ip, slot, took.Round(time.Millisecond))
 	}
 	// C is not in DNS: its agent says so and keeps answering.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st := agents[hostC].status().HAProxy[0]
-		if len(st.Servers) == 0 && strings.Contains(st.Error, "not a server") {
-			break
+	testutil.Poll(t, 10*time.Second, "the agent of "+hostC+", not in DNS, saying so", func() error {
+		if st := agents[hostC].status().HAProxy[0]; len(st.Servers) != 0 || !strings.Contains(st.Error, "not a server") {
+			return fmt.Errorf("servers %q, error %q", st.Servers, st.Error)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent of %s, not in DNS: servers %q, error %q, want none and \"not a server\"", hostC, st.Servers, st.Error)
-		}
-	}
+		return nil
+	})
 
 	// hafeed drain on A is pushed to A's slot only.
 	agents[hostA].mustCLI("drain")
@@ -224,15 +220,14 @@ func TestServerTemplateDNS(t *testing.T) {
 
 	// C joins and takes the freed slot; A comes back into another one.
 	setHosts(hostB, hostC)
-	var seen string
 	var inherited serverState
-	for deadline := time.Now().Add(10 * time.Second); seen == ""; time.Sleep(5 * time.Millisecond) {
-		if seen = hp.slotOf(hostC); seen != "" {
+	testutil.Until(t, 10*time.Second, "a slot taking "+hostC, func() bool {
+		seen := hp.slotOf(hostC)
+		if seen != "" {
 			inherited = hp.serverState(seen)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no slot took %s within 10s", hostC)
 		}
-	}
+		return seen != ""
+	})
 	joined := time.Now()
 	slotC := hp.waitSlot(hostC)
 	waitDiscovered(t, agents[hostC], "ws/"+slotC)
@@ -310,16 +305,14 @@ func TestAddDelServer(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 	}
-	onNew := 0
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	var onNew int
+	testutil.Poll(t, 5*time.Second, fmt.Sprintf("HAProxy holding the %d client connections", n), func() error {
 		onNew = atoi(t, hp.stat("ws2")["scur"])
-		if onNew+atoi(t, hp.stat("ws1")["scur"]) == n {
-			break
+		if old := atoi(t, hp.stat("ws1")["scur"]); onNew+old != n {
+			return fmt.Errorf("ws1 %d, ws2 %d", old, onNew)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy does not hold the %d client connections: ws1 %s ws2 %d", n, hp.stat("ws1")["scur"], onNew)
-		}
-	}
+		return nil
+	})
 	if onNew == 0 {
 		t.Fatalf("no client connection went to the added server")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/shed"
 )
 
@@ -172,17 +173,14 @@ func (p *nodeProc) stats() clientStats {
 // awaitStats polls client.js until cond holds, for limit at most.
 func (p *nodeProc) awaitStats(what string, limit time.Duration, cond func(clientStats) bool) clientStats {
 	p.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		s := p.stats()
-		if cond(s) {
-			return s
+	var s clientStats
+	testutil.Poll(p.t, limit, "clients: "+what, func() error {
+		if s = p.stats(); !cond(s) {
+			return fmt.Errorf("%+v\n%s", s, p.out)
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("clients: %s not within %v: %+v\n%s", what, limit, s, p.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 // TestNodeShedHook drains one of three Node servers of each example with

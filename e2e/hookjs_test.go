@@ -360,3 +360,20 @@ func awaitHook(t *testing.T, addr string, app *nodeProc) {
 		t.Fatalf("the example's hook on %s: %v\n%s", addr, err, app.out)
 	}
 }
+
+// TestExampleHooksAreOne checks that the examples carry the same hook.js,
+// as examples/README.md says, so that a fix reaches both.
+func TestExampleHooksAreOne(t *testing.T) {
+	t.Parallel()
+	ws, err := os.ReadFile("../examples/node-ws/hook.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sio, err := os.ReadFile("../examples/node-socketio/hook.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ws) != string(sio) {
+		t.Error("examples/node-ws/hook.js and examples/node-socketio/hook.js differ: copy the fixed one over the other")
+	}
+}

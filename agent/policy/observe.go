@@ -23,6 +23,9 @@ type Readings struct {
 	Signals map[string]Reading
 	// Peers is how many HAProxy instances poll the agent.
 	Peers int
+	// BackendWeight is the mean weight of the other servers in rotation
+	// in this host's backend, 0 when unknown (see Observation).
+	BackendWeight float64
 }
 
 // Fresh says whether a reading taken at at still counts at now.
@@ -37,7 +40,7 @@ func (p PolicyConfig) Fresh(at, now time.Time) bool {
 // Otherwise it is fresh when the connection count and at least one
 // targeted signal are.
 func (p PolicyConfig) Observe(r Readings) Observation {
-	obs := Observation{Peers: r.Peers}
+	obs := Observation{Peers: r.Peers, BackendWeight: r.BackendWeight}
 	connsFresh := p.Fresh(r.ConnectionsAt, r.At)
 	if connsFresh {
 		obs.Connections = r.Connections

@@ -23,6 +23,10 @@ type Observation struct {
 	// Peers is how many HAProxy instances poll the agent (at least 1); the
 	// overload guard splits the host's connection budget between them.
 	Peers int
+	// BackendWeight is the mean weight, in percent, of the other servers
+	// in rotation in this host's backend, as a runtime endpoint shows it;
+	// 0 when unknown. A host without evidence of its own starts there.
+	BackendWeight float64
 }
 
 // State is what the policy remembers between samples.
@@ -30,8 +34,20 @@ type State struct {
 	// Start is when the agent started; the estimate is trusted only after
 	// the blackout.
 	Start time.Time
-	// Capacity is the smoothed estimate of the connections this host holds
-	// at utilisation 1; 0 until the first trusted sample.
+	// Model is the fitted load model.
+	Model LoadModel
+	// PriorCost is the per-connection cost assumed without evidence: the
+	// reference's (1), or that of the backend's average server when the
+	// host started without evidence of its own; 0 until decided.
+	PriorCost float64
+	// SmoothU and SmoothX are the utilisation and the connections (over
+	// the reference capacity), smoothed.
+	SmoothU, SmoothX float64
+	// SlowX is the connections smoothed settleFactor times slower: where
+	// it differs from SmoothX, the host is joining or draining.
+	SlowX float64
+	// Capacity is the estimate of the connections this host holds at
+	// utilisation 1; 0 until the first fresh sample.
 	Capacity float64
 	// WeightPercent is the weight last reported, 0 if none yet.
 	WeightPercent int
@@ -43,6 +59,9 @@ type State struct {
 	// ReleaseUntil ends the window in which the cap is lifted again.
 	Overloaded   bool
 	ReleaseUntil time.Time
+	// OutOfRangeSince is when the weight went under 20% or to the 256%
+	// cap, where reference_capacity no longer fits; zero while in range.
+	OutOfRangeSince time.Time
 }
 
 // Decision is the policy's verdict on one sample, with its explanation.
@@ -51,6 +70,8 @@ type Decision struct {
 	Bottleneck  string  `json:"bottleneck"`
 	// Capacity is the smoothed capacity estimate in connections.
 	Capacity float64 `json:"capacity"`
+	// Model is the load model's estimate at this sample.
+	Model ModelFit `json:"model"`
 	// WeightPercent is the weight to report; 0 reports none (HAProxy keeps
 	// the weight it has).
 	WeightPercent int `json:"weight_percent"`
@@ -59,27 +80,40 @@ type Decision struct {
 	Maxconn     int    `json:"maxconn"`
 	SendMaxconn bool   `json:"send_maxconn"`
 	Reason      string `json:"reason"`
+	// SuggestedReference is set when the weight has sat under 20% or at
+	// the 256% cap for referenceAdviceAfter: a reference_capacity that
+	// would bring it back to 100%.
+	SuggestedReference int `json:"suggested_reference,omitempty"`
 }
+
+// settleFactor is how much slower SlowX follows the connections than
+// SmoothX.
+const settleFactor = 6
+
+// referenceAdviceAfter is how long the weight must sit out of range before
+// hafeed suggests another reference_capacity.
+const referenceAdviceAfter = 3 * time.Minute
 
 // Step is the weight policy, a pure function of the configuration, the
 // previous state and one observation.
 //
 // HAProxy's leastconn sends a new connection to the server with the lowest
-// (connections+1)/weight. If a host's weight is proportional to its capacity
-// (connections / utilisation, the estimate gRPC's weighted round robin makes
-// from qps / utilisation), connections/weight is proportional to its
-// utilisation, so every HAProxy, counting only its own connections, sends
-// each new connection to the least utilised host. The estimate does not
-// depend on how many connections a host has, so stale weights in several
-// HAProxies do not feed back into it. What the formula alone gets wrong:
+// (connections+1)/weight. If a host's weight is proportional to its
+// capacity, connections/weight is proportional to its utilisation, so every
+// HAProxy, counting only its own connections, sends each new connection to
+// the least utilised host. The capacity comes from a load model that
+// separates a baseline the connections do not cause from their cost (see
+// LoadModel and ModelFit.Capacity), so a host with few connections, or
+// sockets that cost nothing measurable, is not mistaken for a small one.
+// What the model alone gets wrong:
 //
-//   - near idle (few connections or utilisation under IdleUtilisation) the
-//     ratio is noise: the previous estimate stands, or the reference
-//     capacity (weight 100%) before there is one;
 //   - the first Blackout after start reports no weight at all, so HAProxy
 //     keeps the one it has while the estimate settles;
+//   - a host without evidence of its own starts from the backend's mean
+//     weight when a runtime endpoint shows it (else from the reference);
 //   - the estimate is smoothed (EWMA over Smoothing), weight changes under
-//     DeadBand are not reported and each step moves at most MaxStep;
+//     DeadBand are not reported and the weight moves at most MaxStep a
+//     second;
 //   - the weight is 100% x capacity / ReferenceCapacity, within 1..256%:
 //     never 0% from load, which is reserved for the admin states;
 //   - above HighWater utilisation the host asks for maxconn, its capacity
@@ -96,6 +130,7 @@ func (p PolicyConfig) Step(prev State, obs Observation, now time.Time) (State, D
 	}
 	next.LastAt = now
 	d := Decision{Utilisation: obs.Utilisation, Bottleneck: obs.Bottleneck, Capacity: prev.Capacity, WeightPercent: prev.WeightPercent}
+	reference := float64(max(p.ReferenceCapacity, 1))
 
 	if !obs.Fresh {
 		d.Reason = "no load signal yet"
@@ -107,23 +142,69 @@ func (p PolicyConfig) Step(prev State, obs Observation, now time.Time) (State, D
 	}
 	next.LastFresh = now
 
-	trusted := obs.Connections >= p.MinConnections && obs.Utilisation >= p.IdleUtilisation
-	switch {
-	case trusted && prev.Capacity == 0:
-		next.Capacity = float64(obs.Connections) / obs.Utilisation
-		d.Reason = "first capacity estimate"
-	case trusted:
-		raw := float64(obs.Connections) / obs.Utilisation
-		alpha := 1.0
-		if p.Smoothing > 0 {
-			alpha = 1 - math.Exp(-float64(dt)/float64(p.Smoothing))
+	// A sample stands for the time since the previous one, at most a few
+	// seconds (a stalled loop does not make one sample count for long).
+	span := min(max(dt, 0), 5*time.Second)
+	if span == 0 {
+		span = time.Second
+	}
+	empty := obs.Connections < p.MinConnections
+	next.Model = prev.Model.Observe(obs.Utilisation, empty, span)
+	x := float64(obs.Connections) / reference
+	if next.PriorCost == 0 {
+		switch {
+		case obs.BackendWeight > 0 && empty:
+			// Start like the backend's average server: the cost that
+			// gives the backend's mean weight with this host's headroom.
+			headroom := next.Model.Fit(0, obs.Utilisation, 1).Headroom
+			next.PriorCost = min(max(headroom*100/obs.BackendWeight, 1.0/2.56), 100)
+		case !empty || now.Sub(next.Start) >= p.Blackout:
+			next.PriorCost = 1
 		}
-		next.Capacity = prev.Capacity + alpha*(raw-prev.Capacity)
-		d.Reason = "capacity estimate"
-	case prev.Capacity == 0:
-		d.Reason = "near idle, no estimate yet: reference capacity"
-	default:
-		d.Reason = "near idle: keeping the last estimate"
+	}
+	prior := next.PriorCost
+	if prior == 0 {
+		prior = 1
+	}
+	// The inputs are smoothed (EWMA over Smoothing) before the model
+	// reads them: their ratio and the share above the baseline amplify
+	// the noise of a single reading.
+	alpha := 1.0
+	if p.Smoothing > 0 && prev.LastFresh.After(time.Time{}) {
+		alpha = 1 - math.Exp(-float64(dt)/float64(p.Smoothing))
+	}
+	next.SmoothU = prev.SmoothU + alpha*(obs.Utilisation-prev.SmoothU)
+	next.SmoothX = prev.SmoothX + alpha*(x-prev.SmoothX)
+	slow := 1.0
+	if p.Smoothing > 0 && prev.LastFresh.After(time.Time{}) {
+		slow = 1 - math.Exp(-float64(dt)/float64(settleFactor*p.Smoothing))
+	}
+	next.SlowX = prev.SlowX + slow*(x-prev.SlowX)
+	u, sx := next.SmoothU, next.SmoothX
+	// A host whose connections change fast (joining, draining) is not in
+	// the steady state the observed ratio describes.
+	settled := 1.0
+	if hi := max(next.SmoothX, next.SlowX); hi > 0 {
+		settled = math.Pow(min(next.SmoothX, next.SlowX)/hi, 2)
+	}
+	if empty || u < p.IdleUtilisation {
+		sx = 0 // too few connections or too little load to measure their cost
+	}
+	fit := next.Model.Fit(sx, u, prior)
+	d.Model = fit
+	next.Capacity = fit.Capacity(sx, u, prior, settled) * reference
+	d.Reason = "capacity estimate"
+	if prev.Capacity == 0 {
+		d.Reason = "first capacity estimate"
+	}
+	baseline := "assumed"
+	if fit.Measured {
+		baseline = "measured"
+	}
+	if sx == 0 || fit.Share < 0.5 {
+		d.Reason += fmt.Sprintf(" from headroom %.0f%% (baseline %.2f %s)", 100*fit.Headroom, fit.Baseline, baseline)
+	} else {
+		d.Reason += fmt.Sprintf(", connections cause %.0f%% of the load (baseline %.2f %s)", 100*fit.Share, fit.Baseline, baseline)
 	}
 	d.Capacity = next.Capacity
 
@@ -134,27 +215,53 @@ func (p PolicyConfig) Step(prev State, obs Observation, now time.Time) (State, D
 		return next, d
 	}
 
-	capacity := next.Capacity
-	if capacity == 0 {
-		capacity = float64(p.ReferenceCapacity)
-	}
-	target := weightPercent(capacity, p.ReferenceCapacity)
+	target := weightPercent(next.Capacity, p.ReferenceCapacity)
 	w := target
 	if old := prev.WeightPercent; old > 0 {
-		lo := min(int(math.Floor(float64(old)*(1-p.MaxStep))), old-1)
-		hi := max(int(math.Ceil(float64(old)*(1+p.MaxStep))), old+1)
+		// max_step is per second: the same speed at any interval.
+		stepFactor := math.Pow(1+p.MaxStep, max(dt.Seconds(), 0))
+		lo := min(int(math.Floor(float64(old)/stepFactor)), old-1)
+		hi := max(int(math.Ceil(float64(old)*stepFactor)), old+1)
 		w = min(max(w, lo, 1), hi, 256)
 		if target != old && math.Abs(float64(target-old)) < p.DeadBand*float64(old) {
 			w = old
 			d.Reason += ", within the dead band"
 		} else if w != target {
-			d.Reason += fmt.Sprintf(", moving toward %d%% by at most %.0f%% a step", target, 100*p.MaxStep)
+			d.Reason += fmt.Sprintf(", moving toward %d%% by at most %.0f%% a second", target, 100*p.MaxStep)
 		}
+	} else if next.PriorCost != 1 && next.PriorCost != 0 {
+		d.Reason += fmt.Sprintf(", starting from the backend's mean weight %.0f%%", obs.BackendWeight)
 	}
 	d.WeightPercent = w
 	next.WeightPercent = w
+	p.adviseReference(&next, &d, now)
 	p.guard(&next, &d, obs, now)
 	return next, d
+}
+
+// adviseReference suggests another reference_capacity when the weight has
+// sat out of the range where it can steer: under 20% or at the 256% cap.
+func (p PolicyConfig) adviseReference(next *State, d *Decision, now time.Time) {
+	if d.WeightPercent >= 20 && d.WeightPercent < 256 {
+		next.OutOfRangeSince = time.Time{}
+		return
+	}
+	if next.OutOfRangeSince.IsZero() {
+		next.OutOfRangeSince = now
+	}
+	if now.Sub(next.OutOfRangeSince) >= referenceAdviceAfter && d.Capacity > 0 {
+		d.SuggestedReference = suggestReference(d.Capacity)
+	}
+}
+
+// suggestReference rounds a capacity to two significant digits, a value an
+// operator would write.
+func suggestReference(capacity float64) int {
+	if capacity < 1 {
+		return 1
+	}
+	mag := math.Pow(10, math.Floor(math.Log10(capacity))-1)
+	return max(1, int(math.Round(capacity/mag)*mag))
 }
 
 // weightPercent maps a capacity to HAProxy's weight percentage, 1..256.

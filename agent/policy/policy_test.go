@@ -34,19 +34,19 @@ func TestPolicyStep(t *testing.T) {
 		prev     State
 		obs      Observation
 		weight   int
-		capacity float64
+		capacity float64 // -1: not checked
 		reason   string
 	}{
 		{"blackout reports no weight but estimates", nil, State{Start: t0.Add(-time.Second)}, fresh(500, 0.5), 0, 1000, "blackout"},
 		{"first estimate at the reference", nil, settled(0, 0), fresh(500, 0.5), 100, 1000, "first capacity estimate"},
 		{"twice the reference capacity", nil, settled(0, 0), fresh(500, 0.25), 200, 2000, "first capacity estimate"},
 		{"capped at 256%", nil, settled(0, 0), fresh(5000, 0.1), 256, 50000, "first capacity estimate"},
-		{"never 0% from load", nil, settled(0, 0), fresh(10, 1), 1, 10, "first capacity estimate"},
-		{"near idle without an estimate: reference", nil, settled(0, 0), fresh(3, 0.01), 100, 0, "reference capacity"},
-		{"near idle keeps the estimate", nil, settled(1500, 150), fresh(500, 0.01), 150, 1500, "keeping the last estimate"},
-		{"few connections keep the estimate", nil, settled(1500, 150), fresh(5, 0.9), 150, 1500, "keeping the last estimate"},
-		{"a step moves at most max_step", nil, settled(1000, 100), fresh(500, 0.25), 125, 2000, "by at most 25%"},
-		{"a step down moves at most max_step", nil, settled(1000, 100), fresh(100, 1), 75, 100, "by at most 25%"},
+		{"never 0% from load", nil, settled(0, 0), fresh(10, 1), 1, -1, "first capacity estimate"},
+		{"near idle and empty: the headroom at the reference cost", nil, settled(0, 0), fresh(3, 0.01), 99, 990, "from headroom 99% (baseline 0.01 measured)"},
+		{"idle sockets: the headroom, not the count", nil, settled(1500, 150), fresh(500, 0.01), 120, 990, "from headroom 99%"},
+		{"a busy host with few connections has little headroom", nil, settled(1500, 150), fresh(5, 0.9), 120, 100, "headroom 10% (baseline 0.90 measured)"},
+		{"a step moves at most max_step a second", nil, settled(1000, 100), fresh(500, 0.25), 125, 2000, "by at most 25% a second"},
+		{"a step down moves at most max_step a second", nil, settled(1000, 100), fresh(100, 1), 80, -1, "by at most 25% a second"},
 		{"within the dead band the weight stays", nil, settled(1000, 100), fresh(505, 0.5), 100, 1010, "dead band"},
 		{"outside the dead band it moves", nil, settled(1000, 100), fresh(600, 0.5), 120, 1200, "capacity estimate"},
 		{"no fresh signal holds the weight", nil, settled(1000, 80), Observation{Connections: 900}, 80, 1000, "holding the last weight (fail-static)"},
@@ -60,7 +60,7 @@ func TestPolicyStep(t *testing.T) {
 				tt.policy(&p)
 			}
 			next, d := p.Step(tt.prev, tt.obs, t0)
-			if d.WeightPercent != tt.weight || math.Abs(d.Capacity-tt.capacity) > 1e-6 {
+			if d.WeightPercent != tt.weight || (tt.capacity >= 0 && math.Abs(d.Capacity-tt.capacity) > 1e-6) {
 				t.Errorf("Step = weight %d%% capacity %.1f (%s), want %d%% capacity %.1f", d.WeightPercent, d.Capacity, d.Reason, tt.weight, tt.capacity)
 			}
 			if tt.reason == "" || !strings.Contains(d.Reason, tt.reason) {
@@ -73,16 +73,18 @@ func TestPolicyStep(t *testing.T) {
 	}
 }
 
+// TestPolicySmoothing checks that the inputs follow a step with the
+// smoothing time constant: after one, 1-1/e of the way.
 func TestPolicySmoothing(t *testing.T) {
 	t.Parallel()
 	p := testPolicy()
 	p.Smoothing = 10 * time.Second
-	prev := settled(1000, 100)
-	prev.LastAt = t0.Add(-10 * time.Second)
-	_, d := p.Step(prev, Observation{Connections: 1000, Utilisation: 0.5, Fresh: true}, t0)
-	want := 1000 + (2000-1000)*(1-math.Exp(-1))
-	if math.Abs(d.Capacity-want) > 1e-6 {
-		t.Errorf("capacity after one time constant = %.2f, want %.2f", d.Capacity, want)
+	st := State{Start: t0.Add(-time.Hour)}
+	st, _ = p.Step(st, Observation{Connections: 500, Utilisation: 0.5, Fresh: true}, t0)
+	st, _ = p.Step(st, Observation{Connections: 500, Utilisation: 0.25, Fresh: true}, t0.Add(10*time.Second))
+	want := 0.5 + (0.25-0.5)*(1-math.Exp(-1))
+	if math.Abs(st.SmoothU-want) > 1e-9 {
+		t.Errorf("utilisation after one time constant = %.4f, want %.4f", st.SmoothU, want)
 	}
 }
 

@@ -184,7 +184,11 @@ func selectScenarios(name string) ([]Scenario, error) {
 // most parallel of them at once.
 func runScenario(sc Scenario, seed uint64, cfg hpolicy.PolicyConfig, referenceScale float64, record bool, parallel int) (ScenarioResult, error) {
 	fl := newFleet(sc, seed)
-	cfg.ReferenceCapacity = max(1, int(math.Round(referenceScale*float64(fl.referenceCapacity(cfg.Targets.CPU)))))
+	reference := fl.referenceCapacity(cfg.Targets.CPU)
+	if sc.Reference > 0 {
+		reference = sc.Reference
+	}
+	cfg.ReferenceCapacity = max(1, int(math.Round(referenceScale*float64(reference))))
 	sr := ScenarioResult{
 		Scenario:          sc,
 		ReferenceCapacity: cfg.ReferenceCapacity,

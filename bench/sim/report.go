@@ -35,12 +35,12 @@ func writeTable(w io.Writer, seed uint64, p hpolicy.PolicyConfig, all []Scenario
 	fmt.Fprintf(w, "seed %d; policy dead_band %.3g, max_step %.3g, smoothing %s, blackout %s\n\n",
 		seed, pp.DeadBand, pp.MaxStep, pp.Smoothing, pp.Blackout)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpolicy\tmean CPU\timbalance\tnew host 90%\tdrain imb.\tnoisy peak\tnoisy <1.1\tend imb.\tw changes/min\treversals\tw step\tmoved\t")
+	fmt.Fprintln(tw, "scenario\tpolicy\tmean CPU\timbalance\tconn imb.\tnew host 90%\tshare 90%\tdrain imb.\tnoisy peak\tnoisy <1.1\tend imb.\tw changes/min\treversals\tw step\tmoved\t")
 	for _, sr := range all {
 		for _, r := range sr.Results {
 			window := sr.Drain - sr.ScaleUp
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.3f\t%s\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.0f%%\t%.1f\t%d\t\n",
-				sr.Name, r.Policy, r.MeanUtilisation, r.Imbalance, secondsText(r.NewHostSeconds, window),
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%s\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.0f%%\t%.1f\t%d\t\n",
+				sr.Name, r.Policy, r.MeanUtilisation, r.Imbalance, r.ConnImbalance, secondsText(r.NewHostSeconds, window), secondsText(r.NewHostShareSeconds, window),
 				r.DrainImbalance, r.NoisyPeak, secondsText(r.NoisyRecoverSeconds, sr.End-sr.Noisy),
 				r.EndImbalance, r.WeightChangesPerMinute, 100*r.WeightReversalShare, r.MeanWeightStep, r.ConnectionsMoved)
 		}
@@ -56,7 +56,9 @@ func writeTable(w io.Writer, seed uint64, p hpolicy.PolicyConfig, all []Scenario
 	_, err := fmt.Fprint(w, `
 mean CPU: mean over the hosts of their CPU demand in the steady state
 imbalance: max/mean utilisation over the hosts in rotation, averaged over the steady state
+conn imb.: the same for connections; on an idle-socket farm, what counts
 new host 90%: seconds until the added host reaches 90% of the others' mean utilisation
+share 90%: seconds until it holds 90% of the connections it settles at (its fair share)
 drain imb.: max/mean between the drain and the noisy neighbour; end imb.: over the last 2 minutes
 noisy peak: the slowed host's utilisation over the others' mean at worst; noisy <1.1: seconds until back under 1.1
 w changes/min: reported weight changes per host per minute in the steady state; reversals: share of

@@ -51,7 +51,22 @@ type Scenario struct {
 	Hosts       int    `json:"hosts"`
 	Connections int    `json:"connections"`
 	HAProxies   int    `json:"haproxies"`
-	Timeline    `json:"timeline"`
+	// Baseline is the range of each host's CPU baseline, the part its
+	// connections do not cause (runtime, timers, housekeeping), as a
+	// fraction of its CPU; hosts draw from it uniformly.
+	Baseline [2]float64 `json:"baseline"`
+	// ConnectionCPU is the cluster's mean CPU caused by connections; 0
+	// means meanCPU less the mean baseline. An idle-socket farm has it
+	// near 0.
+	ConnectionCPU float64 `json:"connection_cpu,omitempty"`
+	// EqualHosts gives every host speed 1, as in a farm of one machine
+	// type.
+	EqualHosts bool `json:"equal_hosts,omitempty"`
+	// Reference, when set, is the reference capacity the agents use
+	// instead of the one the fleet implies (an idle-socket farm keeps the
+	// shipped default).
+	Reference int `json:"reference,omitempty"`
+	Timeline  `json:"timeline"`
 }
 
 // Timeline is when things happen, in whole seconds from the start: the
@@ -69,11 +84,17 @@ type Timeline struct {
 // settle before the next one.
 var defaultTimeline = Timeline{WarmUp: 240, ScaleUp: 540, Drain: 840, Noisy: 1020, End: 1320}
 
-// scenarios are the sizes the issue asks for.
+// scenarios are the sizes the issues ask for, and the load shapes of real
+// WebSocket farms: a CPU baseline per host that connections do not cause,
+// and sockets that are mostly idle.
 var scenarios = []Scenario{
 	{Name: "small", Hosts: 10, Connections: 10_000, HAProxies: 3, Timeline: defaultTimeline},
 	{Name: "medium", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Timeline: defaultTimeline},
 	{Name: "large", Hosts: 1000, Connections: 10_000_000, HAProxies: 3, Timeline: defaultTimeline},
+	{Name: "small-baseline", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: defaultTimeline},
+	{Name: "medium-baseline", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: defaultTimeline},
+	{Name: "small-idle", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 10_000, Timeline: defaultTimeline},
+	{Name: "medium-idle", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 100_000, Timeline: defaultTimeline},
 }
 
 // quick shrinks a scenario for smoke runs: a hundredth of the connections.
@@ -89,6 +110,8 @@ type fleet struct {
 	speeds []float64
 	// drained and noisy are the hosts the events hit.
 	drained, noisy int
+	// baselines has Hosts+1 entries: each host's CPU baseline.
+	baselines []float64
 	// unitCapacity is the activity a host of speed 1 serves at 100 % CPU.
 	unitCapacity float64
 }
@@ -103,7 +126,11 @@ func newFleet(sc Scenario, seed uint64) fleet {
 			n = sc.Hosts - len(speeds)
 		}
 		for range n {
-			speeds = append(speeds, m.speed)
+			if sc.EqualHosts {
+				speeds = append(speeds, 1)
+			} else {
+				speeds = append(speeds, m.speed)
+			}
 		}
 	}
 	rng.Shuffle(len(speeds), func(i, j int) { speeds[i], speeds[j] = speeds[j], speeds[i] })
@@ -118,11 +145,27 @@ func newFleet(sc Scenario, seed uint64) fleet {
 		if s == speedMix[len(speedMix)-1].speed && f.drained < 0 {
 			f.drained = h
 		}
-		if s == 1.0 && f.noisy < 0 {
+		if s == 1.0 && f.noisy < 0 && h != f.drained {
 			f.noisy = h
 		}
 	}
-	f.unitCapacity = float64(sc.Connections) * meanActivity / (meanCPU * total)
+	if f.drained < 0 { // one machine type: drain the first host
+		f.drained = 0
+		f.noisy = 1
+	}
+	f.baselines = make([]float64, len(f.speeds))
+	var baseSum float64
+	for h := range f.baselines {
+		f.baselines[h] = sc.Baseline[0] + (sc.Baseline[1]-sc.Baseline[0])*rng.Float64()
+		if h < sc.Hosts {
+			baseSum += f.baselines[h]
+		}
+	}
+	connCPU := sc.ConnectionCPU
+	if connCPU == 0 {
+		connCPU = meanCPU - baseSum/float64(sc.Hosts)
+	}
+	f.unitCapacity = float64(sc.Connections) * meanActivity / (connCPU * total)
 	return f
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	hpolicy "github.com/hafeed/hafeed/agent/policy"
@@ -33,10 +34,15 @@ type Result struct {
 	// averaged over the steady-state window; MeanUtilisation is the mean
 	// CPU demand there.
 	Imbalance       float64 `json:"imbalance"`
+	ConnImbalance   float64 `json:"conn_imbalance"`
 	MeanUtilisation float64 `json:"mean_utilisation"`
 	// NewHostSeconds is how long the added host took to reach 90 % of the
 	// others' mean utilisation.
 	NewHostSeconds *float64 `json:"new_host_s"`
+	// NewHostShareSeconds is how long it took to hold 90 % of the
+	// connections it settled at (its mean over the last two minutes before
+	// the drain): its fair share, whatever the policy thinks fair.
+	NewHostShareSeconds *float64 `json:"new_host_share_s"`
 	// DrainImbalance is max/mean between the drain and the next event.
 	DrainImbalance float64 `json:"drain_imbalance"`
 	// NoisyPeak is the slowed host's utilisation over the others' mean at
@@ -91,6 +97,9 @@ type simulation struct {
 	hot     []int32
 	joined  []bool
 	drained []bool
+	// agentOn is true once a host's agent runs: the added host's starts
+	// before it joins, while it is in maint with no connections.
+	agentOn []bool
 	agents  []hostAgent
 	// wheel holds the departures of each step, packed by pack.
 	wheel [][]uint32
@@ -111,11 +120,14 @@ type simulation struct {
 
 // accumulators gather the metrics while the simulation runs.
 type accumulators struct {
-	steady, drain, end                 meanOf
+	steady, steadyConns, drain, end    meanOf
 	util                               meanOf
 	changes, reversals, weightSteps    int
 	weightStepSum                      float64
 	newHostAt, noisyRecoverAt, noisyPk float64
+	// newHostConns is the added host's connections each second from
+	// scale-up to the drain.
+	newHostConns []float64
 }
 
 type meanOf struct {
@@ -165,6 +177,7 @@ func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint6
 		total:    make([]int32, servers),
 		hot:      make([]int32, servers),
 		joined:   make([]bool, servers),
+		agentOn:  make([]bool, servers),
 		drained:  make([]bool, servers),
 		agents:   make([]hostAgent, servers),
 		wheel:    make([][]uint32, t.End*stepsPerSecond+1),
@@ -201,6 +214,19 @@ func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint6
 // run simulates the whole timeline and returns the metrics.
 func (s *simulation) run() Result {
 	t := s.sc.Timeline
+	// Every host's agent starts before its host takes connections, as on
+	// a host that boots or an application that restarts: it measures the
+	// baseline, then the host joins.
+	for h := range s.sc.Hosts {
+		s.startAgent(h, -preJoin*stepsPerSecond)
+	}
+	for k := -preJoin * stepsPerSecond; k < 0 && s.pol.hafeed; k++ {
+		for _, h := range s.samples[(k%agentSample+agentSample)%agentSample] {
+			if s.agentOn[h] {
+				s.sample(int(h), k)
+			}
+		}
+	}
 	for h := range s.sc.Hosts {
 		s.join(h, 0)
 	}
@@ -214,6 +240,8 @@ func (s *simulation) run() Result {
 
 	for k := range t.End * stepsPerSecond {
 		switch k {
+		case (t.ScaleUp - preJoin) * stepsPerSecond:
+			s.startAgent(s.sc.Hosts, k)
 		case t.ScaleUp * stepsPerSecond:
 			s.join(s.sc.Hosts, k)
 		case t.Drain * stepsPerSecond:
@@ -239,7 +267,7 @@ func (s *simulation) run() Result {
 		}
 		if s.pol.hafeed {
 			for _, h := range s.samples[k%agentSample] {
-				if s.joined[h] {
+				if s.agentOn[h] {
 					s.sample(int(h), k)
 				}
 			}
@@ -256,13 +284,29 @@ func (s *simulation) run() Result {
 	return s.result()
 }
 
-// join puts host h in rotation on every HAProxy with weight 100 and starts
-// its agent.
+// preJoin is how long the added host's agent runs before the host joins,
+// as when an operator starts it in maint and then runs hafeed ready.
+const preJoin = 30
+
+// startAgent starts host h's agent.
+func (s *simulation) startAgent(h, k int) {
+	if !s.agentOn[h] {
+		s.agentOn[h] = true
+		s.agents[h].state = hpolicy.State{Start: epoch.Add(time.Duration(k) * step)}
+	}
+}
+
+// join puts host h in rotation on every HAProxy, with the weight its agent
+// answers or else 100, and starts its agent if it is not running.
 func (s *simulation) join(h, k int) {
+	s.startAgent(h, k)
 	s.joined[h] = true
-	s.agents[h].state = hpolicy.State{Start: epoch.Add(time.Duration(k) * step)}
+	w := int32(100)
+	if a := s.agents[h]; a.answered && a.decision.WeightPercent > 0 {
+		w = int32(a.decision.WeightPercent)
+	}
 	for _, lb := range s.lbs {
-		lb.set(h, 100, 0, true)
+		lb.set(h, w, 0, true)
 	}
 }
 
@@ -300,7 +344,7 @@ func (s *simulation) connect(at float64, lb int, hot bool, lifetime float64) {
 // its capacity. Above 1 the host is overloaded.
 func (s *simulation) utilisation(h int) float64 {
 	activity := float64(s.total[h]-s.hot[h]) + hotActivity*float64(s.hot[h])
-	return activity / (s.speed[h] * s.fleet.unitCapacity)
+	return s.fleet.baselines[h] + activity/(s.speed[h]*s.fleet.unitCapacity)
 }
 
 // sample is host h's agent at step k: it reads CPU (noisy, at most 100 %)
@@ -310,9 +354,13 @@ func (s *simulation) sample(h, k int) {
 	cpu := min(max(min(s.utilisation(h), 1)+cpuNoise*s.noise.NormFloat64(), 0), 1)
 	now := epoch.Add(time.Duration(k) * step)
 	s.signals[hpolicy.SignalCPU] = hpolicy.Reading{Value: cpu, At: now}
-	obs := s.cfg.Observe(hpolicy.Readings{At: now, Connections: int(s.total[h]), ConnectionsAt: now, Signals: s.signals, Peers: len(s.lbs)})
+	obs := s.cfg.Observe(hpolicy.Readings{At: now, Connections: int(s.total[h]), ConnectionsAt: now, Signals: s.signals, Peers: len(s.lbs), BackendWeight: s.backendWeight(h)})
 	a.state, a.decision = s.cfg.Step(a.state, obs, now)
 	a.answered = true
+	if dbg && (k%(60*stepsPerSecond) < stepsPerSecond || (h == s.sc.Hosts && k%(5*stepsPerSecond) < stepsPerSecond)) && s.pol.hafeed {
+		m := a.decision.Model
+		fmt.Fprintf(os.Stderr, "t=%d h=%d speed=%.1f base=%.3f n=%d u=%.3f fit b=%.3f k=%.3f meas=%v share=%.2f cap=%.0f w=%d\n", k/stepsPerSecond, h, s.speed[h], s.fleet.baselines[h], s.total[h], obs.Utilisation, m.Baseline, m.Cost, m.Measured, m.Share, a.decision.Capacity, a.decision.WeightPercent)
+	}
 	if a.state.Overloaded {
 		s.res.OverloadSamples++
 	}
@@ -333,6 +381,24 @@ func (s *simulation) sample(h, k int) {
 		a.lastDelta = delta
 	}
 	a.weight = w
+}
+
+// backendWeight is the mean weight of the other servers in rotation as
+// the first HAProxy shows it, what a runtime endpoint tells the agent.
+func (s *simulation) backendWeight(h int) float64 {
+	lb := s.lbs[0]
+	var sum float64
+	n := 0
+	for o := range s.joined {
+		if o != h && s.joined[o] && !s.drained[o] && lb.weight[o] > 0 {
+			sum += float64(lb.weight[o])
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // poll is HAProxy lb's agent-check of host h: it applies the agent's last
@@ -356,7 +422,7 @@ func (s *simulation) poll(lb, h int) {
 // measure takes the metrics at the end of second sec.
 func (s *simulation) measure(sec int) {
 	t := s.sc.Timeline
-	var sum, mx float64
+	var sum, mx, connSum, connMax float64
 	n := 0
 	for h := range s.total {
 		if !s.joined[h] || s.drained[h] {
@@ -365,6 +431,8 @@ func (s *simulation) measure(sec int) {
 		u := s.utilisation(h)
 		sum += u
 		mx = max(mx, u)
+		connSum += float64(s.total[h])
+		connMax = max(connMax, float64(s.total[h]))
 		n++
 	}
 	mean := sum / float64(n)
@@ -372,6 +440,7 @@ func (s *simulation) measure(sec int) {
 	switch {
 	case sec > t.WarmUp && sec <= t.ScaleUp:
 		s.acc.steady.add(imbalance)
+		s.acc.steadyConns.add(connMax / (connSum / float64(n)))
 		s.acc.util.add(mean)
 	case sec > t.ScaleUp && sec <= t.Drain:
 		added := s.sc.Hosts
@@ -380,6 +449,7 @@ func (s *simulation) measure(sec int) {
 		if math.IsNaN(s.acc.newHostAt) && u >= 0.9*others {
 			s.acc.newHostAt = float64(sec - t.ScaleUp)
 		}
+		s.acc.newHostConns = append(s.acc.newHostConns, float64(s.total[added]))
 	case sec > t.Drain && sec <= t.Noisy:
 		s.acc.drain.add(imbalance)
 	case sec > t.Noisy:
@@ -407,11 +477,13 @@ func (s *simulation) measure(sec int) {
 func (s *simulation) result() Result {
 	r := s.res
 	r.Imbalance = s.acc.steady.mean()
+	r.ConnImbalance = s.acc.steadyConns.mean()
 	r.MeanUtilisation = s.acc.util.mean()
 	r.DrainImbalance = s.acc.drain.mean()
 	r.EndImbalance = s.acc.end.mean()
 	r.NoisyPeak = s.acc.noisyPk
 	r.NewHostSeconds = seconds(s.acc.newHostAt)
+	r.NewHostShareSeconds = seconds(reachedShare(s.acc.newHostConns, 0.9))
 	r.NoisyRecoverSeconds = seconds(s.acc.noisyRecoverAt)
 	minutes := float64(s.sc.ScaleUp-s.sc.WarmUp) / 60
 	r.WeightChangesPerMinute = float64(s.acc.changes) / float64(s.sc.Hosts) / minutes
@@ -427,4 +499,24 @@ func seconds(v float64) *float64 {
 		return nil
 	}
 	return &v
+}
+
+var dbg = os.Getenv("SIMDBG") != ""
+
+// reachedShare is the first second at which series reaches frac of its
+// mean over its last two minutes; NaN if never.
+func reachedShare(series []float64, frac float64) float64 {
+	if len(series) < 180 {
+		return math.NaN()
+	}
+	var settled meanOf
+	for _, v := range series[len(series)-120:] {
+		settled.add(v)
+	}
+	for i, v := range series {
+		if v >= frac*settled.mean() {
+			return float64(i + 1)
+		}
+	}
+	return math.NaN()
 }

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +15,9 @@ func testRebalance() RebalanceConfig {
 }
 
 // TestRebalanceAfterScaleUp walks the decision through a scale-up: four
-// equal servers, the new one empty. The old ones wait out the sustain
-// time, shed at the bounded rate, stop at their fair share and cool down.
+// equal servers, the new one empty. The old ones, a third above their
+// share, need much less than the sustain time to be sure, shed at the
+// bounded rate, stop at their fair share and cool down.
 func TestRebalanceAfterScaleUp(t *testing.T) {
 	t.Parallel()
 	rb := testRebalance()
@@ -24,12 +27,15 @@ func TestRebalanceAfterScaleUp(t *testing.T) {
 	now := t0
 	shed := 0
 	for i := range 60 {
-		st, d = rb.Step(st, servers, "ws1", now, time.Second)
+		st, d = rb.Step(st, servers, "ws1", "", now, time.Second)
 		if d.Fair != 150 && i == 0 {
 			t.Fatalf("fair share = %v, want 150", d.Fair)
 		}
-		if now.Sub(t0) < rb.Sustain && d.Shed > 0 {
-			t.Fatalf("shed %d before the sustain time (%v)", d.Shed, now.Sub(t0))
+		if now.Sub(t0) < time.Second && d.Shed > 0 {
+			t.Fatalf("shed %d at once, before any evidence", d.Shed)
+		}
+		if d.Shed > 0 && shed == 0 && now.Sub(t0) > rb.Sustain/3 {
+			t.Errorf("first shed after %v: a server a third above its share should not wait a third of sustain (%v)", now.Sub(t0), rb.Sustain)
 		}
 		if d.Shed > int(rb.MaxRate*float64(servers[0].Conns))+1 {
 			t.Fatalf("shed %d in one second from %d connections, over max_rate %v", d.Shed, servers[0].Conns, rb.MaxRate)
@@ -58,7 +64,7 @@ func TestRebalanceWithinMargin(t *testing.T) {
 	var st RebalanceState
 	for i := range 100 {
 		var d RebalanceDecision
-		st, d = rb.Step(st, servers, "ws1", t0.Add(time.Duration(i)*time.Second), time.Second)
+		st, d = rb.Step(st, servers, "ws1", "", t0.Add(time.Duration(i)*time.Second), time.Second)
 		if d.Shed != 0 {
 			t.Fatalf("shed %d while 5%% above a 10%% margin", d.Shed)
 		}
@@ -70,11 +76,11 @@ func TestRebalanceWeightsDecideTheShare(t *testing.T) {
 	rb := testRebalance()
 	// ws1 has twice the capacity: 200 of 300 connections is its share.
 	servers := []ServerLoad{{"ws1", 200, 200}, {"ws2", 100, 100}, {"ws3", 300, 0}}
-	_, d := rb.Step(RebalanceState{}, servers, "ws1", t0, time.Second)
+	_, d := rb.Step(RebalanceState{}, servers, "ws1", "", t0, time.Second)
 	if d.Fair != 200 || d.Excess != 0 {
 		t.Errorf("fair %v excess %v, want 200 and 0 (drained ws3 is out of rotation)", d.Fair, d.Excess)
 	}
-	_, d = rb.Step(RebalanceState{}, servers, "ws3", t0, time.Second)
+	_, d = rb.Step(RebalanceState{}, servers, "ws3", "", t0, time.Second)
 	if d.Shed != 0 || !strings.Contains(d.Reason, "not in rotation") {
 		t.Errorf("drained server: %+v, want no shedding", d)
 	}
@@ -85,11 +91,100 @@ func TestRebalanceLocalHighWater(t *testing.T) {
 	rb := testRebalance()
 	rb.Sustain = 0
 	st, d := rb.StepLocal(RebalanceState{}, 1000, 1.25, t0, time.Second)
-	if d.Shed != 50 {
-		t.Errorf("shed %d at utilisation 1.25, want 50 (5%% of 1000)", d.Shed)
+	if d.Shed != 20 {
+		t.Errorf("shed %d at utilisation 1.25, want 20 (the excess of 200 over %v)", d.Shed, rebalanceSpread)
 	}
 	_, d = rb.StepLocal(st, 900, 0.9, t0.Add(time.Second), time.Second)
 	if d.Shed != 0 || !strings.Contains(d.Reason, "cooling down") {
 		t.Errorf("below the mark: %+v, want the round to end", d)
+	}
+}
+
+// TestRebalanceWaitScalesWithEvidence checks how long a server waits
+// before shedding at a steady excess over its share: the sustain time at
+// twice the margin, seconds when a new server left it a third above,
+// minutes when it is barely over the margin.
+func TestRebalanceWaitScalesWithEvidence(t *testing.T) {
+	t.Parallel()
+	rb := DefaultRebalance() // margin 10%, sustain 30s
+	wait := func(conns int) time.Duration {
+		// Four servers, the three others at 100: fair share (conns+300)/4.
+		servers := []ServerLoad{{"ws1", conns, 100}, {"ws2", 100, 100}, {"ws3", 100, 100}, {"ws4", 100, 100}}
+		var st RebalanceState
+		for i := range 3600 {
+			var d RebalanceDecision
+			st, d = rb.Step(st, servers, "ws1", "", t0.Add(time.Duration(i)*time.Second), time.Second)
+			if d.Shed > 0 {
+				return time.Duration(i) * time.Second
+			}
+		}
+		return time.Hour
+	}
+	for _, tt := range []struct {
+		conns    int
+		min, max time.Duration
+	}{
+		{conns: 200, min: time.Second, max: 2 * time.Second},       // 60% above: (0.5/0.1)² = 25 a second
+		{conns: 129, min: 25 * time.Second, max: 45 * time.Second}, // 20% above: twice the margin
+		{conns: 116, min: 10 * time.Minute, max: 40 * time.Minute}, // 11.5% above: noise
+		{conns: 110, min: time.Hour, max: time.Hour},               // within the margin: never
+	} {
+		if got := wait(tt.conns); got < tt.min || got > tt.max {
+			t.Errorf("%d against three at 100: shed after %v, want %v..%v", tt.conns, got, tt.min, tt.max)
+		}
+	}
+}
+
+// TestRebalanceHold checks that a server told to hold sheds nothing and
+// gathers its evidence afresh afterwards.
+func TestRebalanceHold(t *testing.T) {
+	t.Parallel()
+	rb := DefaultRebalance()
+	servers := []ServerLoad{{"ws1", 200, 100}, {"ws2", 100, 100}}
+	var st RebalanceState
+	var d RebalanceDecision
+	for i := range 60 {
+		st, d = rb.Step(st, servers, "ws1", "joined 5s ago: holding while weights settle", t0.Add(time.Duration(i)*time.Second), time.Second)
+		if d.Shed != 0 || !strings.Contains(d.Reason, "holding") {
+			t.Fatalf("second %d: %+v, want no shedding while held", i, d)
+		}
+	}
+	st, d = rb.Step(st, servers, "ws1", "", t0.Add(time.Minute), time.Second)
+	if d.Shed != 0 {
+		t.Errorf("shed %d in the first second after the hold", d.Shed)
+	}
+}
+
+// TestRebalanceSteadyNoiseShedsNothing runs ten minutes of a steady farm
+// whose connection counts wander by about 10% (a mean-reverting walk) at
+// the shipped defaults: nothing is shed.
+func TestRebalanceSteadyNoiseShedsNothing(t *testing.T) {
+	t.Parallel()
+	rb := DefaultRebalance()
+	rng := rand.New(rand.NewPCG(7, 7))
+	servers := []ServerLoad{{"ws1", 1000, 100}, {"ws2", 1000, 100}, {"ws3", 1000, 100}, {"ws4", 1000, 100}}
+	states := make([]RebalanceState, len(servers))
+	shed := 0
+	maxDev := 0.0
+	for i := range 600 {
+		for j := range servers {
+			// Mean reversion to 1000 with a time constant of 30s and a
+			// stationary standard deviation of about 7%.
+			c := float64(servers[j].Conns)
+			c += (1000-c)/30 + 18*rng.NormFloat64()
+			servers[j].Conns = int(c)
+			maxDev = max(maxDev, math.Abs(c-1000)/1000)
+		}
+		for j := range servers {
+			var d RebalanceDecision
+			states[j], d = rb.Step(states[j], servers, servers[j].Name, "", t0.Add(time.Duration(i)*time.Second), time.Second)
+			shed += d.Shed
+		}
+	}
+	if maxDev < 0.1 {
+		t.Fatalf("the walk never strayed 10%% (max %.1f%%): the test does not test", 100*maxDev)
+	}
+	if shed != 0 {
+		t.Errorf("shed %d connections in ten minutes of noise (counts strayed up to %.0f%%)", shed, 100*maxDev)
 	}
 }

@@ -29,7 +29,7 @@ func (a *Agent) loadState(path string) error {
 	case err != nil:
 		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
 	case state.Since.IsZero():
-		state.Since = time.Now() // no state file yet: ready since this start
+		state.Since = a.started // no state file yet: ready since this start
 	}
 	a.mu.Lock()
 	a.state = state

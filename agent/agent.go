@@ -20,6 +20,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -144,7 +145,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount()))
+	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount(), 0))
 
 	a.log.Info().Str("agent_check", ln.Addr().String()).Str("control_socket", cfg.ControlSocket).
 		Str("state_file", cfg.StateFile).Str("admin", a.currentState().Admin.String()).Msg("hafeed agent started")
@@ -314,7 +315,11 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		case <-watchdog:
 			a.notify("WATCHDOG=1")
 		case <-ticker.C:
-			a.publish(sampler.Sample(ctx, a.conf().Policy, a.peerCount()))
+			var backendWeight float64
+			if sampler.NeedsBackendWeight() {
+				backendWeight = a.backendWeight(ctx)
+			}
+			a.publish(sampler.Sample(ctx, a.conf().Policy, a.peerCount(), backendWeight))
 		case <-a.replies.announced:
 			a.persistAnnounced()
 		case <-hup:
@@ -413,9 +418,15 @@ func (a *Agent) publish(s control.Sample) {
 	case prev.SendMaxconn != s.SendMaxconn || prev.Maxconn != s.Maxconn:
 		ev = a.log.Info()
 	}
+	if s.SuggestedReference > 0 && (prev == nil || prev.SuggestedReference == 0) {
+		a.log.Warn().Int("weight_percent", s.WeightPercent).Float64("capacity", s.Capacity).
+			Int("suggested_reference_capacity", s.SuggestedReference).
+			Msgf("the weight has been out of range (under 20%% or at the 256%% cap) for %v: policy.reference_capacity does not fit this host's capacity; set it near %d on every host", policy.ReferenceAdviceAfter, s.SuggestedReference)
+	}
 	ev = ev.Int("weight_percent", s.WeightPercent).Int("connections", s.Connections).
 		Float64("utilisation", s.Utilisation).Str("bottleneck", s.Bottleneck).
-		Float64("capacity", s.Capacity).Str("reason", s.Reason).Dur("took", s.Duration)
+		Float64("capacity", s.Capacity).Float64("baseline", s.Model.Baseline).
+		Float64("cost", s.Model.Cost).Str("reason", s.Reason).Dur("took", s.Duration)
 	if s.SendMaxconn {
 		ev = ev.Int("maxconn", s.Maxconn)
 	}

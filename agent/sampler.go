@@ -72,8 +72,9 @@ func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
 }
 
 // Sample reads every source once and applies the policy; peers is the
-// number of HAProxy instances polling.
-func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int) control.Sample {
+// number of HAProxy instances polling, backendWeight the mean weight of the
+// backend's other servers (0 when unknown; see NeedsBackendWeight).
+func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int, backendWeight float64) control.Sample {
 	start := s.now()
 	out := control.Sample{At: start, Signals: map[string]control.SignalStatus{}}
 	if s.countDue(start) {
@@ -101,7 +102,7 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int)
 	slices.Sort(out.Errors)
 
 	readings := policy.Readings{At: start, Connections: s.lastCount.Established, ConnectionsAt: s.countedAt,
-		Signals: map[string]policy.Reading{}, Peers: peers}
+		Signals: map[string]policy.Reading{}, Peers: peers, BackendWeight: backendWeight}
 	for name, st := range s.last {
 		st.Target = pc.Targets.Of(name)
 		st.Stale = !st.At.Equal(start)
@@ -117,6 +118,10 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int)
 	out.Duration = s.now().Sub(start)
 	return out
 }
+
+// NeedsBackendWeight says whether the policy still decides where a host
+// without evidence starts, from the backend's mean weight.
+func (s *Sampler) NeedsBackendWeight() bool { return s.state.PriorCost == 0 }
 
 // countDue says whether to count connections now, keeping the time spent
 // counting under countBudget of one core.

@@ -51,7 +51,7 @@ func TestSamplerDegradesGently(t *testing.T) {
 	sample := func() control.Sample {
 		t.Helper()
 		now = now.Add(time.Second)
-		return s.Sample(context.Background(), p, 1)
+		return s.Sample(context.Background(), p, 1, 0)
 	}
 	got := sample()
 	if got.Bottleneck != policy.SignalCPU || got.Utilisation != 0.5 {
@@ -81,6 +81,9 @@ func TestSamplerDegradesGently(t *testing.T) {
 	app.err = errors.New("connection refused")
 	for range 7 {
 		got = sample()
+		if !strings.Contains(got.Reason, "fail-static") {
+			held = got.WeightPercent // app still counts until stale_after
+		}
 	}
 	if got.WeightPercent != held || !strings.Contains(got.Reason, "fail-static") {
 		t.Errorf("no fresh signal: weight %d (%s), want %d held fail-static", got.WeightPercent, got.Reason, held)
@@ -133,14 +136,14 @@ func TestSamplerCountBudget(t *testing.T) {
 	p := testPolicy()
 	now := t0
 	s.now = func() time.Time { return now }
-	s.Sample(context.Background(), p, 1)
+	s.Sample(context.Background(), p, 1, 0)
 	if s.countedAt != t0 {
 		t.Fatalf("first sample did not count")
 	}
 	s.countCost = 100 * time.Millisecond // as if the count had taken that long
 	for i := 1; i < 10; i++ {
 		now = t0.Add(time.Duration(i) * time.Second)
-		got := s.Sample(context.Background(), p, 1)
+		got := s.Sample(context.Background(), p, 1, 0)
 		if s.countedAt != t0 {
 			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
 		}
@@ -149,7 +152,7 @@ func TestSamplerCountBudget(t *testing.T) {
 		}
 	}
 	now = t0.Add(10 * time.Second)
-	s.Sample(context.Background(), p, 1)
+	s.Sample(context.Background(), p, 1, 0)
 	if s.countedAt != now {
 		t.Errorf("no count 10s after a 100ms one")
 	}

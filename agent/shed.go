@@ -354,7 +354,7 @@ func (a *Agent) rebalance(ctx context.Context) error {
 				a.setRebalance(status)
 				continue
 			}
-			st, d = rb.Step(st, servers, self, now, dt)
+			st, d = rb.Step(st, servers, self, a.rebalanceHold(now), now, dt)
 		} else {
 			a.mu.Lock()
 			s := a.sample
@@ -380,6 +380,49 @@ func (a *Agent) rebalance(ctx context.Context) error {
 		a.setRebalance(status)
 	}
 }
+
+// rebalanceHold says why this host must not shed now, "" if it may: it
+// entered service (hafeed ready) less than the policy's settle time ago,
+// and the connections it is receiving are not an excess to move on.
+func (a *Agent) rebalanceHold(now time.Time) string {
+	settle := a.conf().Policy.SettleTime()
+	if st := a.currentState(); st.Since.After(a.started) && now.Sub(st.Since) < settle {
+		return fmt.Sprintf("in service for %v: holding while the weights settle (%v)", now.Sub(st.Since).Round(time.Second), settle)
+	}
+	return ""
+}
+
+// backendWeight is the mean weight of this host's backend's other servers
+// in rotation, from the runtime endpoints; 0 when none shows it.
+func (a *Agent) backendWeight(ctx context.Context) float64 {
+	if len(a.endpointsNow()) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, backendWeightTimeout)
+	defer cancel()
+	servers, self, err := a.backendView(ctx)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("no backend view for the starting weight")
+		return 0
+	}
+	var sum float64
+	n := 0
+	for _, s := range servers {
+		if s.Name != self && s.Weight > 0 {
+			sum += float64(s.Weight)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// backendWeightTimeout bounds the backend view the sampling loop asks for
+// while a host has no estimate of its own, so a slow endpoint does not
+// stall sampling.
+const backendWeightTimeout = 500 * time.Millisecond
 
 func (a *Agent) setRebalance(s control.RebalanceStatus) {
 	a.mu.Lock()

@@ -16,16 +16,19 @@ type PolicyConfig struct {
 	// Mix, when set, averages the signals with these weights instead of
 	// taking the largest (see Combine).
 	Mix map[string]float64 `yaml:"mix"`
-	// Smoothing is the time constant of the capacity estimate's EWMA.
+	// Smoothing is the time constant of the EWMAs of utilisation and
+	// connections that the capacity estimate reads.
 	Smoothing time.Duration `yaml:"smoothing"`
 	// DeadBand is the relative weight change not worth reporting.
 	DeadBand float64 `yaml:"dead_band"`
-	// MaxStep is the largest relative weight change per sample.
+	// MaxStep is the largest relative weight change per second.
 	MaxStep float64 `yaml:"max_step"`
 	// Blackout is how long after start no weight is reported.
 	Blackout time.Duration `yaml:"blackout"`
-	// IdleUtilisation and MinConnections are the load under which the
-	// capacity estimate is noise and is not updated.
+	// IdleUtilisation and MinConnections are the load under which what
+	// connections cost cannot be measured: the headroom alone counts, and
+	// under MinConnections the host counts as empty (its utilisation is
+	// its baseline).
 	IdleUtilisation float64 `yaml:"idle_utilisation"`
 	MinConnections  int     `yaml:"min_connections"`
 	// HighWater is the utilisation above which the overload guard sends
@@ -101,7 +104,9 @@ type RebalanceConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// Margin is how far above its fair share (a fraction) the host must be.
 	Margin float64 `yaml:"margin"`
-	// Sustain is how long it must stay there before shedding.
+	// Sustain is how long a host at twice the margin above its share
+	// waits before shedding; further above it waits less, closer more
+	// (see RebalanceConfig.decide).
 	Sustain time.Duration `yaml:"sustain"`
 	// MaxRate bounds shedding, as a fraction of the host's connections per second.
 	MaxRate float64 `yaml:"max_rate"`
@@ -118,7 +123,7 @@ func DefaultRebalance() RebalanceConfig {
 	return RebalanceConfig{
 		Margin:    0.1,
 		Sustain:   30 * time.Second,
-		MaxRate:   0.01,
+		MaxRate:   0.05,
 		Cooldown:  time.Minute,
 		HighWater: 1.0,
 	}

@@ -206,8 +206,8 @@ func TestReferenceAdvice(t *testing.T) {
 func TestSuggestReference(t *testing.T) {
 	t.Parallel()
 	for capacity, want := range map[float64]int{0.3: 1, 7: 7, 1234: 1200, 98765: 99000, 1550: 1600} {
-		if got := suggestReference(capacity); got != want {
-			t.Errorf("suggestReference(%v) = %d, want %d", capacity, got, want)
+		if got := SuggestReference(capacity); got != want {
+			t.Errorf("SuggestReference(%v) = %d, want %d", capacity, got, want)
 		}
 	}
 }

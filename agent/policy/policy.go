@@ -81,7 +81,7 @@ type Decision struct {
 	SendMaxconn bool   `json:"send_maxconn"`
 	Reason      string `json:"reason"`
 	// SuggestedReference is set when the weight has sat under 20% or at
-	// the 256% cap for referenceAdviceAfter: a reference_capacity that
+	// the 256% cap for ReferenceAdviceAfter: a reference_capacity that
 	// would bring it back to 100%.
 	SuggestedReference int `json:"suggested_reference,omitempty"`
 }
@@ -90,9 +90,15 @@ type Decision struct {
 // SmoothX.
 const settleFactor = 6
 
-// referenceAdviceAfter is how long the weight must sit out of range before
+// SettleTime is how long the weights take to settle after a host joins:
+// the blackout, then the slow average of its connections.
+func (p PolicyConfig) SettleTime() time.Duration {
+	return p.Blackout + settleFactor*p.Smoothing
+}
+
+// ReferenceAdviceAfter is how long the weight must sit out of range before
 // hafeed suggests another reference_capacity.
-const referenceAdviceAfter = 3 * time.Minute
+const ReferenceAdviceAfter = 3 * time.Minute
 
 // Step is the weight policy, a pure function of the configuration, the
 // previous state and one observation.
@@ -249,14 +255,14 @@ func (p PolicyConfig) adviseReference(next *State, d *Decision, now time.Time) {
 	if next.OutOfRangeSince.IsZero() {
 		next.OutOfRangeSince = now
 	}
-	if now.Sub(next.OutOfRangeSince) >= referenceAdviceAfter && d.Capacity > 0 {
-		d.SuggestedReference = suggestReference(d.Capacity)
+	if now.Sub(next.OutOfRangeSince) >= ReferenceAdviceAfter && d.Capacity > 0 {
+		d.SuggestedReference = SuggestReference(d.Capacity)
 	}
 }
 
-// suggestReference rounds a capacity to two significant digits, a value an
+// SuggestReference rounds a capacity to two significant digits, a value an
 // operator would write.
-func suggestReference(capacity float64) int {
+func SuggestReference(capacity float64) int {
 	if capacity < 1 {
 		return 1
 	}

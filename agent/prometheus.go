@@ -29,6 +29,11 @@ var (
 	descMaxconn     = prometheus.NewDesc("hafeed_maxconn", "maxconn reported to HAProxy by the overload guard; absent when none is sent.", nil, nil)
 	descUtilisation = prometheus.NewDesc("hafeed_utilisation_ratio", "Load relative to the targets (1 means at target), from the bottleneck signal.", nil, nil)
 	descCapacity    = prometheus.NewDesc("hafeed_capacity_connections", "Estimated connections this host holds at its targets.", nil, nil)
+	descBaseline    = prometheus.NewDesc("hafeed_model_baseline_ratio", "Utilisation (relative to the targets) that the host has without connections: measured while it held none, else assumed.", []string{"measured"}, nil)
+	descCost        = prometheus.NewDesc("hafeed_model_connection_cost", "Utilisation that reference_capacity connections add on top of the baseline (1: what the reference assumes).", nil, nil)
+	descHeadroom    = prometheus.NewDesc("hafeed_model_headroom_ratio", "Share of the targets left for connections: 1 - baseline.", nil, nil)
+	descShare       = prometheus.NewDesc("hafeed_model_connection_share", "Part of the utilisation above the baseline, the part the connections cause.", nil, nil)
+	descSuggested   = prometheus.NewDesc("hafeed_suggested_reference_capacity", "A reference_capacity that fits this host, set when its weight has sat under 20% or at the 256% cap for minutes; 0 otherwise.", nil, nil)
 	descConns       = prometheus.NewDesc("hafeed_connections", "Established inbound TCP connections on the watched ports.", nil, nil)
 	descSignal      = prometheus.NewDesc("hafeed_signal_ratio", "Last good reading of a load signal as a fraction (cpu, memory, pressure, app).", []string{"signal"}, nil)
 	descSignalStale = prometheus.NewDesc("hafeed_signal_stale", "1 when the signal's last read failed and its value is old.", []string{"signal"}, nil)
@@ -64,6 +69,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descUtilisation, s.Utilisation)
 		gauge(descCapacity, s.Capacity)
+		gauge(descBaseline, s.Model.Baseline, fmt.Sprint(s.Model.Measured))
+		gauge(descCost, s.Model.Cost)
+		gauge(descHeadroom, s.Model.Headroom)
+		gauge(descShare, s.Model.Share)
+		gauge(descSuggested, float64(s.SuggestedReference))
 		gauge(descConns, float64(s.Connections))
 		gauge(descSampleTime, s.Duration.Seconds())
 		for name, sig := range s.Signals {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -45,13 +46,13 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			// One sample has no history: report the estimate at once.
 			pc := cfg.Policy
 			pc.Blackout = 0
-			sampler.Sample(ctx, pc, 1)
+			sampler.Sample(ctx, pc, 1, 0)
 			select {
 			case <-time.After(cpuWindow):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			s := sampler.Sample(ctx, pc, 1)
+			s := sampler.Sample(ctx, pc, 1, 0)
 			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent, Maxconn: s.Maxconn, SendMaxconn: s.SendMaxconn}.Line(), "\n")
 			if asJSON {
 				return writeJSON(c, struct {
@@ -62,6 +63,10 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
 			printSample(tw, &s, styleFor(c.OutOrStdout()))
 			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
+			if s.Capacity > 0 {
+				fmt.Fprintf(tw, "reference\tpolicy.reference_capacity is %d; a host like this one would suggest about %d (weight 100%%)\n",
+					cfg.Policy.ReferenceCapacity, policy.SuggestReference(s.Capacity))
+			}
 			return tw.Flush()
 		},
 	}

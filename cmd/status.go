@@ -158,8 +158,19 @@ func printSample(tw *tabwriter.Writer, s *control.Sample, sty style) {
 		row(name, "%s", text)
 	}
 	row("utilisation", "%.3f of target (bottleneck: %s)", s.Utilisation, orNone(s.Bottleneck))
+	if m := s.Model; m.Cost > 0 {
+		how := "assumed: not seen without connections yet"
+		if m.Measured {
+			how = "measured while the host held no connections"
+		}
+		row("load model", "baseline %.3f (%s), connections cost %.2f of the reference's, headroom %.0f%%, connections cause %.0f%% of the load",
+			m.Baseline, how, m.Cost, 100*m.Headroom, 100*m.Share)
+	}
 	if s.Capacity > 0 {
 		row("capacity", "%.0f connections at target", s.Capacity)
+	}
+	if s.SuggestedReference > 0 {
+		row("reference", "%s", sty.warn(fmt.Sprintf("the weight has sat out of range for %v: set policy.reference_capacity near %d on every host", policy.ReferenceAdviceAfter, s.SuggestedReference)))
 	}
 	weight := "not reported (HAProxy keeps its weight)"
 	if s.WeightPercent > 0 {

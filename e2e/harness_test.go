@@ -85,10 +85,12 @@ type hafeed struct {
 	utilFile  string
 	vars      map[string]string
 	env       []string
-	cmd       *exec.Cmd
-	exited    chan struct{} // closed when the process has exited
-	exitErr   error
-	log       *os.File
+	// defaultInterval: see hafeedOptions.
+	defaultInterval bool
+	cmd             *exec.Cmd
+	exited          chan struct{} // closed when the process has exited
+	exitErr         error
+	log             *os.File
 }
 
 type hafeedOptions struct {
@@ -104,6 +106,9 @@ type hafeedOptions struct {
 	env []string
 	// listen is the agent-check address; 127.0.0.1 and a free port when empty.
 	listen string
+	// defaultInterval leaves the sampling interval at its default (1s)
+	// instead of the tests' 100ms.
+	defaultInterval bool
 }
 
 // startHafeed starts `hafeed run` on a free loopback agent port.
@@ -123,7 +128,7 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		h.agentAddr = opts.listen
 	}
 	h.utilFile = filepath.Join(dir, "util")
-	h.vars, h.env = opts.vars, opts.env
+	h.vars, h.env, h.defaultInterval = opts.vars, opts.env, opts.defaultInterval
 	h.setUtil(0.5)
 	if opts.admin != "" {
 		os.MkdirAll(filepath.Dir(h.stateFile), 0o755)
@@ -173,14 +178,17 @@ func (h *hafeed) start() {
 		h.t.Fatal(err)
 	}
 	h.log = log
-	h.cmd = exec.Command(hafeedBin, "run",
+	args := []string{"run",
 		"--config", h.config,
 		"--agent-listen", h.agentAddr,
 		"--control-socket", h.ctlSock,
 		"--state-file", h.stateFile,
 		"--ports", strconv.Itoa(h.appPort),
-		"--interval", "100ms",
-		"--log-format", "json", "--log-level", "debug")
+		"--log-format", "json", "--log-level", "debug"}
+	if !h.defaultInterval {
+		args = append(args, "--interval", "100ms")
+	}
+	h.cmd = exec.Command(hafeedBin, args...)
 	h.cmd.Stdout, h.cmd.Stderr = log, log
 	h.cmd.Env = append(os.Environ(), h.env...)
 	if err := h.cmd.Start(); err != nil {
@@ -416,7 +424,7 @@ type haproxyProc struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when haproxy has exited
 	exitErr  error
-	out      *bytes.Buffer
+	out      *syncBuffer
 }
 
 var haproxyConfig = template.Must(template.New("cfg").Parse(`global
@@ -457,7 +465,7 @@ func newHAProxy(t *testing.T) *haproxyProc {
 	t.Helper()
 	dir := shortTempDir(t)
 	return &haproxyProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
-		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &bytes.Buffer{}}
+		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &syncBuffer{}}
 }
 
 // start writes the configuration and runs haproxy until the test ends.

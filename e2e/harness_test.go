@@ -129,7 +129,7 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 	}
 	h.utilFile = filepath.Join(dir, "util")
 	h.vars, h.env, h.defaultInterval = opts.vars, opts.env, opts.defaultInterval
-	h.setUtil(0.5)
+	h.setUtil(0) // an application with no connections yet is idle
 	if opts.admin != "" {
 		os.MkdirAll(filepath.Dir(h.stateFile), 0o755)
 		state := fmt.Sprintf(`{"version": 1, "admin": %q, "since": "2026-01-01T00:00:00Z"}`, opts.admin)

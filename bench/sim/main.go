@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -96,7 +97,7 @@ func startProfile(path string) (func(), error) {
 func parseFlags(args []string) (options, error) {
 	opts := options{policy: hpolicy.DefaultConfig()}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium or large")
+	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium, large, small-baseline, medium-baseline, small-idle or medium-idle")
 	fs.Uint64Var(&opts.seed, "seed", 1, "random seed; the same seed gives the same output")
 	fs.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&opts.plotDir, "plot", "", "write sim-utilisation.png (utilisation per host over time, small scenario) into this directory")
@@ -177,7 +178,11 @@ func selectScenarios(name string) ([]Scenario, error) {
 			return []Scenario{sc}, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown scenario %q: want all, small, medium or large", name)
+	names := []string{"all"}
+	for _, sc := range scenarios {
+		names = append(names, sc.Name)
+	}
+	return nil, fmt.Errorf("unknown scenario %q: want one of %s", name, strings.Join(names, ", "))
 }
 
 // runScenario simulates every policy on the same fleet and arrivals, at
@@ -192,7 +197,7 @@ func runScenario(sc Scenario, seed uint64, cfg hpolicy.PolicyConfig, referenceSc
 	sr := ScenarioResult{
 		Scenario:          sc,
 		ReferenceCapacity: cfg.ReferenceCapacity,
-		Results:           make([]Result, len(policies)),
+		Results:           make([]Result, len(sc.policies())),
 		Speeds:            fl.speeds,
 		DrainedHost:       fl.drained,
 		NoisyHost:         fl.noisy,
@@ -202,8 +207,9 @@ func runScenario(sc Scenario, seed uint64, cfg hpolicy.PolicyConfig, referenceSc
 	g.SetLimit(parallel)
 	// The slowest policies (leastconn's tree, the agents) go first so that
 	// they overlap.
-	for i := len(policies) - 1; i >= 0; i-- {
-		pol := policies[i]
+	pols := sc.policies()
+	for i := len(pols) - 1; i >= 0; i-- {
+		pol := pols[i]
 		g.Go(func() error {
 			s, err := newSimulation(sc, pol, cfg, seed, record)
 			if err != nil {

@@ -35,14 +35,14 @@ func writeTable(w io.Writer, seed uint64, p hpolicy.PolicyConfig, all []Scenario
 	fmt.Fprintf(w, "seed %d; policy dead_band %.3g, max_step %.3g, smoothing %s, blackout %s\n\n",
 		seed, pp.DeadBand, pp.MaxStep, pp.Smoothing, pp.Blackout)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpolicy\tmean CPU\timbalance\tconn imb.\tnew host 90%\tshare 90%\tdrain imb.\tnoisy peak\tnoisy <1.1\tend imb.\tw changes/min\treversals\tw step\tmoved\t")
+	fmt.Fprintln(tw, "scenario\tpolicy\tmean CPU\timbalance\tconn imb.\tnew host 90%\tshare 90%\tdrain imb.\tnoisy peak\tnoisy <1.1\tend imb.\tw changes/min\treversals\tw step\tmoved\tsteady moved\t")
 	for _, sr := range all {
 		for _, r := range sr.Results {
 			window := sr.Drain - sr.ScaleUp
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%s\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.0f%%\t%.1f\t%d\t\n",
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%s\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.0f%%\t%.1f\t%d\t%d\t\n",
 				sr.Name, r.Policy, r.MeanUtilisation, r.Imbalance, r.ConnImbalance, secondsText(r.NewHostSeconds, window), secondsText(r.NewHostShareSeconds, window),
 				r.DrainImbalance, r.NoisyPeak, secondsText(r.NoisyRecoverSeconds, sr.End-sr.Noisy),
-				r.EndImbalance, r.WeightChangesPerMinute, 100*r.WeightReversalShare, r.MeanWeightStep, r.ConnectionsMoved)
+				r.EndImbalance, r.WeightChangesPerMinute, 100*r.WeightReversalShare, r.MeanWeightStep, r.ConnectionsMoved, r.SteadyMoved)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -63,7 +63,8 @@ drain imb.: max/mean between the drain and the noisy neighbour; end imb.: over t
 noisy peak: the slowed host's utilisation over the others' mean at worst; noisy <1.1: seconds until back under 1.1
 w changes/min: reported weight changes per host per minute in the steady state; reversals: share of
   them that reverse the previous change; w step: their mean size in weight points
-moved: connections closed by the balancer to move them (no policy here sheds)
+moved: connections the agents closed to move them (only hafeed+rebalance sheds); steady moved:
+  those closed in the steady state, before any event (5 minutes; 10 for the baseline and idle farms)
 `)
 	return err
 }

@@ -84,6 +84,10 @@ type Timeline struct {
 // settle before the next one.
 var defaultTimeline = Timeline{WarmUp: 240, ScaleUp: 540, Drain: 840, Noisy: 1020, End: 1320}
 
+// steadyTimeline has ten minutes of steady state before the events, the
+// window in which a rebalancing farm must shed nothing.
+var steadyTimeline = Timeline{WarmUp: 240, ScaleUp: 840, Drain: 1140, Noisy: 1320, End: 1620}
+
 // scenarios are the sizes the issues ask for, and the load shapes of real
 // WebSocket farms: a CPU baseline per host that connections do not cause,
 // and sockets that are mostly idle.
@@ -91,10 +95,10 @@ var scenarios = []Scenario{
 	{Name: "small", Hosts: 10, Connections: 10_000, HAProxies: 3, Timeline: defaultTimeline},
 	{Name: "medium", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Timeline: defaultTimeline},
 	{Name: "large", Hosts: 1000, Connections: 10_000_000, HAProxies: 3, Timeline: defaultTimeline},
-	{Name: "small-baseline", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: defaultTimeline},
-	{Name: "medium-baseline", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: defaultTimeline},
-	{Name: "small-idle", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 10_000, Timeline: defaultTimeline},
-	{Name: "medium-idle", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 100_000, Timeline: defaultTimeline},
+	{Name: "small-baseline", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: steadyTimeline},
+	{Name: "medium-baseline", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0, 0.25}, Timeline: steadyTimeline},
+	{Name: "small-idle", Hosts: 10, Connections: 10_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 10_000, Timeline: steadyTimeline},
+	{Name: "medium-idle", Hosts: 100, Connections: 1_000_000, HAProxies: 3, Baseline: [2]float64{0.07, 0.08}, ConnectionCPU: 0.005, EqualHosts: true, Reference: 100_000, Timeline: steadyTimeline},
 }
 
 // quick shrinks a scenario for smoke runs: a hundredth of the connections.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
+	"slices"
 	"time"
 
 	hpolicy "github.com/hafeed/hafeed/agent/policy"
@@ -15,13 +15,30 @@ type policy struct {
 	Name   string
 	algo   algorithm
 	hafeed bool
+	// rebalance runs hafeed's rebalancer in every agent, from the
+	// backend view a runtime endpoint gives (rebalance.enabled, defaults).
+	rebalance bool
 }
 
 var policies = []policy{
 	{Name: "roundrobin", algo: roundRobin},
 	{Name: "leastconn", algo: leastConn},
 	{Name: "leastconn+hafeed", algo: leastConn, hafeed: true},
+	{Name: "hafeed+rebalance", algo: leastConn, hafeed: true, rebalance: true},
 }
+
+// policies are the ones a scenario compares: the rebalancing agents only
+// up to rebalanceMaxHosts.
+func (sc Scenario) policies() []policy {
+	if sc.Hosts <= rebalanceMaxHosts {
+		return policies
+	}
+	return slices.DeleteFunc(slices.Clone(policies), func(p policy) bool { return p.rebalance })
+}
+
+// rebalanceMaxHosts bounds the scenarios the rebalancing agents run in:
+// each agent reads the whole backend every second, which is quadratic.
+const rebalanceMaxHosts = 100
 
 // epoch is the simulated wall clock at t=0; the policy only sees time.Time.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -57,10 +74,12 @@ type Result struct {
 	WeightChangesPerMinute float64 `json:"weight_changes_per_min"`
 	WeightReversalShare    float64 `json:"weight_reversal_share"`
 	MeanWeightStep         float64 `json:"mean_weight_step"`
-	// ConnectionsMoved is connections closed by the balancer to move them
-	// (none of the compared policies does); Refused is arrivals no server
+	// ConnectionsMoved is connections closed by the agents to move them
+	// (only the rebalancing policy does), SteadyMoved those closed in the
+	// steady-state window, before any event; Refused is arrivals no server
 	// could take.
 	ConnectionsMoved int `json:"connections_moved"`
+	SteadyMoved      int `json:"steady_moved"`
 	Refused          int `json:"refused"`
 	// OverloadSamples counts agent samples that capped maxconn.
 	OverloadSamples int `json:"overload_samples"`
@@ -75,6 +94,10 @@ type hostAgent struct {
 	state    hpolicy.State
 	decision hpolicy.Decision
 	answered bool
+	// rebalance is the rebalancer's state; joinedAt when the host entered
+	// service, for the hold after a join.
+	rebalance hpolicy.RebalanceState
+	joinedAt  time.Time
 	// weight and lastDelta track the reported weight for the oscillation
 	// metrics.
 	weight    int
@@ -83,9 +106,12 @@ type hostAgent struct {
 
 // simulation runs one policy through one scenario.
 type simulation struct {
-	sc     Scenario
-	pol    policy
-	cfg    hpolicy.PolicyConfig
+	sc  Scenario
+	pol policy
+	cfg hpolicy.PolicyConfig
+	rb  hpolicy.RebalanceConfig
+	// names are the hosts' server names, for the rebalancer's view.
+	names  []string
 	fleet  fleet
 	life   pareto
 	record bool
@@ -188,6 +214,11 @@ func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint6
 		signals:  map[string]hpolicy.Reading{},
 	}
 	s.speed = append([]float64(nil), s.fleet.speeds...)
+	s.rb = hpolicy.DefaultRebalance()
+	s.rb.Enabled = true
+	for h := range servers {
+		s.names = append(s.names, fmt.Sprintf("h%d", h))
+	}
 	s.res.Policy = pol.Name
 	if record {
 		s.res.series = make([][]float64, servers)
@@ -266,9 +297,16 @@ func (s *simulation) run() Result {
 			s.nextArrival += s.arrivals.ExpFloat64() / s.rate
 		}
 		if s.pol.hafeed {
+			var view []hpolicy.ServerLoad
 			for _, h := range s.samples[k%agentSample] {
 				if s.agentOn[h] {
 					s.sample(int(h), k)
+				}
+				if s.pol.rebalance && s.joined[h] && !s.drained[h] {
+					if view == nil {
+						view = s.backendView()
+					}
+					s.rebalanceStep(int(h), k, view)
 				}
 			}
 			for lb, polls := range s.polls {
@@ -301,6 +339,7 @@ func (s *simulation) startAgent(h, k int) {
 func (s *simulation) join(h, k int) {
 	s.startAgent(h, k)
 	s.joined[h] = true
+	s.agents[h].joinedAt = epoch.Add(time.Duration(k) * step)
 	w := int32(100)
 	if a := s.agents[h]; a.answered && a.decision.WeightPercent > 0 {
 		w = int32(a.decision.WeightPercent)
@@ -357,10 +396,6 @@ func (s *simulation) sample(h, k int) {
 	obs := s.cfg.Observe(hpolicy.Readings{At: now, Connections: int(s.total[h]), ConnectionsAt: now, Signals: s.signals, Peers: len(s.lbs), BackendWeight: s.backendWeight(h)})
 	a.state, a.decision = s.cfg.Step(a.state, obs, now)
 	a.answered = true
-	if dbg && (k%(60*stepsPerSecond) < stepsPerSecond || (h == s.sc.Hosts && k%(5*stepsPerSecond) < stepsPerSecond)) && s.pol.hafeed {
-		m := a.decision.Model
-		fmt.Fprintf(os.Stderr, "t=%d h=%d speed=%.1f base=%.3f n=%d u=%.3f fit b=%.3f k=%.3f meas=%v share=%.2f cap=%.0f w=%d\n", k/stepsPerSecond, h, s.speed[h], s.fleet.baselines[h], s.total[h], obs.Utilisation, m.Baseline, m.Cost, m.Measured, m.Share, a.decision.Capacity, a.decision.WeightPercent)
-	}
 	if a.state.Overloaded {
 		s.res.OverloadSamples++
 	}
@@ -399,6 +434,82 @@ func (s *simulation) backendWeight(h int) float64 {
 		return 0
 	}
 	return sum / float64(n)
+}
+
+// backendView is the backend as a runtime endpoint shows it: every
+// server's connections over all HAProxies and its weight in the first.
+func (s *simulation) backendView() []hpolicy.ServerLoad {
+	lb := s.lbs[0]
+	view := make([]hpolicy.ServerLoad, 0, len(s.total))
+	for h := range s.total {
+		w := 0
+		if s.joined[h] && !s.drained[h] {
+			w = int(lb.weight[h])
+		}
+		view = append(view, hpolicy.ServerLoad{Name: s.names[h], Conns: int(s.total[h]), Weight: w})
+	}
+	return view
+}
+
+// rebalanceStep is host h's rebalancer at step k (once a second, at its
+// sampling phase): it sheds what the decision says, and each closed
+// connection reconnects at once through a random HAProxy.
+func (s *simulation) rebalanceStep(h, k int, view []hpolicy.ServerLoad) {
+	a := &s.agents[h]
+	now := epoch.Add(time.Duration(k) * step)
+	hold := ""
+	if settle := s.cfg.SettleTime(); now.Sub(a.joinedAt) < settle {
+		hold = "just joined"
+	}
+	var d hpolicy.RebalanceDecision
+	a.rebalance, d = s.rb.Step(a.rebalance, view, s.names[h], hold, now, time.Second)
+	if d.Shed <= 0 {
+		return
+	}
+	moved := s.shed(h, k, d.Shed)
+	s.res.ConnectionsMoved += moved
+	if sec := k / stepsPerSecond; sec >= s.sc.WarmUp && sec < s.sc.ScaleUp {
+		s.res.SteadyMoved += moved
+	}
+}
+
+// shed closes n random live connections of host h at step k and has each
+// reconnect through a random HAProxy with the lifetime it had left.
+// Connections that outlive the run are not in the wheel and are not shed.
+func (s *simulation) shed(h, k, n int) int {
+	type slot struct{ at, i int }
+	var live []slot
+	for at := k + 1; at < len(s.wheel); at++ {
+		for i, v := range s.wheel[at] {
+			if vh, _, _ := unpack(v); vh == h {
+				live = append(live, slot{at, i})
+			}
+		}
+	}
+	s.noise.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	live = live[:min(n, len(live))]
+	// Remove from the highest index down so that the others stay valid.
+	slices.SortFunc(live, func(x, y slot) int {
+		if x.at != y.at {
+			return x.at - y.at
+		}
+		return y.i - x.i
+	})
+	now := float64(k) / stepsPerSecond
+	for _, l := range live {
+		v := s.wheel[l.at][l.i]
+		last := len(s.wheel[l.at]) - 1
+		s.wheel[l.at][l.i] = s.wheel[l.at][last]
+		s.wheel[l.at] = s.wheel[l.at][:last]
+		_, lb, hot := unpack(v)
+		s.lbs[lb].release(h)
+		s.total[h]--
+		if hot {
+			s.hot[h]--
+		}
+		s.connect(now, s.noise.IntN(len(s.lbs)), hot, float64(l.at-k)/stepsPerSecond)
+	}
+	return len(live)
 }
 
 // poll is HAProxy lb's agent-check of host h: it applies the agent's last
@@ -500,8 +611,6 @@ func seconds(v float64) *float64 {
 	}
 	return &v
 }
-
-var dbg = os.Getenv("SIMDBG") != ""
 
 // reachedShare is the first second at which series reaches frac of its
 // mean over its last two minutes; NaN if never.

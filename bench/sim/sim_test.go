@@ -34,8 +34,8 @@ func TestSmallScenario(t *testing.T) {
 	byPolicy := map[string]Result{}
 	for _, r := range first.Results {
 		byPolicy[r.Policy] = r
-		if r.Refused != 0 || r.ConnectionsMoved != 0 {
-			t.Errorf("%s: %d refused, %d moved; want none", r.Policy, r.Refused, r.ConnectionsMoved)
+		if r.Refused != 0 || (r.Policy != "hafeed+rebalance" && r.ConnectionsMoved != 0) || r.SteadyMoved != 0 {
+			t.Errorf("%s: %d refused, %d moved (%d in the steady state); want none refused, none moved but by the rebalancer, and none by it in the steady state", r.Policy, r.Refused, r.ConnectionsMoved, r.SteadyMoved)
 		}
 	}
 	lc, hf := byPolicy["leastconn"], byPolicy["leastconn+hafeed"]
@@ -50,6 +50,49 @@ func TestSmallScenario(t *testing.T) {
 	}
 	if lc.WeightChangesPerMinute != 0 {
 		t.Errorf("leastconn changed weights %.2f times a minute; it has no agent", lc.WeightChangesPerMinute)
+	}
+}
+
+// scenarioByName runs one scenario at seed 1 and returns its results by
+// policy.
+func scenarioByName(t *testing.T, name string) map[string]Result {
+	t.Helper()
+	sc, err := selectScenarios(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := runScenario(sc[0], 1, hpolicy.DefaultConfig(), 1, false, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Result{}
+	for _, r := range sr.Results {
+		out[r.Policy] = r
+	}
+	return out
+}
+
+// TestRealisticLoadShapes holds hafeed to the targets on the farms real
+// WebSocket hosts make: per-host CPU baselines of 0-25% that connections
+// do not cause, and sockets that cost next to nothing beside a baseline.
+func TestRealisticLoadShapes(t *testing.T) {
+	t.Parallel()
+	plain, base, idle := scenarioByName(t, "small"), scenarioByName(t, "small-baseline"), scenarioByName(t, "small-idle")
+	hf := base["leastconn+hafeed"]
+	if hf.Imbalance > 1.03 {
+		t.Errorf("baseline farm: hafeed's steady max/mean utilisation %.3f, want at most 1.03", hf.Imbalance)
+	}
+	if hf.NewHostSeconds == nil || plain["leastconn+hafeed"].NewHostSeconds == nil ||
+		*hf.NewHostSeconds > 1.2**plain["leastconn+hafeed"].NewHostSeconds {
+		t.Errorf("baseline farm: the added host took %v s to reach 90%%, without baselines %v s: want at most 20%% more", hf.NewHostSeconds, plain["leastconn+hafeed"].NewHostSeconds)
+	}
+	if r := idle["leastconn+hafeed"]; r.ConnImbalance > 1.05 {
+		t.Errorf("idle-socket farm: hafeed's connection max/mean %.3f, want at most 1.05 (leastconn: %.3f)", r.ConnImbalance, idle["leastconn"].ConnImbalance)
+	}
+	for name, res := range map[string]map[string]Result{"baseline": base, "idle": idle} {
+		if r := res["hafeed+rebalance"]; r.SteadyMoved != 0 {
+			t.Errorf("%s farm: the rebalancer moved %d connections in ten steady minutes, want none", name, r.SteadyMoved)
+		}
 	}
 }
 

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -43,6 +45,15 @@ hafeed_shed_connections_total{reason="rebalance"} 0
 	if err := promtest.CollectAndCompare(collector{a: a, version: "test"}, strings.NewReader(want), "hafeed_admin_state", "hafeed_shed_connections_total"); err != nil {
 		t.Error(err)
 	}
+	// The load model's parts are exported once there is a sample.
+	testutil.Poll(t, 5*time.Second, "a sample with the load model", func() error {
+		for _, name := range []string{"hafeed_model_baseline_ratio", "hafeed_model_connection_cost", "hafeed_model_headroom_ratio", "hafeed_model_connection_share", "hafeed_suggested_reference_capacity"} {
+			if n := promtest.CollectAndCount(collector{a: a, version: "test"}, name); n != 1 {
+				return fmt.Errorf("%s: %d series, want 1", name, n)
+			}
+		}
+		return nil
+	})
 }
 
 // TestMetricsHTTP checks the /metrics endpoint over HTTP.

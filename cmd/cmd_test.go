@@ -346,6 +346,10 @@ func TestSampleTable(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^connections +0 established on ports ` + strconv.Itoa(int(port)) + ` `),
 		regexp.MustCompile(`(?m)^reply +up [0-9]+% \(when ready\)$`),
+		// The load model's parts, the capacity and the reference it implies.
+		regexp.MustCompile(`(?m)^load model +baseline [0-9.]+ \(measured while the host held no connections\), connections cost [0-9.]+ of the reference's, headroom [0-9]+%, connections cause [0-9]+% of the load$`),
+		regexp.MustCompile(`(?m)^capacity +[0-9]+ connections at target$`),
+		regexp.MustCompile(`(?m)^reference +policy.reference_capacity is 10000; a host like this one would suggest about [0-9]+ \(weight 100%\)$`),
 	} {
 		if !want.MatchString(stdout) {
 			t.Errorf("sample printed %q, want a line matching %s", stdout, want)

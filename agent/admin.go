@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -40,6 +42,34 @@ func (a *Agent) loadState(path string) error {
 	// pushed at start, so an operator's runtime drain stays.
 	a.desired = desiredAdmin{admin: state.Admin, gen: 1, push: state.Admin != haproxy.AdminReady}
 	return nil
+}
+
+// baselineSaveEvery bounds how often a changing baseline is written to the
+// state file while the host is empty.
+const baselineSaveEvery = time.Minute
+
+// persistBaseline keeps the load model's measured baseline in the state
+// file when it moved by more than half a percent of the target, at most
+// once a baselineSaveEvery, so that a restart does not forget it.
+func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
+	if m == nil || now.Sub(a.baselineSaved) < baselineSaveEvery {
+		return
+	}
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	cur := a.currentState()
+	if cur.Baseline != nil && math.Abs(cur.Baseline.Baseline-m.Baseline) < 0.005 {
+		return
+	}
+	cur.Baseline = m
+	if err := a.stateFile().Save(cur); err != nil {
+		a.log.Warn().Err(err).Msg("recording the measured baseline")
+		return
+	}
+	a.baselineSaved = now
+	a.mu.Lock()
+	a.state = cur
+	a.mu.Unlock()
 }
 
 func (a *Agent) persistAnnounced() {
@@ -75,6 +105,7 @@ func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
 		Admin:        admin,
 		Since:        time.Now(),
 		ReadyPending: admin == haproxy.AdminReady && (cur.Admin != haproxy.AdminReady || cur.ReadyPending),
+		Baseline:     cur.Baseline,
 	}
 	if next.ReadyPending {
 		next.Peers = a.replies.RecentPeers()

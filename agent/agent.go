@@ -52,6 +52,9 @@ type Agent struct {
 	log     zerolog.Logger
 	replies *replyBook
 	started time.Time
+	// baselineSaved is when the measured baseline was last written to the
+	// state file (owned by the sampling loop).
+	baselineSaved time.Time
 	// reloads carries reload requests to the loop, which owns the sampler;
 	// the channel sent is closed once the reload is applied.
 	reloads chan chan struct{}
@@ -141,6 +144,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	sampler.SetBaseline(a.currentState().Baseline)
 	rs, err := a.newRuntimeSet(cfg)
 	if err != nil {
 		return err
@@ -320,6 +324,7 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 				backendWeight = a.backendWeight(ctx)
 			}
 			a.publish(sampler.Sample(ctx, a.conf().Policy, a.peerCount(), backendWeight))
+			a.persistBaseline(sampler.Baseline(), time.Now())
 		case <-a.replies.announced:
 			a.persistAnnounced()
 		case <-hup:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -689,5 +691,65 @@ func TestAgentReload(t *testing.T) {
 	reload(func(c *config.Config) { c.Rebalance.Enabled = false })
 	testutil.Until(t, waitLimit, "no rebalance step in status once it is off", func() bool {
 		return call(t, cfg.ControlSocket, control.CommandStatus).Rebalance == nil
+	})
+}
+
+// TestAgentKeepsBaselineAcrossRestart checks that the baseline measured
+// while the host was empty is in the state file, and that an agent
+// restarted on a busy host starts from it instead of assuming one.
+func TestAgentKeepsBaselineAcrossRestart(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	util := filepath.Join(filepath.Dir(cfg.StateFile), "util")
+	if err := os.WriteFile(util, []byte("0.3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sources.App.File = util
+	cfg.Policy.Targets.App = 1
+	cfg.Interval = 20 * time.Millisecond
+	stop := runAgent(t, cfg)
+	testutil.Poll(t, 5*time.Second, "the measured baseline in the state file", func() error {
+		st, err := StateFile{Path: cfg.StateFile}.Load()
+		if err != nil || st.Baseline == nil || math.Abs(st.Baseline.Baseline-0.3) > 1e-9 {
+			return fmt.Errorf("state %+v, %v", st.Baseline, err)
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back on a busy host: 12 connections, and more load.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for range 12 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	cfg.Sources.Ports = []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}
+	if err := os.WriteFile(util, []byte("0.6\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, cfg)
+	testutil.Poll(t, 5*time.Second, "a sample with 12 connections", func() error {
+		s := a.Status().Sample
+		if s == nil || s.Connections != 12 || s.Utilisation != 0.6 {
+			return fmt.Errorf("sample %+v", s)
+		}
+		if !s.Model.Measured || math.Abs(s.Model.Baseline-0.3) > 1e-9 {
+			t.Fatalf("after the restart the model is %+v, want the baseline 0.3 measured before it", s.Model)
+		}
+		return nil
 	})
 }

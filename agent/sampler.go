@@ -119,6 +119,23 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 	return out
 }
 
+// Baseline is the load model's measured baseline, nil before one.
+func (s *Sampler) Baseline() *policy.LoadModel {
+	if s.state.Model.Measured == 0 {
+		return nil
+	}
+	m := s.state.Model
+	return &m
+}
+
+// SetBaseline starts the load model from a baseline measured before a
+// restart.
+func (s *Sampler) SetBaseline(m *policy.LoadModel) {
+	if m != nil {
+		s.state.Model = *m
+	}
+}
+
 // NeedsBackendWeight says whether the policy still decides where a host
 // without evidence starts, from the backend's mean weight.
 func (s *Sampler) NeedsBackendWeight() bool { return s.state.PriorCost == 0 }

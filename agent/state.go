@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -23,14 +24,18 @@ type State struct {
 	// Peers are the HAProxy addresses that polled when the announcement
 	// began; after a restart they must hear "ready" before it ends.
 	Peers []netip.Addr
+	// Baseline is the load model's measured baseline, kept so that a
+	// restart on a busy host does not have to assume it again.
+	Baseline *policy.LoadModel
 }
 
 type stateJSON struct {
-	Version      int          `json:"version"`
-	Admin        string       `json:"admin"`
-	Since        time.Time    `json:"since"`
-	ReadyPending bool         `json:"ready_pending,omitempty"`
-	Peers        []netip.Addr `json:"peers,omitempty"`
+	Version      int               `json:"version"`
+	Admin        string            `json:"admin"`
+	Since        time.Time         `json:"since"`
+	ReadyPending bool              `json:"ready_pending,omitempty"`
+	Peers        []netip.Addr      `json:"peers,omitempty"`
+	Baseline     *policy.LoadModel `json:"baseline,omitempty"`
 }
 
 // ErrCorruptState marks a state file that exists but cannot be used.
@@ -60,13 +65,16 @@ func (f StateFile) Load() (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("%w: %s: %v", ErrCorruptState, f.Path, err)
 	}
-	return State{Admin: admin, Since: sj.Since, ReadyPending: sj.ReadyPending, Peers: sj.Peers}, nil
+	if b := sj.Baseline; b != nil && !(b.Measured > 0 && b.Baseline >= 0 && b.Baseline <= 1) {
+		sj.Baseline = nil // not a measurement: measure again rather than trust it
+	}
+	return State{Admin: admin, Since: sj.Since, ReadyPending: sj.ReadyPending, Peers: sj.Peers, Baseline: sj.Baseline}, nil
 }
 
 // Save writes the state to a temporary file, syncs it, renames it over the
 // old one and syncs the directory.
 func (f StateFile) Save(s State) error {
-	data, err := json.MarshalIndent(stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers}, "", "  ")
+	data, err := json.MarshalIndent(stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers, Baseline: s.Baseline}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -20,6 +21,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 		{Admin: haproxy.AdminReady, Since: since, ReadyPending: true},
 		{Admin: haproxy.AdminDrain, Since: since},
 		{Admin: haproxy.AdminMaint, Since: since},
+		{Admin: haproxy.AdminReady, Since: since, Baseline: &policy.LoadModel{Baseline: 0.07, Measured: 60}},
 	}
 	for _, want := range tests {
 		f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
@@ -33,6 +35,22 @@ func TestStateFileRoundTrip(t *testing.T) {
 		// cmp compares times with Time.Equal, so the zone may change.
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Load() after Save() (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// TestStateFileDropsBadBaseline checks that a baseline that is not a
+// measurement is measured again rather than trusted.
+func TestStateFileDropsBadBaseline(t *testing.T) {
+	t.Parallel()
+	for _, b := range []string{`{"baseline": 0.1, "measured_s": 0}`, `{"baseline": 7, "measured_s": 30}`, `{"baseline": -1, "measured_s": 30}`} {
+		path := filepath.Join(t.TempDir(), "state.json")
+		if err := os.WriteFile(path, []byte(`{"version": 1, "admin": "ready", "baseline": `+b+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := StateFile{Path: path}.Load()
+		if err != nil || got.Baseline != nil {
+			t.Errorf("Load() with baseline %s = %+v, %v; want no baseline", b, got.Baseline, err)
 		}
 	}
 }

@@ -120,27 +120,30 @@ func (m LoadModel) Fit(x, u, priorCost float64) ModelFit {
 }
 
 // Capacity is the host's capacity relative to the reference at x =
-// connections / reference capacity and utilisation u.
+// connections / reference capacity and utilisation u; settled (0..1) says
+// how steady the host's connection count is.
 //
 // The headroom capacity Headroom / Cost is what the host can hold at the
 // target, and does not depend on how many connections it holds now, so a
 // host with few connections does not look small. Under leastconn it fills
 // every host so that all reach the target together. The observed capacity
 // x / u, which hafeed used alone before, fills them to equal utilisation
-// instead. They are blended geometrically by Share: a host whose load is
-// its connections' is balanced on x / u (the two coincide without a
-// baseline), one whose load is mostly baseline on its headroom. Where the
-// connections cause little of the load their measured cost is noise, so
-// the headroom takes at least priorCost: hosts whose sockets cost nothing
-// measurable get the same weight for the same headroom, not unbounded ones.
+// instead, whatever their baselines, but is proportional to the count where
+// the baseline dominates. The two are blended geometrically by Share: up to
+// rampFrom the headroom alone, from rampFrom+0.25 the observed ratio alone
+// (the two coincide without a baseline); with an assumed baseline the ramp
+// starts 0.3 later. While the count changes fast (joining, draining) the
+// observed ratio is not a steady state, and settled hands the weight back
+// to the headroom. Where connections cause little of the load their
+// measured cost is noise, so the headroom takes at least priorCost: hosts
+// whose sockets cost nothing measurable get the same weight for the same
+// headroom, not unbounded ones.
 func (f ModelFit) Capacity(x, u, priorCost, settled float64) float64 {
 	floor := priorCost * min(max(2*(1-f.Share), 0), 1)
 	headroom := max(f.Headroom, 0.01) / max(f.Cost, floor)
 	if x <= 0 || u <= 0 {
 		return headroom
 	}
-	// The observed ratio counts from a share of rampFrom (measured
-	// baseline) or rampFrom+0.3 (assumed), fully a quarter above.
 	from := rampFrom
 	if !f.Measured {
 		from += 0.3

@@ -4,21 +4,29 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/hafeed/hafeed/cmd.version=$(VERSION)
 DEV     := $(CURDIR)/.dev
 
-.PHONY: help build test deps vet fmt-check run clean bench-conns
+.PHONY: help build test deps deps-haproxy-matrix vet fmt-check run clean bench-conns
 
-help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+help: ## list the targets (QUICK=1: a short smoke run of sim, bench-conns and bench-balance)
+	@echo "make TARGET [QUICK=1]:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 build: ## build bin/hafeed with the version embedded
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/hafeed ./cmd/hafeed
 
-test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race (e2e with real HAProxy)
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
+# The HAProxy lines the e2e matrix adds to the system's (2.6 on Debian 12):
+# Debian releases whose haproxy package scripts/haproxy-versions.sh fetches.
+HAPROXY_MATRIX ?= trixie sid
+# Each command that runs tests reads the fetched binaries first, and stops
+# if one is missing.
+WITH_MATRIX     = bins=$$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX)) && HAFEED_HAPROXY_BINS=$$bins
+
+test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race; e2e against HAProxy 2.6, 3.0 and 3.2
+	$(WITH_MATRIX) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
 	@# The end-to-end tests run real HAProxy, agents and hundreds of clients:
 	@# alone, so that their timing does not starve the unit tests or theirs.
-	$(GO) test -race -count=1 -timeout 10m ./e2e
+	$(WITH_MATRIX) $(GO) test -race -count=1 -timeout 10m ./e2e
 
-deps: ## install what the tests need when missing (HAProxy from Debian's packages)
+deps: ## what the tests need: HAProxy (Debian's package, as root, when missing), 3.0 and 3.2 privately, nfpm
 	@if ! command -v haproxy >/dev/null 2>&1; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "haproxy is missing: run 'sudo apt-get update && sudo apt-get install -y haproxy', then make test again" >&2; exit 1; \
@@ -27,6 +35,11 @@ deps: ## install what the tests need when missing (HAProxy from Debian's package
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
 	fi
 	@haproxy -v | head -1
+
+deps: deps-haproxy-matrix
+deps-haproxy-matrix: ## HAProxy 3.0 and 3.2 from Debian's packages into ~/.cache/hafeed/haproxy (no system change; cached)
+	@scripts/haproxy-versions.sh fetch $(HAPROXY_MATRIX)
+	@for b in $$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX) | tr : ' '); do $$b -v | head -1; done
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
@@ -38,105 +39,124 @@ policy:
   high_water: 0
 `
 
-// setup starts one app port, its hafeed and an HAProxy polling it as ws1.
+// setup starts one app port, its hafeed and the system's HAProxy polling
+// it as ws1.
 func setup(t *testing.T) (*app, *hafeed, *haproxyProc) {
+	t.Helper()
+	return setupOn(t, systemHAProxy)
+}
+
+// setupOn is setup with a given HAProxy build.
+func setupOn(t *testing.T, hb haproxytest.Build) (*app, *hafeed, *haproxyProc) {
 	t.Helper()
 	a := startApp(t)
 	h := startHafeed(t, hafeedOptions{config: loadConfig, appPort: a.port()})
-	hp := startHAProxy(t, haproxyServer{Name: "ws1", AppPort: a.port(), AgentPort: h.agentPort()})
+	hp := startHAProxyOf(t, hb, haproxyServer{Name: "ws1", AppPort: a.port(), AgentPort: h.agentPort()})
 	hp.waitPolled("ws1")
 	return a, h, hp
 }
 
 func TestWeightFollowsAgent(t *testing.T) {
 	t.Parallel()
-	a, h, hp := setup(t)
-	for _, step := range []struct {
-		conns int
-		util  float64
-	}{{30, 0.5}, {55, 0.25}, {10, 0.5}, {40, 0.8}} {
-		if n := len(a.clients); step.conns > n {
-			a.connect(step.conns - n)
-		} else {
-			a.disconnect(n - step.conns)
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		a, h, hp := setupOn(t, hb)
+		for _, step := range []struct {
+			conns int
+			util  float64
+		}{{30, 0.5}, {55, 0.25}, {10, 0.5}, {40, 0.8}} {
+			if n := len(a.clients); step.conns > n {
+				a.connect(step.conns - n)
+			} else {
+				a.disconnect(n - step.conns)
+			}
+			h.setUtil(step.util)
+			want := int(float64(step.conns) / step.util)
+			took := hp.waitFor("ws1", 5*time.Second, fmt.Sprintf("uweight %d", want), func(s serverState) bool { return s.UWeight == want })
+			t.Logf("PROPAGATION weight %d%% (%d connections at utilisation %.2f): %v", want, step.conns, step.util, took.Round(time.Millisecond))
+			if st := hp.stat("ws1"); st["weight"] != fmt.Sprint(want) {
+				t.Errorf("show stat weight = %s, want %d", st["weight"], want)
+			}
 		}
-		h.setUtil(step.util)
-		want := int(float64(step.conns) / step.util)
-		took := hp.waitFor("ws1", 5*time.Second, fmt.Sprintf("uweight %d", want), func(s serverState) bool { return s.UWeight == want })
-		t.Logf("PROPAGATION weight %d%% (%d connections at utilisation %.2f): %v", want, step.conns, step.util, took.Round(time.Millisecond))
-		if st := hp.stat("ws1"); st["weight"] != fmt.Sprint(want) {
-			t.Errorf("show stat weight = %s, want %d", st["weight"], want)
-		}
-	}
+	})
+
 }
 
 func TestDrainReadyMaint(t *testing.T) {
 	t.Parallel()
-	_, h, hp := setup(t)
-	steps := []struct {
-		cmd  string
-		what string
-		ok   func(serverState) bool
-		stat string
-	}{
-		{"drain", "forced drain", func(s serverState) bool { return s.drained() && !s.maint() }, "DRAIN"},
-		{"ready", "ready", func(s serverState) bool { return s.readyAdmin() && s.UWeight == 100 }, "UP"},
-		{"maint", "forced maint", func(s serverState) bool { return s.maint() && s.OpState == 0 }, "MAINT"},
-		{"ready", "ready", func(s serverState) bool { return s.readyAdmin() && s.OpState == 2 }, "UP"},
-	}
-	for _, step := range steps {
-		since := h.mustCLI(step.cmd)
-		took := hp.waitSince(since, "ws1", propagationLimit, step.what, step.ok)
-		t.Logf("PROPAGATION hafeed %s -> %s in HAProxy: %v", step.cmd, step.what, took.Round(time.Millisecond))
-		if got := hp.stat("ws1")["status"]; !strings.HasPrefix(got, step.stat) {
-			t.Errorf("after hafeed %s: show stat status = %q, want %s...", step.cmd, got, step.stat)
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		_, h, hp := setupOn(t, hb)
+		steps := []struct {
+			cmd  string
+			what string
+			ok   func(serverState) bool
+			stat string
+		}{
+			{"drain", "forced drain", func(s serverState) bool { return s.drained() && !s.maint() }, "DRAIN"},
+			{"ready", "ready", func(s serverState) bool { return s.readyAdmin() && s.UWeight == 100 }, "UP"},
+			{"maint", "forced maint", func(s serverState) bool { return s.maint() && s.OpState == 0 }, "MAINT"},
+			{"ready", "ready", func(s serverState) bool { return s.readyAdmin() && s.OpState == 2 }, "UP"},
 		}
-	}
+		for _, step := range steps {
+			since := h.mustCLI(step.cmd)
+			took := hp.waitSince(since, "ws1", propagationLimit, step.what, step.ok)
+			t.Logf("PROPAGATION hafeed %s -> %s in HAProxy: %v", step.cmd, step.what, took.Round(time.Millisecond))
+			if got := hp.stat("ws1")["status"]; !strings.HasPrefix(got, step.stat) {
+				t.Errorf("after hafeed %s: show stat status = %q, want %s...", step.cmd, got, step.stat)
+			}
+		}
+	})
+
 }
 
 func TestDrainSurvivesKill9(t *testing.T) {
 	t.Parallel()
-	_, h, hp := setup(t)
-	h.mustCLI("drain")
-	hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		_, h, hp := setupOn(t, hb)
+		h.mustCLI("drain")
+		hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
 
-	h.kill9()
-	// With the agent gone, HAProxy keeps the last answer (fail-static).
-	hp.holds("ws1", 5*agentInter, "drain while hafeed is down", serverState.drained)
+		h.kill9()
+		// With the agent gone, HAProxy keeps the last answer (fail-static).
+		hp.holds("ws1", 5*agentInter, "drain while hafeed is down", serverState.drained)
 
-	h.start()
-	if got := h.agentReply(); !strings.HasPrefix(got, "drain") {
-		t.Errorf("first agent reply after restart = %q, want drain", got)
-	}
-	if st := h.status(); st.Admin != "drain" {
-		t.Errorf("status after restart: admin = %s, want drain", st.Admin)
-	}
-	hp.holds("ws1", 5*agentInter, "drain after hafeed restarted", serverState.drained)
+		h.start()
+		if got := h.agentReply(); !strings.HasPrefix(got, "drain") {
+			t.Errorf("first agent reply after restart = %q, want drain", got)
+		}
+		if st := h.status(); st.Admin != "drain" {
+			t.Errorf("status after restart: admin = %s, want drain", st.Admin)
+		}
+		hp.holds("ws1", 5*agentInter, "drain after hafeed restarted", serverState.drained)
 
-	since := h.mustCLI("ready")
-	took := hp.waitSince(since, "ws1", propagationLimit, "ready", serverState.readyAdmin)
-	t.Logf("PROPAGATION ready after kill -9 and restart: %v", took.Round(time.Millisecond))
+		since := h.mustCLI("ready")
+		took := hp.waitSince(since, "ws1", propagationLimit, "ready", serverState.readyAdmin)
+		t.Logf("PROPAGATION ready after kill -9 and restart: %v", took.Round(time.Millisecond))
+	})
+
 }
 
 func TestOperatorDrainIsNotUndone(t *testing.T) {
 	t.Parallel()
-	a, h, hp := setup(t)
-	// Leave a drain of hafeed's own, so that "ready" is announced and ends.
-	h.mustCLI("drain")
-	hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
-	h.mustCLI("ready")
-	hp.waitFor("ws1", propagationLimit, "ready", serverState.readyAdmin)
-	waitAnnounced(t, h)
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		a, h, hp := setupOn(t, hb)
+		// Leave a drain of hafeed's own, so that "ready" is announced and ends.
+		h.mustCLI("drain")
+		hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
+		h.mustCLI("ready")
+		hp.waitFor("ws1", propagationLimit, "ready", serverState.readyAdmin)
+		waitAnnounced(t, h)
 
-	hp.mustRuntime("set server ws/ws1 state drain")
-	hp.holds("ws1", 10*agentInter, "the operator's drain", serverState.drained)
-	// The agent still steers the weight of the drained server.
-	a.connect(20)
-	h.setUtil(0.25)
-	hp.waitFor("ws1", 5*time.Second, "uweight 80 under the operator's drain", func(s serverState) bool { return s.drained() && s.UWeight == 80 })
+		hp.mustRuntime("set server ws/ws1 state drain")
+		hp.holds("ws1", 10*agentInter, "the operator's drain", serverState.drained)
+		// The agent still steers the weight of the drained server.
+		a.connect(20)
+		h.setUtil(0.25)
+		hp.waitFor("ws1", 5*time.Second, "uweight 80 under the operator's drain", func(s serverState) bool { return s.drained() && s.UWeight == 80 })
 
-	hp.mustRuntime("set server ws/ws1 state ready")
-	hp.holds("ws1", 5*agentInter, "the operator's ready", serverState.readyAdmin)
+		hp.mustRuntime("set server ws/ws1 state ready")
+		hp.holds("ws1", 5*agentInter, "the operator's ready", serverState.readyAdmin)
+	})
+
 }
 
 // TestHafeedDrainIsSticky documents the other half of sharing: hafeed keeps
@@ -144,13 +164,16 @@ func TestOperatorDrainIsNotUndone(t *testing.T) {
 // hafeed's own drain.
 func TestHafeedDrainIsSticky(t *testing.T) {
 	t.Parallel()
-	_, h, hp := setup(t)
-	h.mustCLI("drain")
-	hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
-	since := time.Now()
-	hp.mustRuntime("set server ws/ws1 state ready")
-	took := hp.waitSince(since, "ws1", propagationLimit, "hafeed's drain again", serverState.drained)
-	t.Logf("PROPAGATION hafeed re-drains after an operator's runtime ready: %v", took.Round(time.Millisecond))
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		_, h, hp := setupOn(t, hb)
+		h.mustCLI("drain")
+		hp.waitFor("ws1", propagationLimit, "forced drain", serverState.drained)
+		since := time.Now()
+		hp.mustRuntime("set server ws/ws1 state ready")
+		took := hp.waitSince(since, "ws1", propagationLimit, "hafeed's drain again", serverState.drained)
+		t.Logf("PROPAGATION hafeed re-drains after an operator's runtime ready: %v", took.Round(time.Millisecond))
+	})
+
 }
 
 // TestTwoHAProxiesHearReady runs two HAProxy instances polling one agent: a

@@ -7,16 +7,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hafeed/hafeed/internal/haproxytest"
 )
 
 // TestHAProxyConfigExample checks that the shipped haproxy.cfg.example is
-// a configuration HAProxy accepts.
+// a configuration every tested HAProxy accepts.
 func TestHAProxyConfigExample(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("haproxy", "-c", "-f", "../haproxy.cfg.example").CombinedOutput()
-	if err != nil {
-		t.Fatalf("haproxy -c -f haproxy.cfg.example: %v\n%s", err, out)
-	}
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		out, err := exec.Command(hb.Path, "-c", "-f", "../haproxy.cfg.example").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s -c -f haproxy.cfg.example: %v\n%s", hb.Path, err, out)
+		}
+	})
 }
 
 // TestHAProxyConfigExampleDynamic checks the commented dynamic variant of

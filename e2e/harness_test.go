@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
@@ -31,13 +32,26 @@ const agentInter = 200 * time.Millisecond
 // start-up time counts in the propagation figures.
 var hafeedBin, cliBin string
 
+// systemHAProxy is the haproxy on PATH, which every test runs against;
+// matrixHAProxies are the newer lines of HAFEED_HAPROXY_BINS, which the
+// core cases run against too (forEachHAProxy).
+var (
+	systemHAProxy   haproxytest.Build
+	matrixHAProxies []haproxytest.Build
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
 func runMain(m *testing.M) int {
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: haproxy is not on PATH: run `make test`, which installs it (apt-get install -y haproxy)")
+	var err error
+	if systemHAProxy, err = haproxytest.System(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if matrixHAProxies, err = haproxytest.Matrix(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "hafeed-e2e-bin")
@@ -59,6 +73,22 @@ func runMain(m *testing.M) int {
 	// which would count as propagation time of every CLI command.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	return m.Run()
+}
+
+// forEachHAProxy runs test as parallel subtests, one per HAProxy build and
+// named by its version: the system's, then those of HAFEED_HAPROXY_BINS.
+// Without that variable the newer lines show as one skipped subtest.
+func forEachHAProxy(t *testing.T, test func(t *testing.T, hb haproxytest.Build)) {
+	t.Helper()
+	for _, hb := range append([]haproxytest.Build{systemHAProxy}, matrixHAProxies...) {
+		t.Run(hb.Name(), func(t *testing.T) {
+			t.Parallel()
+			test(t, hb)
+		})
+	}
+	if len(matrixHAProxies) == 0 {
+		t.Run("haproxy-3.x", func(t *testing.T) { t.Skip(haproxytest.MatrixUnset) })
+	}
 }
 
 // shortTempDir is a temp dir short enough for Unix socket paths (108 bytes).
@@ -412,10 +442,13 @@ type haproxyServer struct {
 	Disabled bool
 	// NoAgent turns agent-check off, so only the runtime API changes it.
 	NoAgent bool
+	// NoCheck turns the health check off: the agent is the only check.
+	NoCheck bool
 }
 
 type haproxyProc struct {
 	t        *testing.T
+	build    haproxytest.Build
 	dir      string
 	sock     string
 	operSock string // a stats socket of level operator
@@ -446,25 +479,37 @@ backend ws
     balance leastconn
     default-server weight 100 check inter 1s agent-check agent-addr 127.0.0.1 agent-inter {{.Inter}}
 {{- range .Servers}}
-    server {{.Name}} 127.0.0.1:{{.AppPort}} agent-port {{.AgentPort}}{{if .Disabled}} disabled{{end}}{{if .NoAgent}} no-agent-check{{end}}
+    server {{.Name}} 127.0.0.1:{{.AppPort}} agent-port {{.AgentPort}}{{if .Disabled}} disabled{{end}}{{if .NoAgent}} no-agent-check{{end}}{{if .NoCheck}} no-check{{end}}
 {{- end}}
 `))
 
-// startHAProxy runs haproxy in the foreground with a leastconn backend
-// whose servers are polled by the given agents every agentInter.
+// startHAProxy runs the system's haproxy in the foreground with a leastconn
+// backend whose servers are polled by the given agents every agentInter.
 func startHAProxy(t *testing.T, servers ...haproxyServer) *haproxyProc {
 	t.Helper()
-	h := newHAProxy(t)
+	return startHAProxyOf(t, systemHAProxy, servers...)
+}
+
+// startHAProxyOf is startHAProxy with a given HAProxy build.
+func startHAProxyOf(t *testing.T, hb haproxytest.Build, servers ...haproxyServer) *haproxyProc {
+	t.Helper()
+	h := newHAProxyOf(t, hb)
 	h.start(agentInter, servers...)
 	return h
 }
 
-// newHAProxy picks the paths and frontend address of an HAProxy that
+// newHAProxy picks the paths and frontend address of a system HAProxy that
 // start then runs, so that agents can be configured before it starts.
 func newHAProxy(t *testing.T) *haproxyProc {
 	t.Helper()
+	return newHAProxyOf(t, systemHAProxy)
+}
+
+// newHAProxyOf is newHAProxy with a given HAProxy build.
+func newHAProxyOf(t *testing.T, hb haproxytest.Build) *haproxyProc {
+	t.Helper()
 	dir := shortTempDir(t)
-	return &haproxyProc{t: t, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
+	return &haproxyProc{t: t, build: hb, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
 		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &syncBuffer{}}
 }
 
@@ -494,7 +539,7 @@ func (h *haproxyProc) start(inter time.Duration, servers ...haproxyServer) {
 func (h *haproxyProc) run() {
 	t := h.t
 	t.Helper()
-	h.cmd = exec.Command("haproxy", "-db", "-f", h.cfgPath)
+	h.cmd = exec.Command(h.build.Path, "-db", "-f", h.cfgPath)
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -508,7 +553,7 @@ func (h *haproxyProc) run() {
 		if errors.Is(err, errExited) {
 			err = fmt.Errorf("%w: %v", err, h.exitErr)
 		}
-		t.Fatalf("haproxy stats socket %s: %v\n%s", h.sock, err, h.out)
+		t.Fatalf("%s stats socket %s: %v\n%s", h.build.Name(), h.sock, err, h.out)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
@@ -39,6 +40,7 @@ rebalance:
 `
 
 type farmOptions struct {
+	haproxy   haproxytest.Build // the system's when empty
 	hosts     int
 	clients   int
 	via       string // runtime or hook
@@ -60,7 +62,11 @@ type farm struct {
 
 func startFarm(t *testing.T, opts farmOptions) *farm {
 	t.Helper()
-	f := &farm{t: t, hp: newHAProxy(t)}
+	hb := opts.haproxy
+	if hb.Path == "" {
+		hb = systemHAProxy
+	}
+	f := &farm{t: t, hp: newHAProxyOf(t, hb)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -163,31 +169,45 @@ func (f *farm) checkNoClientLost() wstest.Stats {
 }
 
 // TestScaleDown drains one of three hosts to zero with shedding, through
-// HAProxy's runtime API and through the application's hook.
+// HAProxy's runtime API and through the application's hook. The newer
+// HAProxy lines run the runtime variant, the one that depends on HAProxy
+// (show sess, shutdown session), with fewer clients.
 func TestScaleDown(t *testing.T) {
 	for _, via := range []string{"runtime", "hook"} {
-		t.Run(via, func(t *testing.T) {
-			f := startFarm(t, farmOptions{hosts: 3, clients: 600, via: via})
-			before := f.counts()
-			start := time.Now()
-			out, code := f.agents[0].cli("drain", "--wait", "--shed-rate", "100", "--timeout", "60s")
-			took := time.Since(start)
-			if code != 0 {
-				t.Fatalf("hafeed drain --wait: exit %d: %s\n%s", code, out, f.agents[0].logs())
-			}
-			if !strings.Contains(out, "drained: 0 connections left") {
-				t.Errorf("drain output %q, want it to report 0 left", out)
-			}
-			f.hp.waitFor("ws1", 5*time.Second, "drain", serverState.drained)
-			if n := f.scur("ws1"); n != 0 {
-				t.Errorf("HAProxy scur of ws1 = %d after the drain, want 0", n)
-			}
-			s := f.await("every client reconnected elsewhere", 30*time.Second, func(s wstest.Stats) bool { return s.Connected == 600 })
-			f.checkNoClientLost()
-			t.Logf("FIGURE scale-down via %s: %s -> %s; drain --wait --shed-rate 100 took %v; %d reconnects, %d closed with 1012, longest disconnect %v, lost %d",
-				via, before, f.counts(), took.Round(time.Millisecond), s.Reconnects, s.ServiceRestarts, s.LongestDisconnect.Round(time.Millisecond), s.Lost)
+		t.Run(systemHAProxy.Name()+"/"+via, func(t *testing.T) {
+			testScaleDown(t, farmOptions{haproxy: systemHAProxy, hosts: 3, clients: 600, via: via})
 		})
 	}
+	for _, hb := range matrixHAProxies {
+		t.Run(hb.Name()+"/runtime", func(t *testing.T) {
+			testScaleDown(t, farmOptions{haproxy: hb, hosts: 3, clients: 150, via: "runtime"})
+		})
+	}
+	if len(matrixHAProxies) == 0 {
+		t.Run("haproxy-3.x", func(t *testing.T) { t.Skip(haproxytest.MatrixUnset) })
+	}
+}
+
+func testScaleDown(t *testing.T, opts farmOptions) {
+	f := startFarm(t, opts)
+	before := f.counts()
+	start := time.Now()
+	out, code := f.agents[0].cli("drain", "--wait", "--shed-rate", "100", "--timeout", "60s")
+	took := time.Since(start)
+	if code != 0 {
+		t.Fatalf("hafeed drain --wait: exit %d: %s\n%s", code, out, f.agents[0].logs())
+	}
+	if !strings.Contains(out, "drained: 0 connections left") {
+		t.Errorf("drain output %q, want it to report 0 left", out)
+	}
+	f.hp.waitFor("ws1", 5*time.Second, "drain", serverState.drained)
+	if n := f.scur("ws1"); n != 0 {
+		t.Errorf("HAProxy scur of ws1 = %d after the drain, want 0", n)
+	}
+	s := f.await("every client reconnected elsewhere", 30*time.Second, func(s wstest.Stats) bool { return s.Connected == opts.clients })
+	f.checkNoClientLost()
+	t.Logf("FIGURE scale-down on %s via %s: %s -> %s; drain --wait --shed-rate 100 took %v; %d reconnects, %d closed with 1012, longest disconnect %v, lost %d",
+		opts.haproxy.Name(), opts.via, before, f.counts(), took.Round(time.Millisecond), s.Reconnects, s.ServiceRestarts, s.LongestDisconnect.Round(time.Millisecond), s.Lost)
 }
 
 // TestScaleUp adds a fourth host to three holding 600 clients, first with
@@ -240,8 +260,12 @@ func TestScaleUp(t *testing.T) {
 // no agent-check, so only the runtime API can explain what HAProxy shows.
 func TestPushAndRestart(t *testing.T) {
 	t.Parallel()
+	forEachHAProxy(t, testPushAndRestart)
+}
+
+func testPushAndRestart(t *testing.T, hb haproxytest.Build) {
 	a := startApp(t)
-	hp := newHAProxy(t)
+	hp := newHAProxyOf(t, hb)
 	h := startHafeed(t, hafeedOptions{config: farmConfig, appPort: a.port(), vars: map[string]string{
 		"Sock": hp.sock, "Server": "ws1", "Via": "runtime", "App": "127.0.0.1:1", "Rebalance": "false"}})
 	hp.start(agentInter, haproxyServer{Name: "ws1", AppPort: a.port(), AgentPort: h.agentPort(), NoAgent: true})

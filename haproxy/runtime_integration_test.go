@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
@@ -53,17 +54,13 @@ backend ws
     server ws2 {{ws2}}
 `
 
-// startHAProxy runs haproxy in the foreground until the test ends. Its
+// startHAProxy runs the haproxy binary bin in the foreground until the test ends. Its
 // agent answers "up", which leaves weights and admin states to the runtime
 // API under test. The frontend and the TCP stats socket are listeners the
 // test opens and hands over as fd@3 and fd@4, so no other test can take
 // their ports in between.
-func startHAProxy(t *testing.T) *realHAProxy {
+func startHAProxy(t *testing.T, bin string) *realHAProxy {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatalf("haproxy is not on PATH (%v): `make test` installs it (Debian package haproxy, 2.6 or later)", err)
-	}
 	dir := shortTempDir(t)
 	agent := startServer(t, "127.0.0.1:0", &fakeSource{reply: "up\n"}, AgentServerOptions{})
 	frontend, frontendFile := inheritableListener(t)
@@ -88,7 +85,7 @@ func startHAProxy(t *testing.T) *realHAProxy {
 	cmd.Stdout = &output
 	cmd.Stderr = &output
 	cmd.ExtraFiles = []*os.File{frontendFile, statsFile} // fd 3 and 4
-	err = cmd.Start()
+	err := cmd.Start()
 	frontendFile.Close()
 	statsFile.Close()
 	if err != nil {
@@ -238,12 +235,31 @@ func expectClosed(t *testing.T, conn net.Conn) {
 	}
 }
 
-// TestRuntimeAgainstHAProxy is not parallel: starting haproxy forks this
-// process, and until the child execs it holds a copy of every open socket,
-// so a parallel test that closes a listener and expects the next dial to be
-// refused would see it succeed.
+// TestRuntimeAgainstHAProxy runs the client against every HAProxy build:
+// the system's and those in HAFEED_HAPROXY_BINS (3.0 and 3.2 under `make
+// test`), one subtest named by version each. It is not parallel: starting
+// haproxy forks this process, and until the child execs it holds a copy of
+// every open socket, so a parallel test that closes a listener and expects
+// the next dial to be refused would see it succeed.
 func TestRuntimeAgainstHAProxy(t *testing.T) {
-	h := startHAProxy(t)
+	system, err := haproxytest.System()
+	if err != nil {
+		t.Fatal(err)
+	}
+	matrix, err := haproxytest.Matrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range append([]haproxytest.Build{system}, matrix...) {
+		t.Run(b.Name(), func(t *testing.T) { testRuntimeAgainst(t, b) })
+	}
+	if len(matrix) == 0 {
+		t.Run("haproxy-3.x", func(t *testing.T) { t.Skip(haproxytest.MatrixUnset) })
+	}
+}
+
+func testRuntimeAgainst(t *testing.T, b haproxytest.Build) {
+	h := startHAProxy(t, b.Path)
 	ctx := t.Context()
 	rt := h.admin
 

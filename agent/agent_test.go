@@ -174,7 +174,7 @@ func loadState(t *testing.T, path string) State {
 var (
 	upReply    = regexp.MustCompile(`^up [0-9]+%$`)
 	readyReply = regexp.MustCompile(`^ready up [0-9]+%$`)
-	drainReply = regexp.MustCompile(`^drain [0-9]+%$`)
+	drainReply = regexp.MustCompile(`^drain up [0-9]+%$`)
 )
 
 func wantMatch(t *testing.T, what string, re *regexp.Regexp, got string) {

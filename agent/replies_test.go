@@ -105,8 +105,8 @@ func TestReplyBookAdminLines(t *testing.T) {
 	}{
 		{name: "ready", admin: haproxy.AdminReady, want: "up 40%\n"},
 		{name: "ready announced", admin: haproxy.AdminReady, announce: true, want: "ready up 40%\n", wantAnnouncing: true},
-		{name: "drain", admin: haproxy.AdminDrain, want: "drain 40%\n"},
-		{name: "drain never announces", admin: haproxy.AdminDrain, announce: true, want: "drain 40%\n"},
+		{name: "drain", admin: haproxy.AdminDrain, want: "drain up 40%\n"},
+		{name: "drain never announces", admin: haproxy.AdminDrain, announce: true, want: "drain up 40%\n"},
 		{name: "maint", admin: haproxy.AdminMaint, want: "maint\n"},
 		{name: "maint never announces", admin: haproxy.AdminMaint, announce: true, want: "maint\n"},
 	}
@@ -128,8 +128,8 @@ func TestReplyBookAnnouncesUntilEveryPeerHeardReadyTwice(t *testing.T) {
 	b := newReplyBook(clk.Now, 30*time.Second)
 	b.SetWeight(50, 0, false)
 	b.SetAdmin(haproxy.AdminDrain, false)
-	poll(t, b, peerA, "drain 50%\n")
-	poll(t, b, peerB, "drain 50%\n")
+	poll(t, b, peerA, "drain up 50%\n")
+	poll(t, b, peerB, "drain up 50%\n")
 
 	clk.Advance(time.Second)
 	b.SetAdmin(haproxy.AdminReady, true)
@@ -251,9 +251,9 @@ func TestReplyBookDrainCancelsAnnouncementAndReadyRestartsIt(t *testing.T) {
 	poll(t, b, peerA, "ready up\n")
 
 	b.SetAdmin(haproxy.AdminDrain, false)
-	wantCurrent(t, b, "drain\n", false)
-	poll(t, b, peerA, "drain\n")
-	poll(t, b, peerA, "drain\n")
+	wantCurrent(t, b, "drain up\n", false)
+	poll(t, b, peerA, "drain up\n")
+	poll(t, b, peerA, "drain up\n")
 
 	// A fresh announcement: A's earlier ready no longer counts, and the
 	// deadline starts again.

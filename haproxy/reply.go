@@ -74,8 +74,11 @@ func (r Reply) Line() string {
 		if r.AnnounceReady {
 			words = append(words, "ready")
 		}
-		words = append(words, "up")
 	}
+	// "up" restores the agent's health: a server whose only check is the
+	// agent stays DOWN after a "down" (and on HAProxy 3.3 and later from its
+	// start) until a reply says "up", drained or not.
+	words = append(words, "up")
 	if r.WeightPercent > 0 {
 		words = append(words, strconv.Itoa(min(r.WeightPercent, MaxWeightPercent))+"%")
 	}

@@ -56,13 +56,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireTools fails the test, not skips it, when a tool is missing: a
-// packaging test that silently ran nothing would pass a broken package.
+// requireTools skips the test when a tool is missing, saying which and
+// that the check did not pass; under CI=true it fails instead, since CI
+// installs them (`make deps-packaging`) and must not pass a check it skipped.
 func requireTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
-			t.Fatalf("%s is not installed (not in PATH): `make deps` installs what the packaging tests need (systemd for systemd-analyze, dpkg, adduser, nfpm)", name)
+			msg := fmt.Sprintf("%s is not installed (not in PATH): the Debian packages systemd (systemd-analyze), dpkg and adduser provide what the packaging tests need", name)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg + "; `make deps-packaging` installs them with CI=true")
+			}
+			t.Skip("SKIPPED, NOT PASSED: " + msg + "; install them with sudo apt-get install, or run with CI=true as root")
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/internal/consolelog"
 )
 
 // NewLogger builds the process logger from the log settings: JSON for
@@ -27,7 +28,7 @@ func NewLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter,
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", FormatPrepare: consolelog.Round}
 	}
 	filter := &LevelFilter{w: zerolog.LevelWriterAdapter{Writer: w}}
 	filter.Set(level)

@@ -63,7 +63,9 @@ var zerologOnce sync.Once
 func Main(args []string, stdout, stderr io.Writer) int {
 	zerologOnce.Do(func() {
 		zerolog.TimeFieldFormat = time.RFC3339Nano
-		zerolog.DurationFieldUnit = time.Second
+		// Durations as Go writes them, "4.777839ms", in JSON too;
+		// the console rounds them further (internal/consolelog).
+		zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	})
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)

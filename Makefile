@@ -56,13 +56,13 @@ run: build ## run the agent with dev paths under .dev/ (no root needed)
 clean: ## remove build output and dev state
 	rm -rf bin $(DEV)
 
-bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil
+bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil (QUICK=1: 10k)
 	$(GO) run ./bench/conns $(if $(QUICK),-conns 10000,)
 
 .PHONY: sim
-sim: ## run the load-balancing simulator (10/100/1000 hosts)
-	@mkdir -p docs/img
-	$(GO) run ./bench/sim -plot docs/img $(if $(QUICK),-quick,)
+sim: ## the load-balancing simulator, 10/100/1000 hosts (QUICK=1: a smoke run, plot into .dev/sim)
+	@mkdir -p $(if $(QUICK),$(DEV)/sim,docs/img)
+	$(GO) run ./bench/sim $(if $(QUICK),-quick -plot $(DEV)/sim,-plot docs/img)
 
 # --- Debian package and systemd unit (docs/OPERATIONS.md, packaging/) ---
 # nfpm is pinned and installed under bin/tools by `go install`, outside go.mod.

@@ -21,10 +21,11 @@ set -euo pipefail
 
 cache=${HAFEED_HAPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hafeed/haproxy}
 default_releases=(trixie sid)
-# What haproxy links, and what those link in turn (checked with haproxy -vv
-# after patching).
+# What haproxy links, and what those link in turn. After patching, the
+# release's loader lists what it would load: anything from outside the
+# private root (a library missing here) is an error.
 libs=(libc6 libcrypt1 libjemalloc2 liblua5.4-0 libopentracing-c-wrapper0t64 libopentracing1
-	libpcre2-8-0 libssl3t64 libstdc++6 libgcc-s1 libzstd1)
+	libpcre2-8-0 libssl3t64 libstdc++6 libgcc-s1 libzstd1 zlib1g)
 
 say() { echo "haproxy-versions: $*" >&2; }
 die() {
@@ -124,10 +125,28 @@ patchelf_cmd() {
 	echo "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path $root/usr/lib/x86_64-linux-gnu $tools/usr/bin/patchelf"
 }
 
+# check prints what is wrong with the patched binary in DIR, if anything:
+# it must run, and its loader must take every library from DIR/root (one
+# missing there would come from the system's).
+check() {
+	local dir=${1%/} bin=${1%/}/haproxy
+	[ -x "$bin" ] || { echo "$bin is missing" && return 1; }
+	local root loader outside
+	root=$(cd "$dir/root" 2>/dev/null && pwd -P) || { echo "$dir/root is missing" && return 1; }
+	loader=$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+	outside=$("$loader" --list "$bin" 2>&1 | awk -v root="$root/" '/=>/ && index($3, root) != 1 {print $1 " => " $3}') ||
+		{ echo "$loader --list $bin failed" && return 1; }
+	if [ -n "$outside" ]; then
+		echo "$bin would load libraries from outside $root: $outside; add their packages to libs in $0"
+		return 1
+	fi
+	"$bin" -vv >/dev/null 2>&1 || { echo "$bin does not run: try $bin -vv" && return 1; }
+}
+
 # fetch makes $cache/RELEASE point at a working haproxy of that release.
 fetch() {
 	local release=$1 link=$cache/$1
-	if [ -z "${REFRESH:-}" ] && [ -x "$link/haproxy" ] && "$link/haproxy" -v >/dev/null 2>&1; then
+	if [ -z "${REFRESH:-}" ] && check "$link/" >/dev/null; then
 		return
 	fi
 	[ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 is supported (the loader path is x86-64's)"
@@ -136,7 +155,8 @@ fetch() {
 	version=$(aptp "$release" apt-cache show --no-all-versions haproxy | awk '/^Version:/ {print $2; exit}')
 	[ -n "$version" ] || die "$release: no haproxy package in its lists"
 	local dir=$cache/$version
-	if [ ! -x "$dir/haproxy" ] || ! "$dir/haproxy" -v >/dev/null 2>&1; then
+	rm -rf "$cache"/.fetch-* "$cache"/.patchelf-* # left by an interrupted run
+	if ! check "$dir" >/dev/null; then
 		say "$release: haproxy $version into $dir"
 		local tmp
 		tmp=$(mktemp -d "$cache/.fetch-XXXXXX")
@@ -157,7 +177,8 @@ fetch() {
 		# --force-rpath: a RUNPATH would not reach the libraries' own dependencies.
 		$pe --force-rpath --set-interpreter "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
 			--set-rpath "$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu" "$dir/haproxy"
-		"$dir/haproxy" -vv >/dev/null || die "$release: the patched $dir/haproxy does not run (haproxy -vv above)"
+		local problem
+		problem=$(check "$dir") || die "$release: $problem"
 	fi
 	ln -sfn "$version" "$link"
 	rm -rf "${cache:?}/apt/$release" # REFRESH=1 downloads fresh lists anyway

@@ -24,8 +24,8 @@ func TestHAProxyConfigExample(t *testing.T) {
 }
 
 // TestHAProxyConfigExampleDynamic checks the commented dynamic variant of
-// haproxy.cfg.example as a user would use it: its lines uncommented in
-// place of the static backend.
+// haproxy.cfg.example as a user would use it, on every tested HAProxy: its
+// lines uncommented in place of the static backend.
 func TestHAProxyConfigExampleDynamic(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../haproxy.cfg.example")
@@ -36,19 +36,21 @@ func TestHAProxyConfigExampleDynamic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("haproxy -c of the dynamic variant: %v\n%s\n%s", err, out, cfg)
-	}
 	for _, want := range []string{"server-template", "resolvers"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("the dynamic variant has no %s", want)
 		}
 	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		out, err := exec.Command(hb.Path, "-c", "-f", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s -c of the dynamic variant: %v\n%s\n%s", hb.Name(), err, out, cfg)
+		}
+	})
 }
 
 // dynamicVariant is the example with the static "backend ws" section

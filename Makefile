@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/hafeed/hafeed/cmd.version=$(VERSION)
 DEV     := $(CURDIR)/.dev
 
-.PHONY: help build test deps deps-haproxy-matrix vet fmt-check run clean bench-conns
+.PHONY: help build test deps deps-haproxy-matrix deps-node vet fmt-check run clean bench-conns
 
 help: ## list the targets (QUICK=1: a short smoke run of sim, bench-conns and bench-balance)
 	@echo "make TARGET [QUICK=1]:"
@@ -36,7 +36,19 @@ deps: ## what the tests need: HAProxy (Debian's package, as root, when missing),
 	fi
 	@haproxy -v | head -1
 
-deps: deps-haproxy-matrix
+deps: deps-haproxy-matrix deps-node
+deps-node: ## Node.js and npm for the e2e tests' Node servers and examples (Debian's packages, only with CI=true, when missing)
+	@missing=""; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$CI" != true ] || [ "$$(id -u)" != 0 ]; then \
+			echo "missing:$$missing: run 'sudo apt-get update && sudo apt-get install -y$$missing' (Node.js 18 or later), then make test again" >&2; exit 1; \
+		fi; \
+		echo "installing$$missing (apt-get)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends$$missing; \
+	fi
+	@echo "node $$(node --version), npm $$(npm --version)"
 deps-haproxy-matrix: ## HAProxy 3.0 and 3.2 from Debian's packages into ~/.cache/hafeed/haproxy (no system change; cached)
 	@scripts/haproxy-versions.sh fetch $(HAPROXY_MATRIX)
 	@for b in $$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX) | tr : ' '); do $$b -v | head -1; done

@@ -2,14 +2,19 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/hafeed/hafeed/internal/testutil"
 )
@@ -78,4 +83,205 @@ func TestCallRoundTrip(t *testing.T) {
 		t.Fatalf("Listen after the first server stopped = %v", err)
 	}
 	again.Close()
+}
+
+// gated blocks every request until open is closed, counting the ones it
+// was handed.
+type gated struct {
+	open    chan struct{}
+	started chan Request
+}
+
+func (g gated) Handle(ctx context.Context, req Request) Response {
+	g.started <- req
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+	}
+	return Response{OK: true, Status: &Status{Admin: req.Command}}
+}
+
+func serve(t *testing.T, h Handler) (path string, stop func()) {
+	t.Helper()
+	path = socketPath(t)
+	srv, err := Listen(path, h, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	return path, func() {
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+	}
+}
+
+// TestServerBusyAnswersAtOnce checks that a request finding every slot
+// taken is told "busy" at once and never started, instead of waiting in a
+// queue to be applied after its caller gave up (issue 11, item 1).
+func TestServerBusyAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	g := gated{open: make(chan struct{}), started: make(chan Request, 2*maxControlClients)}
+	path, stop := serve(t, g)
+	defer stop()
+	defer close(g.open)
+	for range maxControlClients {
+		go Call(context.Background(), path, Request{Command: CommandStatus})
+		testutil.Recv(t, g.started, waitLimit, "a request to start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	resp, err := Call(ctx, path, Request{Command: CommandDrain})
+	if !errors.Is(err, ErrBusy) || resp == nil || !resp.Busy {
+		t.Fatalf("Call(drain) with every slot taken = %+v, %v; want ErrBusy", resp, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("busy answer took %v", took)
+	}
+	select {
+	case req := <-g.started:
+		t.Errorf("the handler started %q although its caller was told busy", req.Command)
+	default:
+	}
+}
+
+// TestServerSkipsRequestPastItsDeadline checks that a request whose
+// deadline passed is answered with an error and never started.
+func TestServerSkipsRequestPastItsDeadline(t *testing.T) {
+	t.Parallel()
+	g := gated{open: make(chan struct{}), started: make(chan Request, 1)}
+	close(g.open)
+	path, stop := serve(t, g)
+	defer stop()
+	resp, err := send(path, Request{Command: CommandDrain, Deadline: time.Now().Add(-time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.OK || !strings.Contains(resp.Error, "nothing was changed") {
+		t.Errorf("reply to a request past its deadline = %+v, want an error saying nothing changed", resp)
+	}
+	if len(g.started) != 0 {
+		t.Errorf("the handler started a request past its deadline")
+	}
+}
+
+// TestServerHandlerGetsTheCallersDeadline checks that the handler's ctx
+// ends before the caller stops waiting, leaving time for the reply.
+func TestServerHandlerGetsTheCallersDeadline(t *testing.T) {
+	t.Parallel()
+	g := gated{open: make(chan struct{}), started: make(chan Request, 1)}
+	path, stop := serve(t, g)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	resp, err := Call(ctx, path, Request{Command: CommandDrain})
+	if err != nil || !resp.OK {
+		t.Fatalf("Call(drain) = %+v, %v; want the handler's answer at its deadline, before the caller's", resp, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Call took %v, longer than its timeout", took)
+	}
+	close(g.open)
+}
+
+// TestServerStopsPromptlyWithIdleClients checks that clients that
+// connect and send nothing do not hold up the agent's exit (issue 11,
+// item 2: one idle client delayed SIGTERM by 9.7 s).
+func TestServerStopsPromptlyWithIdleClients(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	for range 40 {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	testutil.Poll(t, waitLimit, "the idle clients to take every slot", func() error {
+		resp, err := send(path, Request{Command: CommandStatus})
+		if resp == nil || !resp.Busy {
+			return fmt.Errorf("request = %+v, %v; want busy", resp, err)
+		}
+		return nil
+	})
+	start := time.Now()
+	cancel()
+	testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Run took %v to return with 40 idle clients, want well under a second", took)
+	}
+}
+
+// TestListenNeverWiderThanFinalMode checks that the control socket never
+// appears with a wider mode than 0660, even under umask 000 (issue 11,
+// item 3: it was created under the umask and chmod'ed afterwards). Not
+// parallel: the umask is the process's.
+func TestListenNeverWiderThanFinalMode(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	path := socketPath(t)
+	stop := make(chan struct{})
+	seen := make(chan os.FileMode, 1)
+	go func() {
+		defer close(seen)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Lstat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
+				seen <- fi.Mode()
+				return
+			}
+		}
+	}()
+	for range 200 {
+		srv, err := Listen(path, echo{}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+	}
+	close(stop)
+	if mode, ok := <-seen; ok {
+		t.Errorf("control socket seen with mode %v, wider than %v", mode, os.FileMode(socketMode))
+	}
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != socketMode || fi.Mode().Type() != os.ModeSocket {
+		t.Errorf("control socket = %v, %v; want a socket with mode %v", fi.Mode(), err, os.FileMode(socketMode))
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 2 {
+		t.Errorf("socket directory holds %d entries, want the socket and its lock", len(entries))
+	}
+}
+
+// send sends req as it is, without Call's deadline and retries.
+func send(path string, req Request) (*Response, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitLimit))
+	sendErr := json.NewEncoder(conn).Encode(req)
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return nil, errors.Join(sendErr, err)
+	}
+	return &resp, nil
 }

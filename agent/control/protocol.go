@@ -11,6 +11,9 @@ const (
 	CommandReady  = "ready"
 	CommandDrain  = "drain"
 	CommandMaint  = "maint"
+	// CommandStopShed stops the drain's shedding job named by Request.Job
+	// (0: whichever runs) and leaves the admin state as it is.
+	CommandStopShed = "stop-shed"
 )
 
 // Request is one control-socket request: a single JSON line.
@@ -21,19 +24,38 @@ type Request struct {
 	ShedRate float64       `json:"shed_rate,omitempty"`
 	Min      int           `json:"min,omitempty"`
 	Timeout  time.Duration `json:"timeout_ns,omitempty"`
+	// Job, with stop-shed, is the ShedStatus.Job to stop.
+	Job uint64 `json:"job,omitempty"`
+	// Deadline is when the caller stops waiting for the reply, less the
+	// time the reply needs to reach it: the agent does not start a
+	// request past it and bounds its work by it, so a change is applied
+	// only when the caller hears that it was. Zero: DefaultDeadline.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Response answers a Request.
 type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Busy says the agent did not start the request because it was busy:
+	// nothing changed, and the same request may be sent again.
+	Busy   bool    `json:"busy,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
 const (
 	// MaxRequestBytes bounds a request line.
-	MaxRequestBytes   = 64 * 1024
-	controlTimeout    = 10 * time.Second
+	MaxRequestBytes = 64 * 1024
+	// DefaultDeadline bounds a request that carries no deadline.
+	DefaultDeadline = 10 * time.Second
+	// requestReadTimeout bounds the wait for the request line: a client
+	// sends it as soon as it connects.
+	requestReadTimeout = 2 * time.Second
+	// replyAllowance is the share of a caller's time kept for the reply
+	// to reach it after the agent's work ends (at most maxReplyAllowance):
+	// building the status may wait for a runtime endpoint's lock.
+	replyAllowance    = 0.3
+	maxReplyAllowance = 3 * time.Second
 	maxControlClients = 16
 )
 
@@ -42,3 +64,7 @@ var ErrAgentUnreachable = errors.New("agent not reachable")
 
 // ErrAlreadyRunning means another agent holds the control socket.
 var ErrAlreadyRunning = errors.New("another hafeed agent is running")
+
+// ErrBusy means the agent stayed busy until the caller's deadline: the
+// request was never started, so nothing changed.
+var ErrBusy = errors.New("agent busy")

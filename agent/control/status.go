@@ -87,6 +87,8 @@ type EndpointStatus struct {
 
 // ShedStatus is what status shows of a shedding job.
 type ShedStatus struct {
+	// Job numbers the drain's shedding jobs, for stop-shed.
+	Job       uint64    `json:"job"`
 	Reason    string    `json:"reason"`
 	Rate      float64   `json:"rate"`
 	Via       string    `json:"via"`

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
@@ -55,8 +54,14 @@ func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
 	if m == nil || now.Sub(a.baselineSaved) < baselineSaveEvery {
 		return
 	}
-	a.adminMu.Lock()
-	defer a.adminMu.Unlock()
+	// The sampling loop does not wait for an admin change: it tries again
+	// at the next sample.
+	select {
+	case a.adminLock <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-a.adminLock }()
 	cur := a.currentState()
 	if cur.Baseline != nil && math.Abs(cur.Baseline.Baseline-m.Baseline) < 0.005 {
 		return
@@ -73,8 +78,8 @@ func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
 }
 
 func (a *Agent) persistAnnounced() {
-	a.adminMu.Lock()
-	defer a.adminMu.Unlock()
+	a.adminLock <- struct{}{}
+	defer func() { <-a.adminLock }()
 	cur := a.currentState()
 	if _, announcing := a.replies.Current(); announcing || !cur.ReadyPending {
 		return
@@ -91,15 +96,28 @@ func (a *Agent) persistAnnounced() {
 	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
 }
 
-// SetAdmin changes the admin state, persisting it before it is served.
-func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
-	a.adminMu.Lock()
-	defer a.adminMu.Unlock()
+// errAdminBusy means another admin change held the lock until the
+// request's deadline; nothing was changed.
+var errAdminBusy = errors.New("busy: another admin change is in progress until this request's deadline; nothing was changed, try again")
+
+// SetAdmin changes the admin state, persisting it before it is served, and
+// returns the status right after the change. It starts nothing once ctx
+// has ended, and waits for HAProxy only until ctx's deadline.
+func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Status, error) {
+	select {
+	case a.adminLock <- struct{}{}:
+	case <-ctx.Done():
+		return control.Status{}, errAdminBusy
+	}
+	defer func() { <-a.adminLock }()
+	if ctx.Err() != nil {
+		return control.Status{}, errAdminBusy
+	}
 	a.mu.Lock()
 	cur, corrupt := a.state, a.stateErr != ""
 	a.mu.Unlock()
 	if cur.Admin == admin && !corrupt {
-		return "", nil
+		return a.Status(), nil
 	}
 	next := State{
 		Admin:        admin,
@@ -111,7 +129,7 @@ func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
 		next.Peers = a.replies.RecentPeers()
 	}
 	if err := a.stateFile().Save(next); err != nil {
-		return "", fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
+		return control.Status{}, fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
 	}
 	a.mu.Lock()
 	a.state, a.stateErr = next, ""
@@ -123,33 +141,42 @@ func (a *Agent) SetAdmin(admin haproxy.Admin) (warning string, err error) {
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpointsNow()) == 0 {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
 	}
-	warnings = append(warnings, a.pushAll()...)
-	return strings.Join(warnings, "; "), nil
+	warnings = append(warnings, a.pushAll(ctx)...)
+	// Still under the lock: the status shows this change, not a later one.
+	st := a.Status()
+	st.Warning = strings.Join(warnings, "; ")
+	return st, nil
 }
 
 // pushAll applies the admin state through every runtime endpoint at once,
-// waiting at most pushTimeout; endpoints that fail keep retrying.
-func (a *Agent) pushAll() []string {
+// waiting at most pushTimeout and not past ctx's deadline; endpoints that
+// fail, or are still busy then, keep retrying in the background.
+func (a *Agent) pushAll(ctx context.Context) []string {
 	endpoints := a.endpointsNow()
 	if len(endpoints) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
-	errs := make([]error, len(endpoints))
-	var wg sync.WaitGroup
-	for i, e := range endpoints {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.pushNow(ctx)
-		}()
+	errs := make(chan error, len(endpoints))
+	for _, e := range endpoints {
+		// Each ends within pushTimeout of taking the endpoint's lock,
+		// which its own Run holds at most as long.
+		go func() { errs <- e.pushNow(ctx) }()
 	}
-	wg.Wait()
 	var warnings []string
-	for _, err := range errs {
+	for range endpoints {
+		var err error
+		select {
+		case err = <-errs:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("not pushed yet, retrying in the background (the agent-check reply carries it too): %v", err))
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	return warnings
@@ -157,7 +184,6 @@ func (a *Agent) pushAll() []string {
 
 // Handle answers one control-socket request.
 func (a *Agent) Handle(ctx context.Context, req control.Request) control.Response {
-	var warning string
 	switch req.Command {
 	case control.CommandStatus:
 	case control.CommandReady, control.CommandDrain, control.CommandMaint:
@@ -171,19 +197,29 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 			return control.Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
 		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
-		w, err := a.SetAdmin(admin)
+		st, err := a.SetAdmin(ctx, admin)
 		if err != nil {
 			return control.Response{Error: err.Error()}
 		}
-		warning = w
 		if req.ShedRate > 0 {
-			a.startShed(ctx, req)
+			job, err := a.startShed(ctx, req)
+			if err != nil {
+				st.Warning = strings.TrimPrefix(st.Warning+"; "+err.Error(), "; ")
+			} else {
+				st.Shed = &job
+			}
 		}
+		return control.Response{OK: true, Status: &st}
+	case control.CommandStopShed:
+		st := a.Status()
+		if j := a.stopShed(ctx, req.Job); j != nil {
+			st.Shed = j
+		}
+		return control.Response{OK: true, Status: &st}
 	default:
-		return control.Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain or maint", req.Command)}
+		return control.Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain, maint or stop-shed", req.Command)}
 	}
 	st := a.Status()
-	st.Warning = warning
 	return control.Response{OK: true, Status: &st}
 }
 

@@ -59,10 +59,11 @@ type Agent struct {
 	// the channel sent is closed once the reload is applied.
 	reloads chan chan struct{}
 
-	// adminMu serialises admin changes, so that the order on disk is the
-	// order HAProxy sees. Lock order: adminMu, an endpoint's mu, then mu.
-	adminMu sync.Mutex
-	mu      sync.Mutex // guards the fields below
+	// adminLock serialises admin changes, so that the order on disk is
+	// the order HAProxy sees; a channel, so that a request gives up waiting
+	// at its deadline. Lock order: adminLock, an endpoint's mu, then mu.
+	adminLock chan struct{}
+	mu        sync.Mutex // guards the fields below
 	// cfg is the configuration in effect; restartNeeded lists the keys a
 	// reload changed that take effect only on restart.
 	cfg           config.Config
@@ -78,6 +79,7 @@ type Agent struct {
 
 	agentPort uint16
 	shedJobs  chan *shedJob
+	shedSeq   uint64 // numbers drain shedding jobs; guarded by mu
 	// shedCount counts connections closed to move them, by reason.
 	shedCount map[string]uint64
 }
@@ -85,12 +87,13 @@ type Agent struct {
 // New builds an agent; Serve runs it.
 func New(opts Options) *Agent {
 	return &Agent{
-		opts:     opts,
-		log:      opts.Log.With().Str("component", "agent").Logger(),
-		cfg:      opts.Config,
-		replies:  newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
-		reloads:  make(chan chan struct{}),
-		shedJobs: make(chan *shedJob),
+		opts:      opts,
+		log:       opts.Log.With().Str("component", "agent").Logger(),
+		cfg:       opts.Config,
+		replies:   newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
+		reloads:   make(chan chan struct{}),
+		shedJobs:  make(chan *shedJob),
+		adminLock: make(chan struct{}, 1),
 	}
 }
 

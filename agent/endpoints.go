@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,6 +70,9 @@ type endpoint struct {
 	pid             int
 	uptime          int64
 	status          control.EndpointStatus
+	// shown is status and targets as of the last sync, for snapshot: a
+	// status request must not wait for a runtime API that hangs.
+	shown atomic.Pointer[control.EndpointStatus]
 }
 
 func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
@@ -85,6 +89,7 @@ func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() 
 	if cfg.Backend != "" {
 		e.targets = []target{{cfg.Backend, cfg.Server}}
 	}
+	e.show()
 	if !rt.IsLoopbackOrUnix() {
 		e.log.Warn().Msg("runtime API over TCP off loopback: it has no authentication, keep it on a protected network")
 	}
@@ -129,6 +134,7 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 	defer cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.show()
 	if checkInfo {
 		info, err := e.rt.Info(ctx)
 		if err != nil {
@@ -253,13 +259,15 @@ func (e *endpoint) pushNow(ctx context.Context) error {
 	return err
 }
 
-func (e *endpoint) snapshot() control.EndpointStatus {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// show publishes the status for snapshot. e.mu must be held.
+func (e *endpoint) show() {
 	st := e.status
 	st.Servers = targetNames(e.targets)
-	return st
+	e.shown.Store(&st)
 }
+
+// snapshot is the endpoint's status as of its last sync; it never waits.
+func (e *endpoint) snapshot() control.EndpointStatus { return *e.shown.Load() }
 
 func (e *endpoint) currentTargets() []target {
 	e.mu.Lock()

@@ -76,9 +76,26 @@ type shedJob struct {
 	min      int
 	deadline time.Time
 	reason   string
+	// cancel, closed by stop, asks run to end; done is closed once it has.
+	cancel   chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	mu     sync.Mutex
 	status control.ShedStatus
+}
+
+func newShedJob(rate float64, min int, reason string) *shedJob {
+	return &shedJob{rate: rate, min: min, reason: reason, cancel: make(chan struct{}), done: make(chan struct{})}
+}
+
+// stop asks the job to end; it waits until it has or ctx ends.
+func (j *shedJob) stop(ctx context.Context) {
+	j.stopOnce.Do(func() { close(j.cancel) })
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+	}
 }
 
 func (j *shedJob) snapshot() control.ShedStatus {
@@ -104,6 +121,7 @@ const shedTick = 50 * time.Millisecond
 // current is the closer in effect at each close, so that a reload that
 // changes shed.* or haproxy[] takes effect in a running job too.
 func (j *shedJob) run(ctx context.Context, current func() closer, remaining func() int, keep func() bool, log zerolog.Logger) {
+	defer close(j.done)
 	defer j.update(func(s *control.ShedStatus) { s.Active = false })
 	period := max(time.Duration(float64(time.Second)/j.rate), shedTick)
 	var owed float64
@@ -114,6 +132,9 @@ func (j *shedJob) run(ctx context.Context, current func() closer, remaining func
 		select {
 		case <-ctx.Done():
 			j.update(func(s *control.ShedStatus) { s.Ended = "stopped" })
+			return
+		case <-j.cancel:
+			j.update(func(s *control.ShedStatus) { s.Ended = "stopped on request (hafeed drain --wait interrupted)" })
 			return
 		case <-timer.C:
 		}
@@ -255,20 +276,45 @@ func connCounter(src config.SourcesConfig, agentPort uint16) func() int {
 }
 
 // startShed hands a drain's shedding job to runShedJobs, replacing any
-// job still running.
-func (a *Agent) startShed(ctx context.Context, req control.Request) {
-	job := &shedJob{rate: req.ShedRate, min: req.Min, reason: "drain"}
+// job still running, and returns its status as it starts.
+func (a *Agent) startShed(ctx context.Context, req control.Request) (control.ShedStatus, error) {
+	job := newShedJob(req.ShedRate, req.Min, "drain")
 	if req.Timeout > 0 {
 		job.deadline = time.Now().Add(req.Timeout)
 	}
-	job.status = control.ShedStatus{Reason: "drain", Rate: req.ShedRate, Via: a.closerVia(), Started: time.Now(), Deadline: job.deadline, Min: req.Min, Active: true}
 	a.mu.Lock()
-	a.shed = job
+	a.shedSeq++
+	job.status = control.ShedStatus{Job: a.shedSeq, Reason: "drain", Rate: req.ShedRate, Started: time.Now(), Deadline: job.deadline, Min: req.Min, Active: true}
 	a.mu.Unlock()
+	job.status.Via = a.closerVia()
 	select {
 	case a.shedJobs <- job:
 	case <-ctx.Done():
+		return control.ShedStatus{}, errors.New("the shedding job did not start before the request's deadline")
 	}
+	a.mu.Lock()
+	a.shed = job
+	a.mu.Unlock()
+	return job.snapshot(), nil
+}
+
+// stopShed stops the drain's shedding job numbered id (0: any), leaving
+// the admin state as it is, and returns its status; nil if no such job
+// runs.
+func (a *Agent) stopShed(ctx context.Context, id uint64) *control.ShedStatus {
+	a.mu.Lock()
+	job := a.shed
+	a.mu.Unlock()
+	if job == nil {
+		return nil
+	}
+	st := job.snapshot()
+	if id != 0 && st.Job != id {
+		return nil
+	}
+	job.stop(ctx)
+	st = job.snapshot()
+	return &st
 }
 
 // runShedJobs runs one shedding job at a time; a new one replaces the old.

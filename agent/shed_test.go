@@ -12,7 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/shed"
 )
@@ -51,7 +50,8 @@ func (c *poolCloser) remaining() int {
 func TestShedJobRate(t *testing.T) {
 	t.Parallel()
 	c := &poolCloser{left: 110}
-	job := &shedJob{rate: 200, min: 10, reason: "drain", status: control.ShedStatus{Active: true}}
+	job := newShedJob(200, 10, "drain")
+	job.status.Active = true
 	start := time.Now()
 	job.run(context.Background(), c.current, c.remaining, func() bool { return true }, zerolog.Nop())
 	took := time.Since(start)
@@ -79,7 +79,7 @@ func TestShedJobStops(t *testing.T) {
 	c := &poolCloser{left: 1000}
 	var keep atomic.Bool
 	keep.Store(true)
-	job := &shedJob{rate: 50, reason: "drain"}
+	job := newShedJob(50, 0, "drain")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -97,7 +97,8 @@ func TestShedJobStops(t *testing.T) {
 		t.Errorf("ended %q, want admin state changed", got)
 	}
 
-	job = &shedJob{rate: 50, reason: "drain", deadline: time.Now().Add(100 * time.Millisecond)}
+	job = newShedJob(50, 0, "drain")
+	job.deadline = time.Now().Add(100 * time.Millisecond)
 	job.run(context.Background(), c.current, c.remaining, func() bool { return true }, zerolog.Nop())
 	if got := job.snapshot().Ended; got == "" || got[:9] != "timed out" {
 		t.Errorf("ended %q, want timed out", got)
@@ -145,7 +146,8 @@ func TestShedJobFollowsTheCloserInEffect(t *testing.T) {
 	var current atomic.Pointer[closer]
 	set := func(c closer) { current.Store(&c) }
 	set(pool)
-	job := &shedJob{rate: 200, reason: "drain", status: control.ShedStatus{Active: true}}
+	job := newShedJob(200, 0, "drain")
+	job.status.Active = true
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

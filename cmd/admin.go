@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 const controlCallTimeout = 10 * time.Second
@@ -56,11 +57,15 @@ func writeJSON(c *cobra.Command, v any) error {
 // printAdminResult reports an admin change: the new state and reply, or
 // the whole status as JSON; a warning goes to stderr.
 func printAdminResult(c *cobra.Command, st *control.Status, asJSON bool) error {
+	if asJSON {
+		if st.Warning != "" {
+			fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(st.Warning))
+		}
+		return writeJSON(c, st)
+	}
+	st = safeStatus(st)
 	if st.Warning != "" {
 		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
-	}
-	if asJSON {
-		return writeJSON(c, st)
 	}
 	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
 	return nil

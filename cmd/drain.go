@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 // drainOptions are the flags of `hafeed drain` beyond the config flags.
@@ -67,9 +69,13 @@ or a deploy script before stopping the WebSocket server.`,
 				return printAdminResult(c, resp.Status, opts.asJSON)
 			}
 			if resp.Status.Warning != "" {
-				fmt.Fprintln(c.ErrOrStderr(), "warning: "+resp.Status.Warning)
+				fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(resp.Status.Warning))
 			}
-			return waitDrained(c, socket, opts, started)
+			var job uint64
+			if resp.Status.Shed != nil {
+				job = resp.Status.Shed.Job
+			}
+			return waitDrained(c, socket, opts, started, job)
 		},
 	}
 	flags.register(c)
@@ -81,41 +87,93 @@ or a deploy script before stopping the WebSocket server.`,
 	return c
 }
 
-// waitDrained polls the agent until few enough connections remain.
-func waitDrained(c *cobra.Command, socket string, opts drainOptions, started time.Time) error {
+// waitDrained polls the agent until few enough connections remain, and
+// gives up at the timeout by the clock, whether or not a fresh count came.
+// job is the shedding job the drain started (0: none): stopped when the
+// wait ends without draining.
+func waitDrained(c *cobra.Command, socket string, opts drainOptions, started time.Time, job uint64) error {
 	ctx, cancel := commandContext(c)
 	defer cancel()
 	deadline := started.Add(opts.timeout)
 	progress := newProgress(c.ErrOrStderr())
 	defer progress.finish()
+	left, ports := -1, ""
 	for {
-		resp, err := callAgent(c, socket, control.Request{Command: control.CommandStatus})
-		if err != nil {
+		callDeadline := time.Now().Add(controlCallTimeout)
+		if deadline.Before(callDeadline) {
+			callDeadline = deadline
+		}
+		callCtx, callCancel := context.WithDeadline(ctx, callDeadline)
+		resp, err := control.Call(callCtx, socket, control.Request{Command: control.CommandStatus})
+		callCancel()
+		switch {
+		case ctx.Err() != nil:
+			progress.finish()
+			return interrupted(socket, job)
+		case err != nil && time.Now().Before(deadline):
 			return err
-		}
-		st := resp.Status
-		if st.Admin != "drain" {
-			return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", st.Admin)
-		}
-		// Only a count taken after the drain began can say it is done.
-		if s := st.Sample; s != nil && s.Signals[policy.SignalConnections].At.After(started) {
-			progress.update(s.Connections, st.Shed)
-			if s.Connections <= opts.min {
-				progress.finish()
-				fmt.Fprintf(c.OutOrStdout(), "drained: %d connections left after %s\n", s.Connections, time.Since(started).Round(time.Second))
-				return nil
+		case err == nil:
+			st := resp.Status
+			if st.Admin != "drain" {
+				return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", termsafe.Line(st.Admin))
 			}
-			if time.Now().After(deadline) {
-				progress.finish()
-				return fmt.Errorf("timed out after %s: %d connections remain on ports %s", opts.timeout, s.Connections, portList(s.Ports))
+			// Only a count taken after the drain began can say it is done.
+			if s := st.Sample; s != nil && s.Signals[policy.SignalConnections].At.After(started) {
+				left, ports = s.Connections, portList(s.Ports)
+				progress.update(s.Connections, st.Shed)
+				if s.Connections <= opts.min {
+					progress.finish()
+					fmt.Fprintf(c.OutOrStdout(), "drained: %d connections left after %s\n", s.Connections, time.Since(started).Round(time.Second))
+					return nil
+				}
 			}
+		}
+		if !time.Now().Before(deadline) {
+			progress.finish()
+			stopShed(socket, job)
+			if left < 0 {
+				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget)", opts.timeout)
+			}
+			return fmt.Errorf("timed out after %s: %d connections remain on ports %s", opts.timeout, left, ports)
 		}
 		select {
 		case <-ctx.Done():
-			return errors.New("interrupted: the host stays drained; its connections were not all gone")
-		case <-time.After(250 * time.Millisecond):
+			progress.finish()
+			return interrupted(socket, job)
+		case <-time.After(min(250*time.Millisecond, time.Until(deadline))):
 		}
 	}
+}
+
+// interrupted stops the drain's shedding job, if it started one, and says
+// what became of the host.
+func interrupted(socket string, job uint64) error {
+	if job == 0 {
+		return errors.New("interrupted: the host stays drained; its connections were not all gone")
+	}
+	st, err := stopShed(socket, job)
+	if err != nil {
+		return fmt.Errorf("interrupted: the host stays drained, but stopping its shedding failed: %w (it ends by itself at --timeout; see `hafeed status`)", err)
+	}
+	closed := 0
+	if st.Shed != nil {
+		closed = st.Shed.Closed
+	}
+	return fmt.Errorf("interrupted: the host stays drained; shedding stopped after closing %d connections", closed)
+}
+
+// stopShed stops the shedding job numbered job, if any.
+func stopShed(socket string, job uint64) (*control.Status, error) {
+	if job == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := control.Call(ctx, socket, control.Request{Command: control.CommandStopShed, Job: job})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Status, nil
 }
 
 func portList(ports []uint16) string {

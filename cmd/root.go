@@ -15,6 +15,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 // Exit codes, a contract with scripts.
@@ -73,7 +74,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "hafeed: "+err.Error())
+	// Errors may quote what HAProxy or the application sent.
+	fmt.Fprintln(stderr, "hafeed: "+termsafe.Text(err.Error()))
 	return exitCode(err)
 }
 

@@ -40,7 +40,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
 			if asJSON {
 				return writeJSON(c, resp.Status)
 			}
-			printStatus(c.OutOrStdout(), resp.Status, time.Now(), styleFor(c.OutOrStdout()))
+			printStatus(c.OutOrStdout(), safeStatus(resp.Status), time.Now(), styleFor(c.OutOrStdout()))
 			return nil
 		},
 	}

@@ -1,0 +1,104 @@
+package cmd_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/cmd"
+	"github.com/hafeed/hafeed/internal/testutil"
+)
+
+// fakeAgent answers every control request with a copy of status, its
+// admin state set to the command for admin commands.
+type fakeAgent struct{ status control.Status }
+
+func (f fakeAgent) Handle(_ context.Context, req control.Request) control.Response {
+	st := f.status
+	if req.Command != control.CommandStatus {
+		st.Admin = req.Command
+	}
+	return control.Response{OK: true, Status: &st}
+}
+
+// serveFake serves h on a control socket until the test ends.
+func serveFake(t *testing.T, h control.Handler) string {
+	t.Helper()
+	path := filepath.Join(shortDir(t), "control.sock")
+	srv, err := control.Listen(path, h, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		testutil.Recv(t, done, waitLimit, "the fake agent to stop")
+	})
+	return path
+}
+
+// TestDrainWaitTimeoutByTheClock checks that --timeout ends the wait when
+// no fresh connection count ever comes (issue 11, item 4: --timeout 3s
+// returned after 21 s, and with 200k sockets never).
+func TestDrainWaitTimeoutByTheClock(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	socket := serveFake(t, fakeAgent{status: control.Status{Admin: "drain", Sample: &control.Sample{}}})
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		code, stdout, stderr := hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", socket, "--wait", "--timeout", "700ms")
+		done <- result{code, stdout, stderr}
+	}()
+	r := testutil.Recv(t, done, waitLimit, "drain --wait --timeout 700ms to return")
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("drain --wait --timeout 700ms took %v", took)
+	}
+	if r.code != cmd.ExitFailure || !strings.Contains(r.stderr, "timed out after 700ms: no connection count since the drain began") {
+		t.Errorf("drain --wait = exit %d, stderr %q; want %d, timed out without a count", r.code, r.stderr, cmd.ExitFailure)
+	}
+}
+
+// TestAdminOutputStripsEscapes checks that text from HAProxy or the
+// application reaches the terminal without escape sequences (issue 11,
+// item 10: a runtime endpoint answering "\x1b]0;…\x1b[2J" had drain and
+// status print it raw).
+func TestAdminOutputStripsEscapes(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	evil := "owned\x1b]0;title\x07\x1b[2J\r\x9b31m"
+	st := control.Status{
+		Admin: "ready", Reply: "ready 100%", Warning: "not pushed yet: " + evil,
+		HAProxy: []control.EndpointStatus{{Runtime: "unix:///run/haproxy.sock", Servers: []string{"ws/" + evil}, Error: evil}},
+		Sample: &control.Sample{
+			Errors:  []string{"app: " + evil},
+			Signals: map[string]control.SignalStatus{"app": {Error: evil}},
+		},
+		Shed:      &control.ShedStatus{Reason: "drain", LastError: evil},
+		Rebalance: &control.RebalanceStatus{Error: evil},
+	}
+	socket := serveFake(t, fakeAgent{status: st})
+	for _, args := range [][]string{{"drain"}, {"status"}, {"ready"}} {
+		code, stdout, stderr := hafeed(t, append(args, "-c", emptyConfig(t), "--control-socket", socket)...)
+		if code != cmd.ExitOK {
+			t.Errorf("%s = exit %d, stderr %q", args[0], code, stderr)
+		}
+		for name, out := range map[string]string{"stdout": stdout, "stderr": stderr} {
+			if strings.ContainsAny(out, "\x1b\x07\r\u009b") {
+				t.Errorf("%s wrote a control character to %s: %q", args[0], name, out)
+			}
+		}
+		if !strings.Contains(stdout+stderr, "owned") {
+			t.Errorf("%s dropped the text around the escapes: stdout %q, stderr %q", args[0], stdout, stderr)
+		}
+	}
+}

@@ -32,6 +32,10 @@ type Options struct {
 	// Reload reads the configuration again (file and flags) on SIGHUP; nil
 	// disables reloading.
 	Reload func() (config.Config, error)
+	// Hangups delivers SIGHUP, registered by the caller before anything
+	// else starts so that one arriving during start-up is not fatal; nil:
+	// the agent registers SIGHUP itself when Serve starts.
+	Hangups <-chan os.Signal
 	// LogLevel, when set, is changed by a reload that changes log.level.
 	LogLevel *LevelFilter
 	Log      zerolog.Logger
@@ -103,6 +107,13 @@ func New(opts Options) *Agent {
 // again: the control socket is free for the next attempt.
 func (a *Agent) Serve(ctx context.Context) (err error) {
 	a.started = time.Now()
+	hangups := a.opts.Hangups
+	if hangups == nil && a.opts.Reload != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		hangups = hup
+	}
 	cfg := a.conf()
 	if err := a.loadState(cfg.StateFile); err != nil {
 		return err
@@ -170,7 +181,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	defer a.swapRuntime(ctx, nil)
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return ctl.Run(ctx) })
-	g.Go(func() error { return a.loop(ctx, sampler, server) })
+	g.Go(func() error { return a.loop(ctx, sampler, server, hangups) })
 	g.Go(func() error { return a.runShedJobs(ctx) })
 	if metricsSrv != nil {
 		g.Go(func() error { return metricsSrv.Run(ctx) })
@@ -288,14 +299,11 @@ func (a *Agent) wanted() desiredAdmin {
 
 // loop owns the sampler: it samples on a ticker, persists the end of a
 // ready announcement, and applies reloads.
-func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer) error {
+// A SIGHUP that arrived during start-up waits in hangups and is applied
+// here.
+func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
 	ticker := time.NewTicker(a.conf().Interval)
 	defer ticker.Stop()
-	hup := make(chan os.Signal, 1)
-	if a.opts.Reload != nil {
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
 	var watchdog <-chan time.Time
 	if a.opts.Watchdog > 0 {
 		t := time.NewTicker(a.opts.Watchdog / 2)
@@ -330,7 +338,7 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 			a.persistBaseline(sampler.Baseline(), time.Now())
 		case <-a.replies.announced:
 			a.persistAnnounced()
-		case <-hup:
+		case <-hangups:
 			reload()
 		case done := <-a.reloads:
 			reload()

@@ -29,6 +29,14 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
   hafeed run --agent-listen 127.0.0.1:5555 --control-socket ./hafeed.sock --state-file ./state.json`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			// Signals first: a SIGHUP during start-up waits for the agent's
+			// loop (which then reloads) instead of killing the process, and
+			// one after SIGTERM is ignored.
+			hangups := make(chan os.Signal, 1)
+			signal.Notify(hangups, syscall.SIGHUP)
+			defer signal.Stop(hangups)
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			cfg, path, err := flags.load(c)
 			if err != nil {
 				return err
@@ -37,8 +45,6 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			// Under systemd (Type=notify, WatchdogSec=): readiness, reloads,
 			// stopping and watchdog keep-alives.
 			watchdog, _ := daemon.SdWatchdogEnabled(false)
@@ -59,6 +65,7 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 					next, _, err := flags.load(c)
 					return next, err
 				},
+				Hangups:  hangups,
 				LogLevel: level,
 				Log:      log,
 				Version:  Version(),

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -133,7 +134,10 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	undo = append(undo, ctl.Close)
 	ln, err := net.Listen("tcp", cfg.AgentCheck.Listen)
 	if err != nil {
-		return fmt.Errorf("agent-check listener on %s: %w (is another agent running, or the port taken?)", cfg.AgentCheck.Listen, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("agent-check listener on %s: %w (is another agent running, or the port taken?)", cfg.AgentCheck.Listen, err)
+		}
+		return fmt.Errorf("agent-check listener on %s: %w (check agent_check.listen)", cfg.AgentCheck.Listen, err)
 	}
 	undo = append(undo, func() { ln.Close() })
 	var metricsSrv *metricsServer

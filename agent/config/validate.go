@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +25,9 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &Error{File: file, Line: keyLine(root, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	if _, _, err := net.SplitHostPort(c.AgentCheck.Listen); err != nil {
-		bad("agent_check.listen", "%q is not host:port (for example \":5555\" or \"10.0.0.11:5555\")", c.AgentCheck.Listen)
+	nonFinite(reflect.ValueOf(c), "", bad)
+	if err := checkListen(c.AgentCheck.Listen); err != nil {
+		bad("agent_check.listen", "%v (for example \":5555\" or \"10.0.0.11:5555\")", err)
 	}
 	if _, err := ParseAllow(c.AgentCheck.Allow); err != nil {
 		bad("agent_check.allow", "%v", err)
@@ -38,11 +41,18 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if c.AgentCheck.ReadyTimeout <= 0 {
 		bad("agent_check.ready_timeout", "must be positive, for example 30s")
 	}
-	if c.ControlSocket == "" {
+	switch {
+	case c.ControlSocket == "":
 		bad("control_socket", "must be a path, for example %s", DefaultControlSocket)
+	case len(c.ControlSocket) > maxSocketPath:
+		bad("control_socket", "%q is %d bytes, longer than the %d a Unix socket path may have: use a shorter path", c.ControlSocket, len(c.ControlSocket), maxSocketPath)
+	case strings.ContainsRune(c.ControlSocket, 0):
+		bad("control_socket", "contains a NUL byte")
 	}
 	if c.StateFile == "" {
 		bad("state_file", "must be a path, for example %s", DefaultStateFile)
+	} else if strings.ContainsRune(c.StateFile, 0) {
+		bad("state_file", "contains a NUL byte")
 	}
 	if c.Interval < 10*time.Millisecond {
 		bad("interval", "%v is too short: use 10ms or more (1s is typical)", c.Interval)
@@ -188,8 +198,10 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		bad("rebalance.high_water", "must be positive (1.0 is the utilisation at the targets)")
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen", "%q is not host:port (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", c.Metrics.Listen)
+		if err := checkListen(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%v (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", err)
+		} else if c.Metrics.Listen == c.AgentCheck.Listen && portOf(c.Metrics.Listen) != 0 {
+			bad("metrics.listen", "%q is agent_check.listen too: give metrics a port of its own", c.Metrics.Listen)
 		}
 	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
@@ -199,6 +211,107 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		bad("log.level", "%v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// maxSocketPath is the longest path a Unix socket may be bound to on Linux
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// checkListen checks a TCP listen address as net.Listen would take it: an
+// optional IP address or host name, and a numeric port.
+func checkListen(addr string) error {
+	if strings.ContainsRune(addr, 0) {
+		return fmt.Errorf("%q contains a NUL byte", addr)
+	}
+	if scheme, _, ok := strings.Cut(addr, "://"); ok {
+		return fmt.Errorf("%q: a listen address takes no scheme (%s://): write host:port", addr, scheme)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !isHostName(host) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+	}
+	return nil
+}
+
+// isHostName says whether s is made of DNS labels.
+func isHostName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// portOf returns the port of a host:port address, 0 if it has none.
+func portOf(addr string) uint16 {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(n)
+}
+
+// nonFinite reports every float in v (a Config, walked by its yaml keys)
+// that is NaN or infinite: no comparison rejects NaN, and either would
+// poison the arithmetic and the JSON of every reply.
+func nonFinite(v reflect.Value, key string, bad func(key, format string, args ...any)) {
+	join := func(name string) string {
+		if key == "" {
+			return name
+		}
+		return key + "." + name
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			bad(key, "%v is not a finite number", f)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			nonFinite(v.Field(i), join(name), bad)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		for _, k := range keys {
+			nonFinite(v.MapIndex(k), join(fmt.Sprint(k)), bad)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", key, i), bad)
+		}
+	}
 }
 
 // Validate checks a configuration built in code or changed by flags.

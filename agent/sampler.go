@@ -87,7 +87,7 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 		}
 		s.record(policy.SignalConnections, float64(n.Established), err, start, took)
 	}
-	if pc.Fresh(s.countedAt, start) {
+	if pc.CountFresh(s.countedAt, start, s.countSpacing()) {
 		out.Connections, out.Ports = s.lastCount.Established, s.lastCount.Ports
 	}
 	out.ConnMethod = s.conns.Method()
@@ -102,7 +102,7 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 	slices.Sort(out.Errors)
 
 	readings := policy.Readings{At: start, Connections: s.lastCount.Established, ConnectionsAt: s.countedAt,
-		Signals: map[string]policy.Reading{}, Peers: peers, BackendWeight: backendWeight}
+		CountSpacing: s.countSpacing(), Signals: map[string]policy.Reading{}, Peers: peers, BackendWeight: backendWeight}
 	for name, st := range s.last {
 		st.Target = pc.Targets.Of(name)
 		st.Stale = !st.At.Equal(start)
@@ -143,10 +143,16 @@ func (s *Sampler) NeedsBackendWeight() bool { return s.state.PriorCost == 0 }
 // countDue says whether to count connections now, keeping the time spent
 // counting under countBudget of one core.
 func (s *Sampler) countDue(now time.Time) bool {
-	if s.countBudget <= 0 || s.countedAt.IsZero() {
-		return true
+	return s.countedAt.IsZero() || now.Sub(s.countedAt) >= s.countSpacing()
+}
+
+// countSpacing is the least time between two counts that keeps counting
+// within countBudget of one core: the last count's cost over the budget.
+func (s *Sampler) countSpacing() time.Duration {
+	if s.countBudget <= 0 {
+		return 0
 	}
-	return now.Sub(s.countedAt) >= time.Duration(float64(s.countCost)/s.countBudget)
+	return time.Duration(float64(s.countCost) / s.countBudget)
 }
 
 // record keeps a signal's last good value, or notes why it failed.

@@ -17,6 +17,10 @@ type Readings struct {
 	// Connections is the last connection count, read at ConnectionsAt.
 	Connections   int
 	ConnectionsAt time.Time
+	// CountSpacing is how far apart connection counts are taken when a
+	// count budget spaces slow ones out: a count stands that much longer
+	// than StaleAfter, so that spacing them never reads as no count.
+	CountSpacing time.Duration
 	// Signals are the configured signals' last good readings by name,
 	// the connection count included under SignalConnections; a signal
 	// configured but never read has a zero Reading.
@@ -33,6 +37,12 @@ func (p PolicyConfig) Fresh(at, now time.Time) bool {
 	return !at.IsZero() && now.Sub(at) <= p.StaleAfter
 }
 
+// CountFresh is Fresh for a connection count taken at at, when counts are
+// taken spacing apart.
+func (p PolicyConfig) CountFresh(at, now time.Time, spacing time.Duration) bool {
+	return !at.IsZero() && now.Sub(at) <= p.StaleAfter+spacing
+}
+
 // Observe turns one sample's readings into what the policy sees. A reading
 // older than StaleAfter does not count. When no configured signal has a
 // target, utilisation is not scored and the observation is fresh as long
@@ -41,7 +51,7 @@ func (p PolicyConfig) Fresh(at, now time.Time) bool {
 // targeted signal are.
 func (p PolicyConfig) Observe(r Readings) Observation {
 	obs := Observation{Peers: r.Peers, BackendWeight: r.BackendWeight}
-	connsFresh := p.Fresh(r.ConnectionsAt, r.At)
+	connsFresh := p.CountFresh(r.ConnectionsAt, r.At, r.CountSpacing)
 	if connsFresh {
 		obs.Connections = r.Connections
 	}
@@ -51,7 +61,11 @@ func (p PolicyConfig) Observe(r Readings) Observation {
 		if name != SignalConnections && p.Targets.Of(name) > 0 {
 			scored = true
 		}
-		if p.Fresh(rd.At, r.At) {
+		fresh := p.Fresh(rd.At, r.At)
+		if name == SignalConnections {
+			fresh = p.CountFresh(rd.At, r.At, r.CountSpacing)
+		}
+		if fresh {
 			values[name] = rd.Value
 		}
 	}

@@ -85,6 +85,9 @@ type Agent struct {
 	agentPort uint16
 	shedJobs  chan *shedJob
 	shedSeq   uint64 // numbers drain shedding jobs; guarded by mu
+	// peersCapped is set while more peers poll than maxSharingPeers; the
+	// sampling loop owns it.
+	peersCapped bool
 	// shedCount counts connections closed to move them, by reason.
 	shedCount map[string]uint64
 }
@@ -456,8 +459,27 @@ func (a *Agent) publish(s control.Sample) {
 	ev.Msg("sampled load")
 }
 
-// peerCount is the number of HAProxy addresses polling, at least 1.
-func (a *Agent) peerCount() int { return max(1, len(a.replies.RecentPeers())) }
+// maxSharingPeers caps the number of HAProxies maxconn is shared among,
+// so that addresses polling the agent-check port cannot shrink the cap to
+// nothing (agent_check.allow keeps them out altogether).
+const maxSharingPeers = 32
+
+// peerCount is the number of HAProxies polling at an agent-check cadence,
+// at least 1 and at most maxSharingPeers; only allowed peers get replies,
+// so only they count.
+func (a *Agent) peerCount() int {
+	n := a.replies.SharingPeers()
+	if n > maxSharingPeers {
+		if !a.peersCapped {
+			a.log.Warn().Int("polling", n).Int("counted", maxSharingPeers).
+				Msg("more addresses poll the agent-check port than HAProxies are likely to share this server; set agent_check.allow to your HAProxies")
+		}
+		a.peersCapped = true
+		return maxSharingPeers
+	}
+	a.peersCapped = false
+	return max(1, n)
+}
 
 func (a *Agent) conf() config.Config {
 	a.mu.Lock()

@@ -15,6 +15,23 @@ import (
 // that must hear "ready" when hafeed leaves drain or maint.
 const peerTTL = time.Minute
 
+// forgetAfter is how long a peer that stopped polling is remembered, with
+// its poll count, while the table has room.
+const forgetAfter = 10 * peerTTL
+
+// maxPeers bounds the peer table: past it, new addresses still get their
+// reply but are not tracked. Expired entries are dropped as polls come in.
+const maxPeers = 1024
+
+// minAgentInter is the shortest interval between polls from one address
+// that looks like HAProxy's agent-check (agent-inter) rather than a burst
+// of connections.
+const minAgentInter = 50 * time.Millisecond
+
+// sharingPolls is how many polls at an agent-check cadence make an address
+// count as an HAProxy sharing maxconn.
+const sharingPolls = 3
+
 // readyServings is how many replies with "ready" each peer address must get
 // before the announcement ends: two, so that two HAProxy instances behind one
 // address (same agent-inter, interleaved polls) both get it.
@@ -35,12 +52,14 @@ type replyBook struct {
 	announce  bool
 	deadline  time.Time
 	peers     map[netip.Addr]*peerInfo
+	pruned    time.Time // when expired peers were last dropped
 	// announced receives a value each time an announcement ends, so that the
 	// agent persists it outside the reply path.
 	announced chan struct{}
 }
 
 type peerInfo struct {
+	firstPoll   time.Time
 	lastPoll    time.Time
 	polls       uint64
 	readyServed int
@@ -64,8 +83,19 @@ func (b *replyBook) AgentReply(peer netip.Addr) []byte {
 	now := b.now()
 	p := b.peers[peer]
 	if p == nil {
-		p = &peerInfo{}
-		b.peers[peer] = p
+		switch {
+		case len(b.peers) >= maxPeers:
+			b.prune(now, peerTTL)
+		case now.Sub(b.pruned) >= peerTTL:
+			b.prune(now, forgetAfter)
+		}
+		if len(b.peers) < maxPeers {
+			p = &peerInfo{firstPoll: now}
+			b.peers[peer] = p
+		}
+	}
+	if p == nil {
+		p = &peerInfo{} // untracked: the table is full of live peers
 	}
 	p.lastPoll = now
 	p.polls++
@@ -139,10 +169,43 @@ func (b *replyBook) Expect(peers []netip.Addr) {
 	defer b.mu.Unlock()
 	now := b.now()
 	for _, addr := range peers {
-		if b.peers[addr] == nil {
-			b.peers[addr] = &peerInfo{lastPoll: now}
+		if b.peers[addr] == nil && len(b.peers) < maxPeers {
+			b.peers[addr] = &peerInfo{firstPoll: now, lastPoll: now}
 		}
 	}
+}
+
+// prune drops the peers that have not polled within age. b.mu must be
+// held.
+func (b *replyBook) prune(now time.Time, age time.Duration) {
+	b.pruned = now
+	for addr, p := range b.peers {
+		if now.Sub(p.lastPoll) >= age {
+			delete(b.peers, addr)
+		}
+	}
+}
+
+// SharingPeers counts the addresses that poll like HAProxy's agent-check:
+// at least sharingPolls polls, no closer together on average than
+// minAgentInter, the last one within a few of its intervals. Bursts of
+// connections from one address and addresses that polled once do not
+// count.
+func (b *replyBook) SharingPeers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	n := 0
+	for _, p := range b.peers {
+		if p.polls < sharingPolls {
+			continue
+		}
+		inter := p.lastPoll.Sub(p.firstPoll) / time.Duration(p.polls-1)
+		if inter >= minAgentInter && now.Sub(p.lastPoll) <= 3*inter+time.Second && now.Sub(p.lastPoll) < peerTTL {
+			n++
+		}
+	}
+	return n
 }
 
 // RecentPeers lists the addresses that polled within peerTTL.
@@ -186,17 +249,15 @@ func (b *replyBook) Current() (line string, announcing bool) {
 	return string(b.line), false
 }
 
-// Peers lists the addresses that polled within peerTTL, forgetting older ones.
+// Peers lists the addresses that polled within peerTTL, forgetting older
+// ones.
 func (b *replyBook) Peers() []control.PeerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
+	b.prune(now, forgetAfter)
 	var out []control.PeerStatus
 	for addr, p := range b.peers {
-		if now.Sub(p.lastPoll) > 10*peerTTL {
-			delete(b.peers, addr)
-			continue
-		}
 		if now.Sub(p.lastPoll) < peerTTL {
 			out = append(out, control.PeerStatus{Addr: addr.String(), LastPoll: p.lastPoll, Polls: p.polls})
 		}

@@ -102,6 +102,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// maxMetricsConns bounds the open /metrics connections; metricsIdleTimeout
+// closes a keep-alive connection no request came on for that long.
+const (
+	maxMetricsConns    = 32
+	metricsIdleTimeout = 15 * time.Second
+)
+
 // metricsServer serves /metrics until ctx ends.
 type metricsServer struct {
 	ln  net.Listener
@@ -120,7 +127,16 @@ func newMetricsServer(addr string, c prometheus.Collector) (*metricsServer, erro
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
 	}
-	return &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	// Scrapers get a bounded number of connections, each with deadlines,
+	// and idle keep-alives are closed, so that none can pile up.
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       metricsIdleTimeout,
+	}
+	return &metricsServer{ln: newLimitListener(ln, maxMetricsConns), srv: srv}, nil
 }
 
 func (m *metricsServer) Run(ctx context.Context) error {

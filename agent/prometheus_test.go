@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -82,5 +84,98 @@ func TestMetricsHTTP(t *testing.T) {
 	cancel()
 	if err := testutil.Recv(t, done, waitLimit, "Run to return after cancel"); err != nil {
 		t.Errorf("Run() = %v after cancel", err)
+	}
+}
+
+// TestMetricsClosesIdleKeepAlives checks that a scraper's keep-alive
+// connection is closed once idle (issue 11, item 6: 50 of 50 stayed open
+// after 70 s, which is how the descriptors ran out).
+func TestMetricsClosesIdleKeepAlives(t *testing.T) {
+	t.Parallel()
+	a := New(Options{Config: testConfig(t), Version: "test"})
+	m, err := newMetricsServer("127.0.0.1:0", collector{a: a, version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.srv.IdleTimeout != metricsIdleTimeout || m.srv.ReadTimeout <= 0 || m.srv.WriteTimeout <= 0 {
+		t.Errorf("metrics server timeouts: idle %v, read %v, write %v; want all set", m.srv.IdleTimeout, m.srv.ReadTimeout, m.srv.WriteTimeout)
+	}
+	m.srv.IdleTimeout = 200 * time.Millisecond // the test's, not the real one
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+	}()
+	conn, err := net.Dial("tcp", m.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitLimit))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	start := time.Now()
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("idle keep-alive: read %d bytes, %v; want the server to close it", n, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("idle keep-alive closed after %v, want about its idle timeout", took)
+	}
+}
+
+// TestLimitListener checks that Accept waits while n connections are
+// open and goes on once one closes.
+func TestLimitListener(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(inner, 2)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first := testutil.Recv(t, accepted, waitLimit, "the first connection")
+	second := testutil.Recv(t, accepted, waitLimit, "the second connection")
+	// Absence can only be watched for a while.
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted while two were open")
+	case <-time.After(100 * time.Millisecond):
+	}
+	second.Close()
+	testutil.Recv(t, accepted, waitLimit, "the third connection, once the second closed").Close()
+	first.Close()
+	select {
+	case c, ok := <-accepted:
+		if ok {
+			t.Errorf("accepted %v beyond the three dialled", c.RemoteAddr())
+		}
+	default:
 	}
 }

@@ -238,16 +238,20 @@ func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
 	var errs []error
 	for _, e := range rc.endpoints {
 		targets := e.currentTargets()
-		list, err := e.rt.Sessions(ctx)
+		// Streamed: an HAProxy's whole stream list is large, this host's
+		// share of it is what is kept.
+		var mine []session
+		err := e.rt.EachSession(ctx, func(s haproxy.Session) error {
+			if slices.Contains(targets, target{s.Backend, s.Server}) {
+				mine = append(mine, session{e, s.ID})
+			}
+			return nil
+		})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, s := range list {
-			if slices.Contains(targets, target{s.Backend, s.Server}) {
-				all = append(all, session{e, s.ID})
-			}
-		}
+		all = append(all, mine...)
 	}
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	return all, errs

@@ -118,7 +118,7 @@ func Default() Config {
 		Interval:      time.Second,
 		Sources: SourcesConfig{
 			CPU:         "host",
-			CountBudget: 0.01,
+			CountBudget: 0.008,
 			Memory:      "host",
 			Pressure:    "none",
 			App:         AppSourceConfig{Timeout: time.Second},

@@ -520,8 +520,15 @@ func TestAgentMetricsPortTaken(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if err := New(Options{Config: cfg}).Serve(ctx); err == nil || !strings.Contains(err.Error(), "metrics listener on "+taken.Addr().String()) {
+	var notified []string
+	ready := false
+	opts := Options{Config: cfg, Ready: func() { ready = true }, Notify: func(s string) { notified = append(notified, s) }}
+	if err := New(opts).Serve(ctx); err == nil || !strings.Contains(err.Error(), "metrics listener on "+taken.Addr().String()) {
 		t.Fatalf("Serve() with the metrics port taken = %v, want an error naming it", err)
+	}
+	// Readiness only once every listener is open (issue 11, item 9).
+	if ready || len(notified) > 0 {
+		t.Errorf("with the metrics port taken: Ready called %v, systemd told %q; want neither", ready, notified)
 	}
 	goleak.VerifyNone(t)
 	if _, err := os.Stat(cfg.ControlSocket); !errors.Is(err, os.ErrNotExist) {

@@ -131,11 +131,13 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	if err := a.stateFile().Save(next); err != nil {
 		return control.Status{}, fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
 	}
+	// The reply changes with the state, under a.mu: a status read at any
+	// moment shows the two in agreement.
 	a.mu.Lock()
 	a.state, a.stateErr = next, ""
 	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
-	a.mu.Unlock()
 	a.replies.SetAdmin(admin, next.ReadyPending)
+	a.mu.Unlock()
 	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
 	var warnings []string
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpointsNow()) == 0 {
@@ -225,14 +227,13 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 
 // Status reports the agent's current state.
 func (a *Agent) Status() control.Status {
-	line, announcing := a.replies.Current()
-	// Endpoints lock their own mutex and then a.mu: read them first.
 	var endpoints []control.EndpointStatus
 	for _, e := range a.endpointsNow() {
 		endpoints = append(endpoints, e.snapshot())
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	line, announcing := a.replies.Current()
 	st := control.Status{
 		Admin:           a.state.Admin.String(),
 		Since:           a.state.Since,

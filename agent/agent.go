@@ -66,7 +66,8 @@ type Agent struct {
 
 	// adminLock serialises admin changes, so that the order on disk is
 	// the order HAProxy sees; a channel, so that a request gives up waiting
-	// at its deadline. Lock order: adminLock, an endpoint's mu, then mu.
+	// at its deadline. Lock order: adminLock, an endpoint's mu, mu, then
+	// the reply book's.
 	adminLock chan struct{}
 	mu        sync.Mutex // guards the fields below
 	// cfg is the configuration in effect; restartNeeded lists the keys a

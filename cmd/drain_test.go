@@ -2,6 +2,8 @@ package cmd_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +102,26 @@ func TestAdminOutputStripsEscapes(t *testing.T) {
 		if !strings.Contains(stdout+stderr, "owned") {
 			t.Errorf("%s dropped the text around the escapes: stdout %q, stderr %q", args[0], stdout, stderr)
 		}
+	}
+}
+
+// TestSampleStripsEscapesFromTheApp checks that hafeed sample prints the
+// application endpoint's error without its escape sequences.
+func TestSampleStripsEscapesFromTheApp(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{\"utilisation\": \"\x1b]0;owned\x07\x1b[2Jnot a number\"}"))
+	}))
+	defer app.Close()
+	cfg := writeFile(t, "hafeed.yaml", "sources:\n  cpu: none\n  memory: none\n  app:\n    url: "+app.URL+"\n")
+	code, stdout, stderr := hafeed(t, "sample", "-c", cfg, "--ports", "1")
+	if code != cmd.ExitOK {
+		t.Fatalf("sample = exit %d, stderr %q", code, stderr)
+	}
+	if !strings.Contains(stdout, "owned") {
+		t.Fatalf("sample printed %q, want the app's error in it", stdout)
+	}
+	if strings.ContainsAny(stdout+stderr, "\x1b\x07") {
+		t.Errorf("sample wrote a control character: %q", stdout)
 	}
 }

@@ -37,19 +37,27 @@ func safeStatus(st *control.Status) *control.Status {
 		r.Reason, r.Error = line(r.Reason), line(r.Error)
 		out.Rebalance = &r
 	}
-	if st.Sample != nil {
-		s := *st.Sample
-		s.Errors = lines(s.Errors)
-		s.Reason, s.Bottleneck, s.ConnMethod = line(s.Reason), line(s.Bottleneck), line(s.ConnMethod)
-		s.Signals = maps.Clone(s.Signals)
-		for name, sig := range s.Signals {
-			sig.Error = line(sig.Error)
-			s.Signals[name] = sig
-		}
-		out.Sample = &s
-	}
+	out.Sample = safeSample(st.Sample)
 	out.RestartNeeded = lines(st.RestartNeeded)
 	return &out
+}
+
+// safeSample is safeStatus for a sample: the app endpoint's errors in
+// particular.
+func safeSample(in *control.Sample) *control.Sample {
+	if in == nil {
+		return nil
+	}
+	line := termsafe.Line
+	s := *in
+	s.Errors = lines(s.Errors)
+	s.Reason, s.Bottleneck, s.ConnMethod = line(s.Reason), line(s.Bottleneck), line(s.ConnMethod)
+	s.Signals = maps.Clone(s.Signals)
+	for name, sig := range s.Signals {
+		sig.Error = line(sig.Error)
+		s.Signals[name] = sig
+	}
+	return &s
 }
 
 func lines(in []string) []string {

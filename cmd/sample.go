@@ -61,7 +61,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 				}{s, reply})
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
-			printSample(tw, &s, styleFor(c.OutOrStdout()))
+			printSample(tw, safeSample(&s), styleFor(c.OutOrStdout()))
 			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
 			if s.Capacity > 0 {
 				fmt.Fprintf(tw, "reference\tpolicy.reference_capacity is %d; a host like this one would suggest about %d (weight 100%%)\n",

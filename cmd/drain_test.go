@@ -2,10 +2,9 @@ package cmd_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,14 +105,26 @@ func TestAdminOutputStripsEscapes(t *testing.T) {
 }
 
 // TestSampleStripsEscapesFromTheApp checks that hafeed sample prints the
-// application endpoint's error without its escape sequences.
+// application endpoint's error without the escape sequences its status
+// line carried.
 func TestSampleStripsEscapesFromTheApp(t *testing.T) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte("{\"utilisation\": \"\x1b]0;owned\x07\x1b[2Jnot a number\"}"))
-	}))
-	defer app.Close()
-	cfg := writeFile(t, "hafeed.yaml", "sources:\n  cpu: none\n  memory: none\n  app:\n    url: "+app.URL+"\n")
+	ln := listen(t)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(waitLimit))
+			c.Read(make([]byte, 4096))
+			c.Write([]byte("HTTP/1.1 500 owned\x1b]0;title\x07\x1b[2J\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			c.Close()
+		}
+	})
+	cfg := writeFile(t, "hafeed.yaml", "sources:\n  cpu: none\n  memory: none\n  app:\n    url: http://"+ln.Addr().String()+"/load\n")
 	code, stdout, stderr := hafeed(t, "sample", "-c", cfg, "--ports", "1")
 	if code != cmd.ExitOK {
 		t.Fatalf("sample = exit %d, stderr %q", code, stderr)

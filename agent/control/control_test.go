@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,4 +286,48 @@ func send(path string, req Request) (*Response, error) {
 		return nil, errors.Join(sendErr, err)
 	}
 	return &resp, nil
+}
+
+// failingListener fails its first n Accepts as a process out of
+// descriptors does.
+type failingListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.n.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServerBacksOffOnAcceptErrors checks that running out of descriptors
+// delays the control socket instead of stopping the agent (issue 11,
+// item 6: EMFILE on accept made the daemon exit).
+func TestServerBacksOffOnAcceptErrors(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: srv.ln}
+	fl.n.Store(5)
+	srv.ln = fl
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	callCtx, callCancel := context.WithTimeout(context.Background(), waitLimit)
+	defer callCancel()
+	if resp, err := Call(callCtx, path, Request{Command: CommandStatus}); err != nil || !resp.OK {
+		t.Errorf("Call after 5 failed accepts = %+v, %v; want an answer", resp, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v on accept errors, want it to retry", err)
+	default:
+	}
+	cancel()
+	testutil.Recv(t, done, waitLimit, "Run to return after cancel")
 }

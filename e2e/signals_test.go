@@ -30,9 +30,13 @@ func (h *hafeed) relaunchWith(bin string) {
 		h.t.Fatal(err)
 	}
 	h.log = log
-	h.cmd = exec.Command(bin, "run", "--config", h.config, "--agent-listen", h.agentAddr,
+	args := []string{"run", "--config", h.config, "--agent-listen", h.agentAddr,
 		"--control-socket", h.ctlSock, "--state-file", h.stateFile, "--ports", strconv.Itoa(h.appPort),
-		"--interval", "100ms", "--log-format", "json", "--log-level", "debug")
+		"--log-format", "json", "--log-level", "debug"}
+	if !h.defaultInterval {
+		args = append(args, "--interval", "100ms")
+	}
+	h.cmd = exec.Command(bin, args...)
 	h.cmd.Stdout, h.cmd.Stderr = log, log
 	h.cmd.Env = append(os.Environ(), h.env...)
 	if err := h.cmd.Start(); err != nil {

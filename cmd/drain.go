@@ -42,7 +42,9 @@ with the remaining count after --timeout. --shed-rate closes the remaining
 connections at that many per second, spread evenly with jitter, so clients
 reconnect through HAProxy onto other hosts (shed.via: runtime closes them in
 HAProxy, shed.via: hook asks the application). Use it from a systemd ExecStop=
-or a deploy script before stopping the WebSocket server.`,
+or a deploy script before stopping the WebSocket server. --timeout is kept by
+the clock, even when no fresh connection count comes; Ctrl-C stops the
+shedding this command started, and the host stays drained.`,
 		Example: `  hafeed drain
   hafeed drain --wait --timeout 10m
   hafeed drain --wait --shed-rate 100 --timeout 5m   # move sockets off, 100/s

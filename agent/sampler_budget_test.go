@@ -27,7 +27,7 @@ func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 	s.now = func() time.Time { return now }
 	s.Sample(context.Background(), p, 1, 0)
 	// As if that count had found 100,000 connections in 200 ms.
-	s.lastCount, s.countCost = metrics.ConnCount{Established: 100000, Ports: []uint16{1}}, 200*time.Millisecond
+	s.lastCount, s.counts.cost = metrics.ConnCount{Established: 100000, Ports: []uint16{1}}, 200*time.Millisecond
 	for i := 1; i < 20; i++ {
 		now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
@@ -40,7 +40,7 @@ func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 	}
 	now = t0.Add(20 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if !s.countedAt.Equal(now) {
+	if !s.counts.at.Equal(now) {
 		t.Errorf("no count 20 s after a 200 ms one at a 1%% budget")
 	}
 }

@@ -137,14 +137,14 @@ func TestSamplerCountBudget(t *testing.T) {
 	now := t0
 	s.now = func() time.Time { return now }
 	s.Sample(context.Background(), p, 1, 0)
-	if s.countedAt != t0 {
+	if s.counts.at != t0 {
 		t.Fatalf("first sample did not count")
 	}
-	s.countCost = 100 * time.Millisecond // as if the count had taken that long
+	s.counts.cost = 100 * time.Millisecond // as if the count had taken that long
 	for i := 1; i < 10; i++ {
 		now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
-		if s.countedAt != t0 {
+		if s.counts.at != t0 {
 			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
 		}
 		if !got.Signals[policy.SignalConnections].Stale {
@@ -153,7 +153,7 @@ func TestSamplerCountBudget(t *testing.T) {
 	}
 	now = t0.Add(10 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if s.countedAt != now {
+	if s.counts.at != now {
 		t.Errorf("no count 10s after a 100ms one")
 	}
 }

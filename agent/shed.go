@@ -262,19 +262,19 @@ func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
 // of a core on it while the job runs.
 func connCounter(src config.SourcesConfig, agentPort uint16) func() int {
 	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: []uint16{agentPort}}
+	pacer := countPacer{budget: 0.1}
 	var last int
-	var at time.Time
-	var cost time.Duration
 	return func() int {
-		if !at.IsZero() && time.Since(at) < 10*cost {
+		start := time.Now()
+		if !pacer.due(start) {
 			return last
 		}
-		start := time.Now()
 		n, err := c.Count(context.Background())
 		if err != nil {
 			return 1 << 30 // unknown: keep going until the deadline
 		}
-		last, at, cost = n.Established, start, time.Since(start)
+		last = n.Established
+		pacer.counted(start, time.Since(start))
 		return last
 	}
 }

@@ -211,3 +211,15 @@ func TestSuggestReference(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialSampleIsNotTheBaseline checks that a first sample lacking a
+// signal (a CPU rate needs two readings) does not count as the baseline.
+func TestPartialSampleIsNotTheBaseline(t *testing.T) {
+	t.Parallel()
+	p := DefaultConfig()
+	st, _ := p.Step(State{}, Observation{Utilisation: 0.02, Fresh: true, Partial: true}, t0)
+	_, d := p.Step(st, Observation{Utilisation: 0.3, Fresh: true}, t0.Add(time.Second))
+	if !d.Model.Measured || math.Abs(d.Model.Baseline-0.3) > 1e-9 {
+		t.Errorf("baseline %+v after a partial sample at 0.02 and a full one at 0.3, want 0.3 measured", d.Model)
+	}
+}

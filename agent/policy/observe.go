@@ -61,6 +61,9 @@ func (p PolicyConfig) Observe(r Readings) Observation {
 		if name != SignalConnections && p.Targets.Of(name) > 0 {
 			scored = true
 		}
+		if name != SignalConnections && p.Targets.Of(name) > 0 && rd.At.IsZero() {
+			obs.Partial = true // configured, never read yet
+		}
 		fresh := p.Fresh(rd.At, r.At)
 		if name == SignalConnections {
 			fresh = p.CountFresh(rd.At, r.At, r.CountSpacing)

@@ -31,10 +31,10 @@ func TestObserve(t *testing.T) {
 			want: Observation{Connections: 400, Utilisation: 0.5, Bottleneck: SignalMemory, Fresh: true, Peers: 1},
 		},
 		{
-			name: "every signal stale: not fresh",
+			name: "every signal stale, one never read: not fresh, partial",
 			in: Readings{At: now, Connections: 400, ConnectionsAt: now, Peers: 1, Signals: map[string]Reading{
 				SignalCPU: {0.72, stale}, SignalMemory: {}}},
-			want: Observation{Connections: 400, Peers: 1},
+			want: Observation{Connections: 400, Peers: 1, Partial: true},
 		},
 		{
 			name: "a stale connection count: not fresh, no connections",

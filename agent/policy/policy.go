@@ -23,6 +23,10 @@ type Observation struct {
 	// Peers is how many HAProxy instances poll the agent (at least 1); the
 	// overload guard splits the host's connection budget between them.
 	Peers int
+	// Partial is set while a targeted signal has never been read (a CPU
+	// rate needs two readings): the utilisation lacks it, and does not
+	// count as the host's baseline.
+	Partial bool
 	// BackendWeight is the mean weight, in percent, of the other servers
 	// in rotation in this host's backend, as a runtime endpoint shows it;
 	// 0 when unknown. A host without evidence of its own starts there.
@@ -155,7 +159,9 @@ func (p PolicyConfig) Step(prev State, obs Observation, now time.Time) (State, D
 		span = time.Second
 	}
 	empty := obs.Connections < p.MinConnections
-	next.Model = prev.Model.Observe(obs.Utilisation, empty, span)
+	if !obs.Partial {
+		next.Model = prev.Model.Observe(obs.Utilisation, empty, span)
+	}
 	x := float64(obs.Connections) / reference
 	if next.PriorCost == 0 {
 		switch {

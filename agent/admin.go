@@ -43,6 +43,10 @@ func (a *Agent) loadState(path string) error {
 	return nil
 }
 
+// baselineSaveAfter is how much near-empty time a baseline needs before
+// it is worth keeping: the first samples include the agent's own start.
+const baselineSaveAfter = 5 * time.Second
+
 // baselineSaveEvery bounds how often a changing baseline is written to the
 // state file while the host is empty.
 const baselineSaveEvery = time.Minute
@@ -51,7 +55,7 @@ const baselineSaveEvery = time.Minute
 // file when it moved by more than half a percent of the target, at most
 // once a baselineSaveEvery, so that a restart does not forget it.
 func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
-	if m == nil || now.Sub(a.baselineSaved) < baselineSaveEvery {
+	if m == nil || m.Measured < baselineSaveAfter.Seconds() || now.Sub(a.baselineSaved) < baselineSaveEvery {
 		return
 	}
 	// The sampling loop does not wait for an admin change: it tries again

@@ -715,7 +715,7 @@ func TestAgentKeepsBaselineAcrossRestart(t *testing.T) {
 	cfg.Policy.Targets.App = 1
 	cfg.Interval = 20 * time.Millisecond
 	stop := runAgent(t, cfg)
-	testutil.Poll(t, 5*time.Second, "the measured baseline in the state file", func() error {
+	testutil.Poll(t, 15*time.Second, "the measured baseline in the state file", func() error {
 		st, err := StateFile{Path: cfg.StateFile}.Load()
 		if err != nil || st.Baseline == nil || math.Abs(st.Baseline.Baseline-0.3) > 1e-9 {
 			return fmt.Errorf("state %+v, %v", st.Baseline, err)

@@ -201,7 +201,11 @@ func (h *hafeed) setUtil(u float64) {
 	}
 }
 
-func (h *hafeed) start() {
+// relaunch starts the agent, as start does, without waiting for it to answer.
+func (h *hafeed) relaunch() { h.relaunchWith(hafeedBin) }
+
+// relaunchWith is relaunch with another build of hafeed.
+func (h *hafeed) relaunchWith(bin string) {
 	h.t.Helper()
 	log, err := os.OpenFile(filepath.Join(h.dir, "hafeed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -218,7 +222,7 @@ func (h *hafeed) start() {
 	if !h.defaultInterval {
 		args = append(args, "--interval", "100ms")
 	}
-	h.cmd = exec.Command(hafeedBin, args...)
+	h.cmd = exec.Command(bin, args...)
 	h.cmd.Stdout, h.cmd.Stderr = log, log
 	h.cmd.Env = append(os.Environ(), h.env...)
 	if err := h.cmd.Start(); err != nil {
@@ -230,6 +234,12 @@ func (h *hafeed) start() {
 		h.exitErr = c.Wait()
 		close(exited)
 	}(h.cmd)
+}
+
+// start launches the agent and waits until its control socket answers.
+func (h *hafeed) start() {
+	h.t.Helper()
+	h.relaunch()
 	if err := awaitStarted(h.exited, func() bool { _, err := h.call(control.CommandStatus); return err == nil }); err != nil {
 		if errors.Is(err, errExited) {
 			h.cmd = nil

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,37 +17,6 @@ import (
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
-
-// relaunch starts the agent again, as start does, without waiting for it.
-func (h *hafeed) relaunch() { h.relaunchWith(hafeedBin) }
-
-// relaunchWith is relaunch with another build of hafeed.
-func (h *hafeed) relaunchWith(bin string) {
-	h.t.Helper()
-	log, err := os.OpenFile(h.dir+"/hafeed.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.log = log
-	args := []string{"run", "--config", h.config, "--agent-listen", h.agentAddr,
-		"--control-socket", h.ctlSock, "--state-file", h.stateFile, "--ports", strconv.Itoa(h.appPort),
-		"--log-format", "json", "--log-level", "debug"}
-	if !h.defaultInterval {
-		args = append(args, "--interval", "100ms")
-	}
-	h.cmd = exec.Command(bin, args...)
-	h.cmd.Stdout, h.cmd.Stderr = log, log
-	h.cmd.Env = append(os.Environ(), h.env...)
-	if err := h.cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	h.exited = exited
-	go func(c *exec.Cmd) {
-		h.exitErr = c.Wait()
-		close(exited)
-	}(h.cmd)
-}
 
 // hangUp sends SIGHUP n times, a few milliseconds apart.
 func (h *hafeed) hangUp(n int) {

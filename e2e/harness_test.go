@@ -668,9 +668,18 @@ func (h *haproxyProc) stat(server string) map[string]string {
 // parseTable parses HAProxy's "# col col" tables; skip leading lines first.
 func parseTable(t *testing.T, out, sep string, skip int) []map[string]string {
 	t.Helper()
+	rows, err := splitTable(out, sep, skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// splitTable is parseTable for goroutines other than the test's own.
+func splitTable(out, sep string, skip int) ([]map[string]string, error) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) <= skip || !strings.HasPrefix(lines[skip], "# ") {
-		t.Fatalf("unexpected runtime API output:\n%s", out)
+		return nil, fmt.Errorf("unexpected runtime API output:\n%s", out)
 	}
 	header := strings.Split(strings.TrimPrefix(lines[skip], "# "), sep)
 	var rows []map[string]string
@@ -687,7 +696,7 @@ func parseTable(t *testing.T, out, sep string, skip int) []map[string]string {
 		}
 		rows = append(rows, row)
 	}
-	return rows
+	return rows, nil
 }
 
 func atoi(t *testing.T, s string) int {

@@ -614,28 +614,22 @@ func sampleAgentChecks(ctx context.Context, hp *haproxyProc, tallies map[string]
 		if err != nil {
 			return
 		}
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) == 0 {
+		rows, err := splitTable(out, ",", 0)
+		if err != nil {
 			return
 		}
-		header := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
-		col := map[string]int{}
-		for i, h := range header {
-			col[h] = i
-		}
-		for _, l := range lines[1:] {
-			f := strings.Split(l, ",")
-			if len(f) < len(header) || f[col["pxname"]] != "ws" {
+		for _, r := range rows {
+			if _, whole := r["agent_status"]; !whole || r["pxname"] != "ws" {
 				continue
 			}
-			c := tallies[f[col["svname"]]]
+			c := tallies[r["svname"]]
 			if c == nil {
 				continue
 			}
 			c.total++
 			// L7OK: "up"; CHECKED: a reply with no health word (drain,
 			// a weight); "* " marks a check in progress.
-			if s := strings.TrimPrefix(f[col["agent_status"]], "* "); s == "L7OK" || s == "CHECKED" {
+			if s := strings.TrimPrefix(r["agent_status"], "* "); s == "L7OK" || s == "CHECKED" {
 				c.ok++
 			} else {
 				if c.other == nil {

@@ -130,7 +130,7 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		bad("policy.dead_band", "%v is outside [0, 1): it is the relative weight change not worth reporting, for example 0.05", pc.DeadBand)
 	}
 	if pc.MaxStep <= 0 {
-		bad("policy.max_step", "must be positive: the largest relative weight change per sample, for example 0.25")
+		bad("policy.max_step", "must be positive: the largest relative weight change per second, for example 0.25")
 	}
 	if pc.Blackout < 0 {
 		bad("policy.blackout", "must not be negative")

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -415,11 +417,7 @@ func TestAgentServerClosesIdlePeers(t *testing.T) {
 	if got := readAll(t, idle); got != "up\n" {
 		t.Errorf("idle peer's reply = %q, want %q", got, "up\n")
 	}
-	for deadline := time.Now().Add(waitLimit); len(s.linger) > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("an idle peer still holds a lingering read %v after the 200ms timeout", waitLimit)
-		}
-	}
+	testutil.Until(t, waitLimit, "an idle peer's lingering read to end after the 200ms timeout", func() bool { return len(s.linger) == 0 })
 
 	// A trickling peer finds the connection closed once the timeout passes.
 	trickle := dial(t, "tcp4", s.Addr())
@@ -439,9 +437,5 @@ func TestAgentServerClosesIdlePeers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the trickle's pace, not a wait for the server
 	}
-	for deadline := time.Now().Add(waitLimit); len(s.linger) > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d lingering reads after both peers were let go, want 0", len(s.linger))
-		}
-	}
+	testutil.Until(t, waitLimit, "no lingering read once both peers were let go", func() bool { return len(s.linger) == 0 })
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -127,9 +128,11 @@ func TestServerBusyAnswersAtOnce(t *testing.T) {
 	g := gated{open: make(chan struct{}), started: make(chan Request, 2*maxControlClients)}
 	path, stop := serve(t, g)
 	defer stop()
+	var holders sync.WaitGroup
+	defer holders.Wait()
 	defer close(g.open)
 	for range maxControlClients {
-		go Call(context.Background(), path, Request{Command: CommandStatus})
+		holders.Go(func() { Call(context.Background(), path, Request{Command: CommandStatus}) })
 		testutil.Recv(t, g.started, waitLimit, "a request to start")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

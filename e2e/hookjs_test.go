@@ -83,6 +83,7 @@ type nodeProc struct {
 	out    *syncBuffer
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
+	pipe   *os.File // under stdout, for read deadlines
 	exited chan struct{}
 }
 
@@ -103,7 +104,7 @@ func startNode(t *testing.T, dir string, env []string, pipe bool, args ...string
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.stdin, p.stdout = in, bufio.NewReader(out)
+		p.stdin, p.pipe, p.stdout = in, out.(*os.File), bufio.NewReader(out)
 	} else {
 		p.cmd.Stdout = p.out
 	}
@@ -160,6 +161,10 @@ func (p *nodeProc) stats() clientStats {
 	p.t.Helper()
 	if _, err := io.WriteString(p.stdin, "stats\n"); err != nil {
 		p.t.Fatalf("asking client.js for stats: %v\n%s", err, p.out)
+	}
+	// A client.js that stops answering fails the test instead of hanging it.
+	if err := p.pipe.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		p.t.Fatalf("client.js stdout: %v", err)
 	}
 	line, err := p.stdout.ReadString('\n')
 	if err != nil {

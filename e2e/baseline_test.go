@@ -56,9 +56,10 @@ func startNodeApp(t *testing.T, baselineMs int) (pid, port int) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	out.(*os.File).SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		t.Fatalf("node app did not print its port: %v", err)
+		t.Fatalf("node app did not print its port within 10s: %v", err)
 	}
 	return cmd.Process.Pid, atoi(t, strings.TrimSpace(line))
 }

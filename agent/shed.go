@@ -294,7 +294,7 @@ func (a *Agent) startShed(ctx context.Context, req control.Request) (control.She
 	select {
 	case a.shedJobs <- job:
 	case <-ctx.Done():
-		return control.ShedStatus{}, errors.New("the shedding job did not start before the request's deadline")
+		return control.ShedStatus{}, errors.New("the shedding job did not start before the request's deadline: the host is drained, but nothing sheds its connections; run the drain with --shed-rate again")
 	}
 	a.mu.Lock()
 	a.shed = job

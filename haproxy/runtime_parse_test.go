@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -362,4 +363,23 @@ func TestParseWeight(t *testing.T) {
 			t.Errorf("parseWeight(%q) = %d, %d; want %d, %d", tt.out, current, initial, tt.current, tt.initial)
 		}
 	}
+}
+
+// parseSessions parses a whole "show sess" reply, as EachSession does a
+// line at a time, so that the line parser can be tested on fixtures; one
+// line per stream:
+// "0x55c500d220a0: proto=tcpv4 src=127.0.0.1:51134 fe=fe be=be srv=s1 ts=00 epoch=0 age=1s calls=2 ...".
+func parseSessions(out string) ([]Session, error) {
+	var sessions []Session
+	for n, line := range strings.Split(out, "\n") {
+		if line == "" {
+			continue
+		}
+		s, err := parseSessionLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("sessions line %d: %w", n+1, err)
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, nil
 }

@@ -94,23 +94,6 @@ func isSessionID(id string) bool {
 	return true
 }
 
-// parseSessions parses "show sess" output, one line per stream:
-// "0x55c500d220a0: proto=tcpv4 src=127.0.0.1:51134 fe=fe be=be srv=s1 ts=00 epoch=0 age=1s calls=2 ...".
-func parseSessions(out string) ([]Session, error) {
-	var sessions []Session
-	for n, line := range strings.Split(out, "\n") {
-		if line == "" {
-			continue
-		}
-		s, err := parseSessionLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("sessions line %d: %w", n+1, err)
-		}
-		sessions = append(sessions, s)
-	}
-	return sessions, nil
-}
-
 func parseSessionLine(line string) (Session, error) {
 	id, rest, ok := strings.Cut(line, ": ")
 	if !ok || !isSessionID(id) {

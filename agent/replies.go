@@ -249,8 +249,8 @@ func (b *replyBook) Current() (line string, announcing bool) {
 	return string(b.line), false
 }
 
-// Peers lists the addresses that polled within peerTTL, forgetting older
-// ones.
+// Peers lists the addresses that polled within peerTTL, and forgets those
+// silent for forgetAfter.
 func (b *replyBook) Peers() []control.PeerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()

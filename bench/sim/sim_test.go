@@ -72,25 +72,36 @@ func scenarioByName(t *testing.T, name string) map[string]Result {
 	return out
 }
 
+// result is the named policy's result, failing the test when the scenario
+// has none: a missing one would read as zeros and pass every bound.
+func result(t *testing.T, byPolicy map[string]Result, name string) Result {
+	t.Helper()
+	r, ok := byPolicy[name]
+	if !ok {
+		t.Fatalf("no result for policy %q", name)
+	}
+	return r
+}
+
 // TestRealisticLoadShapes holds hafeed to the targets on the farms real
 // WebSocket hosts make: per-host CPU baselines of 0-25% that connections
 // do not cause, and sockets that cost next to nothing beside a baseline.
 func TestRealisticLoadShapes(t *testing.T) {
 	t.Parallel()
 	plain, base, idle := scenarioByName(t, "small"), scenarioByName(t, "small-baseline"), scenarioByName(t, "small-idle")
-	hf := base["leastconn+hafeed"]
+	hf := result(t, base, "leastconn+hafeed")
 	if hf.Imbalance > 1.03 {
 		t.Errorf("baseline farm: hafeed's steady max/mean utilisation %.3f, want at most 1.03", hf.Imbalance)
 	}
-	if hf.NewHostSeconds == nil || plain["leastconn+hafeed"].NewHostSeconds == nil ||
-		*hf.NewHostSeconds > 1.2**plain["leastconn+hafeed"].NewHostSeconds {
-		t.Errorf("baseline farm: the added host took %v s to reach 90%%, without baselines %v s: want at most 20%% more", hf.NewHostSeconds, plain["leastconn+hafeed"].NewHostSeconds)
+	plainHF := result(t, plain, "leastconn+hafeed")
+	if hf.NewHostSeconds == nil || plainHF.NewHostSeconds == nil || *hf.NewHostSeconds > 1.2**plainHF.NewHostSeconds {
+		t.Errorf("baseline farm: the added host took %v s to reach 90%%, without baselines %v s: want at most 20%% more", hf.NewHostSeconds, plainHF.NewHostSeconds)
 	}
-	if r := idle["leastconn+hafeed"]; r.ConnImbalance > 1.05 {
-		t.Errorf("idle-socket farm: hafeed's connection max/mean %.3f, want at most 1.05 (leastconn: %.3f)", r.ConnImbalance, idle["leastconn"].ConnImbalance)
+	if r := result(t, idle, "leastconn+hafeed"); r.ConnImbalance > 1.05 {
+		t.Errorf("idle-socket farm: hafeed's connection max/mean %.3f, want at most 1.05 (leastconn: %.3f)", r.ConnImbalance, result(t, idle, "leastconn").ConnImbalance)
 	}
 	for name, res := range map[string]map[string]Result{"baseline": base, "idle": idle} {
-		if r := res["hafeed+rebalance"]; r.SteadyMoved != 0 {
+		if r := result(t, res, "hafeed+rebalance"); r.SteadyMoved != 0 {
 			t.Errorf("%s farm: the rebalancer moved %d connections in ten steady minutes, want none", name, r.SteadyMoved)
 		}
 	}

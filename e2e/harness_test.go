@@ -236,6 +236,20 @@ func (h *hafeed) relaunchWith(bin string) {
 	}(h.cmd)
 }
 
+// exitState is how the agent ended, or that it still runs; unlike exitErr
+// it may be read before the process has exited.
+func (h *hafeed) exitState() string {
+	select {
+	case <-h.exited:
+		if h.exitErr == nil {
+			return "exited 0"
+		}
+		return h.exitErr.Error()
+	default:
+		return "still running"
+	}
+}
+
 // start launches the agent and waits until its control socket answers.
 func (h *hafeed) start() {
 	h.t.Helper()

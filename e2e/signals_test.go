@@ -60,11 +60,11 @@ func TestSignalsAtStartAndStop(t *testing.T) {
 		}
 		h.hangUp(10)
 		if err := awaitStarted(h.exited, func() bool { _, err := h.call(control.CommandStatus); return err == nil }); err != nil {
-			t.Fatalf("round %d: SIGHUP as the control socket appeared: %v (%v)\n%s", round, err, h.exitErr, h.logs())
+			t.Fatalf("round %d: SIGHUP as the control socket appeared: %v (%v)\n%s", round, err, h.exitState(), h.logs())
 		}
 		h.hangUp(10)
 		if _, err := h.call(control.CommandStatus); err != nil {
-			t.Fatalf("round %d: SIGHUP right after start: %v (%v)\n%s", round, err, h.exitErr, h.logs())
+			t.Fatalf("round %d: SIGHUP right after start: %v (%v)\n%s", round, err, h.exitState(), h.logs())
 		}
 
 		// Idle control clients, then SIGTERM followed by SIGHUPs.

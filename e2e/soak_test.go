@@ -125,9 +125,12 @@ func TestSoakUnderAttack(t *testing.T) {
 	}
 	wg.Go(func() { attacks.idleControl(ctx, a.ctlSock, 40) })
 	wg.Go(func() { attacks.holdAgainstLimit(ctx, b.agentAddr, b.ctlSock, 300) })
-	calls := make(chan adminCall, 1024)
+	// Room for every call the callers can make (each pauses at least
+	// adminCallPause), so none blocks before the results are read.
+	const numCallers = 8
+	calls := make(chan adminCall, numCallers*(int(soakFor/adminCallPause)+1))
 	var callers sync.WaitGroup
-	for i := range 8 {
+	for i := range numCallers {
 		callers.Go(func() { adminCalls(ctx, a.ctlSock, i, calls) })
 	}
 	checks := map[string]*checkTally{"a": {}, "b": {}}
@@ -579,6 +582,9 @@ type adminCall struct {
 
 // adminCalls changes the admin state, drain and ready in turn, with 2 s
 // deadlines, until ctx ends.
+// adminCallPause is the shortest pause between two of a caller's calls.
+const adminCallPause = 100 * time.Millisecond
+
 func adminCalls(ctx context.Context, socket string, i int, out chan<- adminCall) {
 	for n := i; ctx.Err() == nil; n++ {
 		command := control.CommandDrain
@@ -595,7 +601,7 @@ func adminCalls(ctx context.Context, socket string, i int, out chan<- adminCall)
 		out <- c
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(100+rand.N(400)) * time.Millisecond):
+		case <-time.After(adminCallPause + time.Duration(rand.N(400))*time.Millisecond):
 		}
 	}
 }

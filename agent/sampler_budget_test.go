@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -17,19 +16,11 @@ import (
 // reported 0 connections).
 func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 	t.Parallel()
-	src := config.SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
-	s, err := NewSampler(src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPolicy()
-	now := t0
-	s.now = func() time.Time { return now }
-	s.Sample(context.Background(), p, 1, 0)
+	s, p, now := budgetSampler(t)
 	// As if that count had found 100,000 connections in 200 ms.
 	s.lastCount, s.counts.cost = metrics.ConnCount{Established: 100000, Ports: []uint16{1}}, 200*time.Millisecond
 	for i := 1; i < 20; i++ {
-		now = t0.Add(time.Duration(i) * time.Second)
+		*now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
 		if got.Connections != 100000 {
 			t.Fatalf("%v after a count due every 20 s: connections %d, want 100000 (stale_after %v)", now.Sub(t0), got.Connections, p.StaleAfter)
@@ -38,9 +29,9 @@ func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 			t.Fatalf("%v after the count: %q, want the count to stand", now.Sub(t0), got.Reason)
 		}
 	}
-	now = t0.Add(20 * time.Second)
+	*now = t0.Add(20 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if !s.counts.at.Equal(now) {
+	if !s.counts.at.Equal(*now) {
 		t.Errorf("no count 20 s after a 200 ms one at a 1%% budget")
 	}
 }

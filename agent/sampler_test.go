@@ -124,25 +124,35 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 	}
 }
 
-// TestSamplerCountBudget checks that a slow count is repeated only as often
-// as the budget allows, and that the last count keeps serving meanwhile.
-func TestSamplerCountBudget(t *testing.T) {
-	t.Parallel()
+// budgetSampler is a sampler that counts connections on one port within a
+// budget of 1% of a core, with no other source, on a clock the test sets
+// through the returned pointer, after its first sample at t0.
+func budgetSampler(t *testing.T) (*Sampler, policy.PolicyConfig, *time.Time) {
+	t.Helper()
 	src := config.SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
 	s, err := NewSampler(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := testPolicy()
-	now := t0
-	s.now = func() time.Time { return now }
+	now := new(time.Time)
+	*now = t0
+	s.now = func() time.Time { return *now }
 	s.Sample(context.Background(), p, 1, 0)
+	return s, p, now
+}
+
+// TestSamplerCountBudget checks that a slow count is repeated only as often
+// as the budget allows, and that the last count keeps serving meanwhile.
+func TestSamplerCountBudget(t *testing.T) {
+	t.Parallel()
+	s, p, now := budgetSampler(t)
 	if s.counts.at != t0 {
 		t.Fatalf("first sample did not count")
 	}
 	s.counts.cost = 100 * time.Millisecond // as if the count had taken that long
 	for i := 1; i < 10; i++ {
-		now = t0.Add(time.Duration(i) * time.Second)
+		*now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
 		if s.counts.at != t0 {
 			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
@@ -151,9 +161,9 @@ func TestSamplerCountBudget(t *testing.T) {
 			t.Errorf("a count %v old is not marked stale", now.Sub(t0))
 		}
 	}
-	now = t0.Add(10 * time.Second)
+	*now = t0.Add(10 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if s.counts.at != now {
+	if s.counts.at != *now {
 		t.Errorf("no count 10s after a 100ms one")
 	}
 }

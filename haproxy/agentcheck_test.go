@@ -63,22 +63,34 @@ func startServer(t *testing.T, addr string, src ReplySource, opts AgentServerOpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewAgentServer(ln, src, opts, zerolog.Nop())
+	s, _ := serveOn(t, ln, src, opts)
+	return s
+}
+
+// serveOn runs an AgentServer on ln until the test ends, then checks that
+// Run returns nil promptly; exited is closed if Run returns before that.
+func serveOn(t *testing.T, ln net.Listener, src ReplySource, opts AgentServerOptions) (s *AgentServer, exited <-chan struct{}) {
+	t.Helper()
+	s = NewAgentServer(ln, src, opts, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		runErr = s.Run(ctx)
+		close(done)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run() = %v after cancel, want nil", err)
+		case <-done:
+			if runErr != nil {
+				t.Errorf("Run() = %v after cancel, want nil", runErr)
 			}
 		case <-time.After(waitLimit):
 			t.Errorf("Run() did not return within %v of cancel", waitLimit)
 		}
 	})
-	return s
+	return s, done
 }
 
 // dial connects to the server from network ("tcp4", "tcp6") with a deadline
@@ -374,29 +386,15 @@ func TestAgentServerAcceptErrorsBackOff(t *testing.T) {
 	}
 	ln := &flakyListener{Listener: inner}
 	ln.fails.Store(failures)
-	s := NewAgentServer(ln, &fakeSource{reply: "up 10%\n"}, AgentServerOptions{Timeout: time.Minute}, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run() = %v after cancel, want nil", err)
-			}
-		case <-time.After(waitLimit):
-			t.Errorf("Run() did not return within %v of cancel", waitLimit)
-		}
-	}()
+	s, exited := serveOn(t, ln, &fakeSource{reply: "up 10%\n"}, AgentServerOptions{Timeout: time.Minute})
 
 	conn := dial(t, "tcp4", s.Addr())
 	if got, want := readAll(t, conn), "up 10%\n"; got != want {
 		t.Errorf("reply after %d accept errors = %q, want %q", failures, got, want)
 	}
 	select {
-	case err := <-done:
-		t.Fatalf("Run() returned %v after accept errors, want it serving", err)
+	case <-exited:
+		t.Fatal("Run() returned after accept errors, want it serving")
 	default:
 	}
 	if got := ln.accepts.Load(); got < failures+1 || got > failures+2 {

@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/internal/netaccept"
 )
 
 // ReplySource hands the agent-check server the prepared reply for a peer.
@@ -82,27 +83,12 @@ func (s *AgentServer) Run(ctx context.Context) error {
 	defer stop()
 	defer s.ln.Close()
 
-	var backoff time.Duration
+	acceptor := netaccept.Acceptor{Listener: s.ln, Log: s.log, What: "agent-check connection"}
 	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of file descriptors and the like: back off, keep serving.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accepting agent-check connection")
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return nil
-			}
-			continue
+		conn, err := acceptor.Accept(ctx)
+		if conn == nil {
+			return err
 		}
-		backoff = 0
 		s.serve(ctx, conn, &wg)
 	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/hafeed/hafeed/internal/netaccept"
 )
 
 // Handler answers control requests; the agent implements it. ctx ends at
@@ -128,24 +130,12 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, maxControlClients)
-	var backoff time.Duration
+	acceptor := netaccept.Acceptor{Listener: s.ln, Log: s.log, What: "on the control socket"}
 	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Out of descriptors and the like: wait and try again.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accepting on control socket")
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			continue
+		conn, err := acceptor.Accept(ctx)
+		if conn == nil {
+			return err
 		}
-		backoff = 0
 		select {
 		case slots <- struct{}{}:
 		default:

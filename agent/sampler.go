@@ -35,7 +35,7 @@ type Sampler struct {
 	// matching socket, so with very many the count is taken less often
 	// than every sample (see sources.count_budget). lastCount is the last
 	// good count, taken at counts.at.
-	counts    countPacer
+	counts    metrics.CountPacer
 	lastCount metrics.ConnCount
 }
 
@@ -56,7 +56,7 @@ func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
 	if err != nil {
 		return err
 	}
-	s.counts.budget = src.CountBudget
+	s.counts.Budget = src.CountBudget
 	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot}
 	if agentPort != 0 {
 		c.Exclude = []uint16{agentPort}
@@ -76,18 +76,18 @@ func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
 func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int, backendWeight float64) control.Sample {
 	start := s.now()
 	out := control.Sample{At: start, Signals: map[string]control.SignalStatus{}}
-	if s.counts.due(start) {
+	if s.counts.Due(start) {
 		n, err := s.conns.Count(ctx)
 		took := s.now().Sub(start)
 		if err != nil {
 			out.Errors = append(out.Errors, "connections: "+err.Error())
 		} else {
 			s.lastCount = n
-			s.counts.counted(start, took)
+			s.counts.Counted(start, took)
 		}
 		s.record(policy.SignalConnections, float64(n.Established), err, start, took)
 	}
-	if pc.CountFresh(s.counts.at, start, s.counts.spacing()) {
+	if pc.CountFresh(s.counts.At(), start, s.counts.Spacing()) {
 		out.Connections, out.Ports = s.lastCount.Established, s.lastCount.Ports
 	}
 	out.ConnMethod = s.conns.Method()
@@ -101,8 +101,8 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 	}
 	slices.Sort(out.Errors)
 
-	readings := policy.Readings{At: start, Connections: s.lastCount.Established, ConnectionsAt: s.counts.at,
-		CountSpacing: s.counts.spacing(), Signals: map[string]policy.Reading{}, Peers: peers, BackendWeight: backendWeight}
+	readings := policy.Readings{At: start, Connections: s.lastCount.Established, ConnectionsAt: s.counts.At(),
+		CountSpacing: s.counts.Spacing(), Signals: map[string]policy.Reading{}, Peers: peers, BackendWeight: backendWeight}
 	for name, st := range s.last {
 		st.Target = pc.Targets.Of(name)
 		st.Stale = !st.At.Equal(start)
@@ -139,35 +139,6 @@ func (s *Sampler) SetBaseline(m *policy.LoadModel) {
 // NeedsBackendWeight says whether the policy still decides where a host
 // without evidence starts, from the backend's mean weight.
 func (s *Sampler) NeedsBackendWeight() bool { return s.state.PriorCost == 0 }
-
-// countPacer spaces connection counts so that counting takes at most
-// budget of one core: after a count that took cost, the next one waits
-// cost / budget. A budget of 0 counts every time.
-type countPacer struct {
-	budget float64
-	// at is when the last good count started, cost how long it took.
-	at   time.Time
-	cost time.Duration
-}
-
-// spacing is the least time between two counts that keeps counting
-// within the budget.
-func (p countPacer) spacing() time.Duration {
-	if p.budget <= 0 {
-		return 0
-	}
-	return time.Duration(float64(p.cost) / p.budget)
-}
-
-// due says whether to count now.
-func (p countPacer) due(now time.Time) bool {
-	return p.at.IsZero() || now.Sub(p.at) >= p.spacing()
-}
-
-// counted records a good count that started at at and took cost.
-func (p *countPacer) counted(at time.Time, cost time.Duration) {
-	p.at, p.cost = at, cost
-}
 
 // record keeps a signal's last good value, or notes why it failed.
 func (s *Sampler) record(name string, v float64, err error, at time.Time, took time.Duration) {

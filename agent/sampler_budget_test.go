@@ -18,7 +18,8 @@ func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 	t.Parallel()
 	s, p, now := budgetSampler(t)
 	// As if that count had found 100,000 connections in 200 ms.
-	s.lastCount, s.counts.cost = metrics.ConnCount{Established: 100000, Ports: []uint16{1}}, 200*time.Millisecond
+	s.lastCount = metrics.ConnCount{Established: 100000, Ports: []uint16{1}}
+	s.counts.Counted(s.counts.At(), 200*time.Millisecond)
 	for i := 1; i < 20; i++ {
 		*now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
@@ -31,7 +32,7 @@ func TestSamplerCountBudgetBeyondStaleAfter(t *testing.T) {
 	}
 	*now = t0.Add(20 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if !s.counts.at.Equal(*now) {
+	if !s.counts.At().Equal(*now) {
 		t.Errorf("no count 20 s after a 200 ms one at a 1%% budget")
 	}
 }

@@ -147,14 +147,14 @@ func budgetSampler(t *testing.T) (*Sampler, policy.PolicyConfig, *time.Time) {
 func TestSamplerCountBudget(t *testing.T) {
 	t.Parallel()
 	s, p, now := budgetSampler(t)
-	if s.counts.at != t0 {
+	if s.counts.At() != t0 {
 		t.Fatalf("first sample did not count")
 	}
-	s.counts.cost = 100 * time.Millisecond // as if the count had taken that long
+	s.counts.Counted(t0, 100*time.Millisecond) // as if the count had taken that long
 	for i := 1; i < 10; i++ {
 		*now = t0.Add(time.Duration(i) * time.Second)
 		got := s.Sample(context.Background(), p, 1, 0)
-		if s.counts.at != t0 {
+		if s.counts.At() != t0 {
 			t.Fatalf("counted again after %v; a 100ms count at 1%% budget is due every 10s", now.Sub(t0))
 		}
 		if !got.Signals[policy.SignalConnections].Stale {
@@ -163,7 +163,7 @@ func TestSamplerCountBudget(t *testing.T) {
 	}
 	*now = t0.Add(10 * time.Second)
 	s.Sample(context.Background(), p, 1, 0)
-	if s.counts.at != *now {
+	if s.counts.At() != *now {
 		t.Errorf("no count 10s after a 100ms one")
 	}
 }

@@ -262,11 +262,11 @@ func (rc *runtimeCloser) list(ctx context.Context) ([]session, []error) {
 // of a core on it while the job runs.
 func connCounter(src config.SourcesConfig, agentPort uint16) func() int {
 	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: []uint16{agentPort}}
-	pacer := countPacer{budget: 0.1}
+	pacer := metrics.CountPacer{Budget: 0.1}
 	var last int
 	return func() int {
 		start := time.Now()
-		if !pacer.due(start) {
+		if !pacer.Due(start) {
 			return last
 		}
 		n, err := c.Count(context.Background())
@@ -274,7 +274,7 @@ func connCounter(src config.SourcesConfig, agentPort uint16) func() int {
 			return 1 << 30 // unknown: keep going until the deadline
 		}
 		last = n.Established
-		pacer.counted(start, time.Since(start))
+		pacer.Counted(start, time.Since(start))
 		return last
 	}
 }

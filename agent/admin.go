@@ -6,40 +6,90 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
-	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/agent/runtime"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
 // This file is the admin state: loaded at start, changed on the control
 // socket, persisted before it is served, and pushed to every HAProxy.
 
+// adminState is the admin state and what the runtime endpoints should hold.
+type adminState struct {
+	// lock serialises changes, so that the order on disk is the order
+	// HAProxy sees; a channel, so that a request gives up waiting at its
+	// deadline. It is held across the state file's write and the pushes.
+	lock chan struct{}
+
+	mu sync.Mutex // guards the fields below; never held across I/O
+	// state is what the state file holds; stateErr says why it could not
+	// be read, "" when it could.
+	state    State
+	stateErr string
+	desired  runtime.Desired
+}
+
+func newAdminState() *adminState { return &adminState{lock: make(chan struct{}, 1)} }
+
+// acquire takes the lock, giving up when ctx ends first.
+func (s *adminState) acquire(ctx context.Context) bool {
+	select {
+	case s.lock <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *adminState) release() { <-s.lock }
+
+func (s *adminState) current() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *adminState) wanted() runtime.Desired {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.desired
+}
+
+// update replaces the state kept in memory, once it is on disk. The caller
+// holds the lock.
+func (s *adminState) update(state State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = state
+}
+
 func (a *Agent) loadState(path string) error {
 	state, err := StateFile{Path: path}.Load()
+	var stateErr string
 	switch {
 	case errors.Is(err, ErrCorruptState):
 		// Fail safe: a host whose operator drained it must not come back
 		// as ready because its state file was damaged.
 		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
-		a.stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
+		stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
 		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
 	case err != nil:
 		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
 	case state.Since.IsZero():
 		state.Since = a.started // no state file yet: ready since this start
 	}
-	a.mu.Lock()
-	a.state = state
-	a.mu.Unlock()
-	a.replies.Expect(state.Peers)
-	a.replies.SetAdmin(state.Admin, state.ReadyPending)
+	a.admin.mu.Lock()
+	a.admin.state, a.admin.stateErr = state, stateErr
 	// A drain or maint is re-applied through the runtime API; ready is not
 	// pushed at start, so an operator's runtime drain stays.
-	a.desired = desiredAdmin{admin: state.Admin, gen: 1, push: state.Admin != haproxy.AdminReady}
+	a.admin.desired = runtime.Desired{Admin: state.Admin, Gen: 1, Push: state.Admin != haproxy.AdminReady}
+	a.admin.mu.Unlock()
+	a.replies.Expect(state.Peers)
+	a.replies.SetAdmin(state.Admin, state.ReadyPending)
 	return nil
 }
 
@@ -51,22 +101,40 @@ const baselineSaveAfter = 5 * time.Second
 // state file while the host is empty.
 const baselineSaveEvery = time.Minute
 
+// persistTimeout bounds how long the persister waits for an admin change
+// to finish before it tries again at the next wake.
+const persistTimeout = 5 * time.Second
+
+// persist writes to the state file what the sampling loop learns (the end
+// of a ready announcement, the measured baseline), each time the loop
+// wakes it, so that the loop never waits for the admin lock or the disk.
+func (a *Agent) persist(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.persistWake:
+		}
+		lockCtx, cancel := context.WithTimeout(ctx, persistTimeout)
+		if a.admin.acquire(lockCtx) {
+			a.persistAnnounced()
+			a.persistBaseline(time.Now())
+			a.admin.release()
+		}
+		cancel()
+	}
+}
+
 // persistBaseline keeps the load model's measured baseline in the state
 // file when it moved by more than half a percent of the target, at most
-// once a baselineSaveEvery, so that a restart does not forget it.
-func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
+// once a baselineSaveEvery, so that a restart does not forget it. The
+// caller holds the admin lock.
+func (a *Agent) persistBaseline(now time.Time) {
+	m := a.baseline.Load()
 	if m == nil || m.Measured < baselineSaveAfter.Seconds() || now.Sub(a.baselineSaved) < baselineSaveEvery {
 		return
 	}
-	// The sampling loop does not wait for an admin change: it tries again
-	// at the next sample.
-	select {
-	case a.adminLock <- struct{}{}:
-	default:
-		return
-	}
-	defer func() { <-a.adminLock }()
-	cur := a.currentState()
+	cur := a.admin.current()
 	if cur.Baseline != nil && math.Abs(cur.Baseline.Baseline-m.Baseline) < 0.005 {
 		return
 	}
@@ -76,15 +144,13 @@ func (a *Agent) persistBaseline(m *policy.LoadModel, now time.Time) {
 		return
 	}
 	a.baselineSaved = now
-	a.mu.Lock()
-	a.state = cur
-	a.mu.Unlock()
+	a.admin.update(cur)
 }
 
+// persistAnnounced records that every HAProxy heard "ready". The caller
+// holds the admin lock.
 func (a *Agent) persistAnnounced() {
-	a.adminLock <- struct{}{}
-	defer func() { <-a.adminLock }()
-	cur := a.currentState()
+	cur := a.admin.current()
 	if _, announcing := a.replies.Current(); announcing || !cur.ReadyPending {
 		return
 	}
@@ -94,9 +160,7 @@ func (a *Agent) persistAnnounced() {
 		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
 		return
 	}
-	a.mu.Lock()
-	a.state = cur
-	a.mu.Unlock()
+	a.admin.update(cur)
 	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
 }
 
@@ -108,18 +172,16 @@ var errAdminBusy = errors.New("busy: another admin change is in progress until t
 // returns the status right after the change. It starts nothing once ctx
 // has ended, and waits for HAProxy only until ctx's deadline.
 func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Status, error) {
-	select {
-	case a.adminLock <- struct{}{}:
-	case <-ctx.Done():
+	if !a.admin.acquire(ctx) {
 		return control.Status{}, errAdminBusy
 	}
-	defer func() { <-a.adminLock }()
+	defer a.admin.release()
 	if ctx.Err() != nil {
 		return control.Status{}, errAdminBusy
 	}
-	a.mu.Lock()
-	cur, corrupt := a.state, a.stateErr != ""
-	a.mu.Unlock()
+	a.admin.mu.Lock()
+	cur, corrupt := a.admin.state, a.admin.stateErr != ""
+	a.admin.mu.Unlock()
 	if cur.Admin == admin && !corrupt {
 		return a.Status(), nil
 	}
@@ -135,57 +197,26 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	if err := a.stateFile().Save(next); err != nil {
 		return control.Status{}, fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
 	}
-	// The reply changes with the state, under a.mu: a status read at any
-	// moment shows the two in agreement.
-	a.mu.Lock()
-	a.state, a.stateErr = next, ""
-	a.desired = desiredAdmin{admin: admin, gen: a.desired.gen + 1, push: true}
+	// The reply changes with the state, under admin.mu: a status read at
+	// any moment shows the two in agreement.
+	a.admin.mu.Lock()
+	a.admin.state, a.admin.stateErr = next, ""
+	a.admin.desired = runtime.Desired{Admin: admin, Gen: a.admin.desired.Gen + 1, Push: true}
 	a.replies.SetAdmin(admin, next.ReadyPending)
-	a.mu.Unlock()
+	a.admin.mu.Unlock()
 	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
 	var warnings []string
-	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && len(a.endpointsNow()) == 0 {
+	set := a.rt.set()
+	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && (set == nil || len(set.Endpoints()) == 0) {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
 	}
-	warnings = append(warnings, a.pushAll(ctx)...)
+	if set != nil {
+		warnings = append(warnings, set.PushAll(ctx)...)
+	}
 	// Still under the lock: the status shows this change, not a later one.
 	st := a.Status()
 	st.Warning = strings.Join(warnings, "; ")
 	return st, nil
-}
-
-// pushAll applies the admin state through every runtime endpoint at once,
-// waiting at most pushTimeout and not past ctx's deadline; endpoints that
-// fail, or are still busy then, keep retrying in the background.
-func (a *Agent) pushAll(ctx context.Context) []string {
-	endpoints := a.endpointsNow()
-	if len(endpoints) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
-	defer cancel()
-	errs := make(chan error, len(endpoints))
-	for _, e := range endpoints {
-		// Each ends within pushTimeout of taking the endpoint's lock,
-		// which its own Run holds at most as long.
-		go func() { errs <- e.pushNow(ctx) }()
-	}
-	var warnings []string
-	for range endpoints {
-		var err error
-		select {
-		case err = <-errs:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("not pushed yet, retrying in the background (the agent-check reply carries it too): %v", err))
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return warnings
 }
 
 // Handle answers one control-socket request.
@@ -199,7 +230,7 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 		if req.ShedRate < 0 || req.Min < 0 {
 			return control.Response{Error: "shed_rate and min must not be negative"}
 		}
-		if req.ShedRate > 0 && a.closerNow() == nil {
+		if req.ShedRate > 0 && a.closer() == nil {
 			return control.Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
 		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
@@ -208,18 +239,20 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 			return control.Response{Error: err.Error()}
 		}
 		if req.ShedRate > 0 {
-			job, err := a.startShed(ctx, req)
+			job, err := a.shedder.Start(ctx, req.ShedRate, req.Min, req.Timeout)
 			if err != nil {
 				st.Warning = strings.TrimPrefix(st.Warning+"; "+err.Error(), "; ")
 			} else {
-				st.Shed = &job
+				js := control.ShedStatusOf(job)
+				st.Shed = &js
 			}
 		}
 		return control.Response{OK: true, Status: &st}
 	case control.CommandStopShed:
 		st := a.Status()
-		if j := a.stopShed(ctx, req.Job); j != nil {
-			st.Shed = j
+		if j, ok := a.shedder.Stop(ctx, req.Job); ok {
+			js := control.ShedStatusOf(j)
+			st.Shed = &js
 		}
 		return control.Response{OK: true, Status: &st}
 	default:
@@ -229,45 +262,45 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 	return control.Response{OK: true, Status: &st}
 }
 
-// Status reports the agent's current state.
+// Status reports the agent's current state. It never waits for I/O.
 func (a *Agent) Status() control.Status {
 	var endpoints []control.EndpointStatus
-	for _, e := range a.endpointsNow() {
-		endpoints = append(endpoints, e.snapshot())
+	if set := a.rt.set(); set != nil {
+		for _, e := range set.Snapshots() {
+			endpoints = append(endpoints, control.EndpointStatusOf(e))
+		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	line, announcing := a.replies.Current()
+	cfg, restartNeeded := a.settings.get()
 	st := control.Status{
-		Admin:           a.state.Admin.String(),
-		Since:           a.state.Since,
-		Reply:           trimNewline(line),
-		AnnouncingReady: announcing,
-		StateError:      a.stateErr,
-		Peers:           a.replies.Peers(),
-		PID:             os.Getpid(),
-		Version:         a.opts.Version,
-		StartedAt:       a.started,
-		ConfigFile:      a.opts.ConfigFile,
-		AgentListen:     a.listen,
-		ControlSocket:   a.cfg.ControlSocket,
-		StateFile:       a.cfg.StateFile,
-		HAProxy:         endpoints,
-		RestartNeeded:   slices.Clone(a.restartNeeded),
+		Peers:         a.replies.Peers(),
+		PID:           os.Getpid(),
+		Version:       a.opts.Version,
+		StartedAt:     a.started,
+		ConfigFile:    a.opts.ConfigFile,
+		AgentListen:   a.listen,
+		ControlSocket: cfg.ControlSocket,
+		StateFile:     cfg.StateFile,
+		HAProxy:       endpoints,
+		RestartNeeded: restartNeeded,
 	}
-	if a.sample != nil {
-		s := *a.sample
-		st.Sample = &s
+	// The state and the reply are read together, as SetAdmin changes them.
+	a.admin.mu.Lock()
+	line, announcing := a.replies.Current()
+	st.Admin, st.Since, st.StateError = a.admin.state.Admin.String(), a.admin.state.Since, a.admin.stateErr
+	a.admin.mu.Unlock()
+	st.Reply, st.AnnouncingReady = trimNewline(line), announcing
+	if s := a.sample.Load(); s != nil {
+		c := *s
+		st.Sample = &c
 	}
-	if a.shed != nil {
-		j := a.shed.snapshot()
-		st.Shed = &j
+	if j, ok := a.shedder.Current(); ok {
+		js := control.ShedStatusOf(j)
+		st.Shed = &js
 	}
-	if a.rebal != nil {
-		r := *a.rebal
-		st.Rebalance = &r
+	if r, ok := a.rebal.Status(); ok {
+		rs := control.RebalanceStatusOf(r)
+		st.Rebalance = &rs
 	}
-
 	if st.Peers == nil {
 		st.Peers = []control.PeerStatus{}
 	}
@@ -281,18 +314,12 @@ func trimNewline(s string) string {
 	return s
 }
 
-func (a *Agent) currentState() State {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.state
-}
-
 func (a *Agent) stateFile() StateFile { return StateFile{Path: a.conf().StateFile} }
 
 // statusLine is the one-line status systemctl shows.
 func (a *Agent) statusLine() string {
 	line, _ := a.replies.Current()
-	return fmt.Sprintf("admin %s, reply %q", a.currentState().Admin, trimNewline(line))
+	return fmt.Sprintf("admin %s, reply %q", a.admin.current().Admin, trimNewline(line))
 }
 
 var _ control.Handler = (*Agent)(nil)

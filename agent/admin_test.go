@@ -11,6 +11,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/runtime"
 )
 
 // hangingRuntime is a runtime API socket that accepts and never answers,
@@ -109,7 +110,7 @@ func TestAgentAdminChangeAppliedOnlyWhenAnswered(t *testing.T) {
 	}
 	// Every caller has its answer: nothing may change any more. Wait past
 	// the runtime API's push timeout, which is when a late change would land.
-	time.Sleep(pushTimeout + 500*time.Millisecond)
+	time.Sleep(runtime.PushTimeout + 500*time.Millisecond)
 	state := loadState(t, cfg.StateFile)
 	if state.Admin.String() != last.Admin || !state.Since.Equal(last.Since) {
 		t.Errorf("state after every call returned = %s since %v; want the last successful call's %s since %v (%d of 8 succeeded): a failed call took effect",

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +22,9 @@ import (
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/agent/rebalance"
+	"github.com/hafeed/hafeed/agent/runtime"
+	"github.com/hafeed/hafeed/agent/shed"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -51,59 +54,115 @@ type Options struct {
 	Watchdog time.Duration
 }
 
-// Agent is the hafeed daemon.
+// Agent is the hafeed daemon: the sampling loop and the admin state, wired
+// to the parts that each own their data and lock.
+//
+// Lock order, outermost first (a part never calls into one listed above it
+// while holding its own lock):
+//
+//  1. admin.lock: one admin change at a time, held across the state file's
+//     write and the pushes, each bounded by the request's deadline.
+//  2. runtime.Endpoint's mu: one sync at a time, bounded by PushTimeout.
+//  3. runtime.SessionCloser's turn: one close at a time, bounded by the
+//     caller's deadline (a rebalance step's, or a job's closeTimeout).
+//  4. admin.mu, then the reply book's mu: the state and the reply change
+//     together, so that a status shows the two in agreement.
+//  5. leaves, never held across I/O nor around another lock: settings.mu,
+//     rt.mu, the shed Runner's and Job's mu, the Tally's, the
+//     Rebalancer's.
+//
+// TestLockOrder runs every path at once under -race.
 type Agent struct {
-	opts    Options
-	log     zerolog.Logger
-	replies *replyBook
-	started time.Time
-	// baselineSaved is when the measured baseline was last written to the
-	// state file (owned by the sampling loop).
-	baselineSaved time.Time
-	// reloads carries reload requests to the loop, which owns the sampler;
-	// the channel sent is closed once the reload is applied.
-	reloads chan chan struct{}
+	// Set once by New.
+	opts     Options
+	log      zerolog.Logger
+	replies  *replyBook
+	admin    *adminState
+	settings *settings
+	rt       runtimeBox
+	tally    *shed.Tally
+	shedder  *shed.Runner
+	rebal    *rebalance.Rebalancer
+	// sample is the last sample; baseline the load model's measured
+	// baseline for the persister.
+	sample   atomic.Pointer[control.Sample]
+	baseline atomic.Pointer[policy.LoadModel]
+	// persistWake asks the persister to write what changed.
+	persistWake chan struct{}
 
-	// adminLock serialises admin changes, so that the order on disk is
-	// the order HAProxy sees; a channel, so that a request gives up waiting
-	// at its deadline. Lock order: adminLock, an endpoint's mu, mu, then
-	// the reply book's.
-	adminLock chan struct{}
-	mu        sync.Mutex // guards the fields below
-	// cfg is the configuration in effect; restartNeeded lists the keys a
-	// reload changed that take effect only on restart.
-	cfg           config.Config
-	restartNeeded []string
-	state         State
-	stateErr      string
-	sample        *control.Sample
-	listen        string
-	desired       desiredAdmin
-	shed          *shedJob
-	rebal         *control.RebalanceStatus
-	runtime       *runtimeSet
-
+	// Set by Serve before any task starts; read-only after.
+	started   time.Time
 	agentPort uint16
-	shedJobs  chan *shedJob
-	shedSeq   uint64 // numbers drain shedding jobs; guarded by mu
-	// peersCapped is set while more peers poll than maxSharingPeers; the
-	// sampling loop owns it.
+	listen    string
+
+	// Owned by the sampling loop.
 	peersCapped bool
-	// shedCount counts connections closed to move them, by reason.
-	shedCount map[string]uint64
+	// Owned by the persister: when the baseline was last written.
+	baselineSaved time.Time
+}
+
+// settings is the configuration in effect.
+type settings struct {
+	mu  sync.Mutex // guards the fields below
+	cfg config.Config
+	// restartNeeded lists the keys a reload changed that take effect only
+	// on restart.
+	restartNeeded []string
+}
+
+func (s *settings) get() (config.Config, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg, slices.Clone(s.restartNeeded)
+}
+
+func (s *settings) set(cfg config.Config, restartNeeded []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg, s.restartNeeded = cfg, restartNeeded
 }
 
 // New builds an agent; Serve runs it.
 func New(opts Options) *Agent {
-	return &Agent{
-		opts:      opts,
-		log:       opts.Log.With().Str("component", "agent").Logger(),
-		cfg:       opts.Config,
-		replies:   newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
-		reloads:   make(chan chan struct{}),
-		shedJobs:  make(chan *shedJob),
-		adminLock: make(chan struct{}, 1),
+	a := &Agent{
+		opts:        opts,
+		log:         opts.Log.With().Str("component", "agent").Logger(),
+		replies:     newReplyBook(time.Now, opts.Config.AgentCheck.ReadyTimeout),
+		admin:       newAdminState(),
+		settings:    &settings{cfg: opts.Config},
+		tally:       &shed.Tally{},
+		persistWake: make(chan struct{}, 1),
 	}
+	a.shedder = shed.NewRunner(shed.RunnerOptions{
+		Closer: a.closer,
+		Keep:   func() bool { return a.admin.current().Admin == haproxy.AdminDrain },
+		Counter: func() func(context.Context) int {
+			src := a.conf().Sources
+			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.agentPort).Count
+		},
+		Log: opts.Log,
+	})
+	a.rebal = rebalance.New(rebalance.Options{
+		Config: func() policy.RebalanceConfig { return a.conf().Rebalance },
+		Ready:  func() bool { return a.admin.current().Admin == haproxy.AdminReady },
+		View: func() rebalance.BackendView {
+			if set := a.rt.set(); set != nil && len(set.Endpoints()) > 0 {
+				return set
+			}
+			return nil
+		},
+		Local: func() (int, float64, bool) {
+			s := a.sample.Load()
+			if s == nil {
+				return 0, 0, false
+			}
+			return s.Connections, s.Utilisation, true
+		},
+		Closer: a.closer,
+		Hold:   a.rebalanceHold,
+		Log:    opts.Log,
+	})
+	return a
 }
 
 // Serve loads the persisted state, opens the control socket, the
@@ -159,22 +218,20 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		Allow:     allow,
 	}, a.opts.Log)
 	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
-	a.mu.Lock()
 	a.listen = ln.Addr().String()
-	a.mu.Unlock()
 	sampler, err := NewSampler(cfg.Sources, a.agentPort)
 	if err != nil {
 		return err
 	}
-	sampler.SetBaseline(a.currentState().Baseline)
-	rs, err := a.newRuntimeSet(cfg)
+	sampler.SetBaseline(a.admin.current().Baseline)
+	rs, err := a.newRuntime(cfg)
 	if err != nil {
 		return err
 	}
 	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount(), 0))
 
-	a.log.Info().Str("agent_check", ln.Addr().String()).Str("control_socket", cfg.ControlSocket).
-		Str("state_file", cfg.StateFile).Str("admin", a.currentState().Admin.String()).Msg("hafeed agent started")
+	a.log.Info().Str("agent_check", a.listen).Str("control_socket", cfg.ControlSocket).
+		Str("state_file", cfg.StateFile).Str("admin", a.admin.current().Admin.String()).Msg("hafeed agent started")
 	if metricsSrv != nil {
 		a.log.Info().Str("listen", metricsSrv.ln.Addr().String()).Msg("serving Prometheus metrics on /metrics")
 	}
@@ -185,16 +242,17 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 
 	undo = nil // from here on each task closes what it owns
 	g, ctx := errgroup.WithContext(ctx)
-	a.swapRuntime(ctx, rs)
-	defer a.swapRuntime(ctx, nil)
+	a.rt.swap(ctx, rs)
+	defer a.rt.swap(ctx, nil)
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return ctl.Run(ctx) })
 	g.Go(func() error { return a.loop(ctx, sampler, server, hangups) })
-	g.Go(func() error { return a.runShedJobs(ctx) })
+	g.Go(func() error { return a.persist(ctx) })
+	g.Go(func() error { return a.shedder.Run(ctx) })
+	g.Go(func() error { return a.rebal.Run(ctx) })
 	if metricsSrv != nil {
 		g.Go(func() error { return metricsSrv.Run(ctx) })
 	}
-	g.Go(func() error { return a.rebalance(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		a.notify("STOPPING=1")
@@ -209,106 +267,98 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 // configuration describes; a reload that changes haproxy[] or shed.*
 // replaces the whole set, stopping the old one.
 type runtimeSet struct {
-	endpoints []*endpoint
-	closer    closer // nil when shedding is not possible
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	endpoints *runtime.Set
+	closer    shed.Closer // nil when shedding is not possible
 }
 
-// newRuntimeSet builds the endpoints and the closer of cfg, not running yet.
-func (a *Agent) newRuntimeSet(cfg config.Config) (*runtimeSet, error) {
-	rs := &runtimeSet{}
-	for _, hc := range cfg.HAProxy {
-		e, err := newEndpoint(hc, a.targetPorts, a.wanted, a.opts.Log)
-		if err != nil {
-			return nil, err
-		}
-		if ap, err := netip.ParseAddrPort(a.listen); err == nil {
-			e.listenIP = ap.Addr()
-		}
-		rs.endpoints = append(rs.endpoints, e)
+// runtimeBox holds the runtime set in effect.
+type runtimeBox struct {
+	mu  sync.Mutex // guards cur
+	cur *runtimeSet
+}
+
+// swap starts next (nil: none) and stops the set it replaces.
+func (b *runtimeBox) swap(ctx context.Context, next *runtimeSet) {
+	if next != nil {
+		next.endpoints.Start(ctx)
 	}
+	b.mu.Lock()
+	prev := b.cur
+	b.cur = next
+	b.mu.Unlock()
+	if prev != nil {
+		prev.endpoints.Stop()
+		if s, ok := prev.closer.(interface{ Stop() }); ok {
+			s.Stop()
+		}
+	}
+}
+
+func (b *runtimeBox) get() *runtimeSet {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cur
+}
+
+// set is the runtime endpoints in effect; nil before Serve starts them.
+func (b *runtimeBox) set() *runtime.Set {
+	if rs := b.get(); rs != nil {
+		return rs.endpoints
+	}
+	return nil
+}
+
+// newRuntime builds the endpoints and the closer of cfg, not running yet.
+func (a *Agent) newRuntime(cfg config.Config) (*runtimeSet, error) {
+	opts := runtime.EndpointOptions{Ports: a.targetPorts, Wanted: a.admin.wanted}
+	if ap, err := netip.ParseAddrPort(a.listen); err == nil {
+		opts.ListenIP = ap.Addr()
+	}
+	set, err := runtime.NewSet(cfg.HAProxy, opts, a.opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	rs := &runtimeSet{endpoints: set}
 	switch {
 	case cfg.Shed.Via == "hook":
-		// The hook may take up to 5 s (shed.ShedTimeout) to answer. No
-		// keep-alive: an idle connection to the application's port would
-		// count as one the drain waits for.
-		rs.closer = hookCloser{url: cfg.Shed.HookURL, client: &http.Client{
-			Timeout:   10 * time.Second,
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-		}}
-	case len(rs.endpoints) > 0:
-		rs.closer = &runtimeCloser{endpoints: rs.endpoints}
+		rs.closer = shed.NewHookCloser(cfg.Shed.HookURL)
+	case set.Closer() != nil:
+		rs.closer = set.Closer()
 	}
 	return rs, nil
 }
 
-// swapRuntime starts next (nil: none) and stops the set it replaces.
-func (a *Agent) swapRuntime(ctx context.Context, next *runtimeSet) {
-	if next != nil {
-		rctx, cancel := context.WithCancel(ctx)
-		next.cancel = cancel
-		for _, e := range next.endpoints {
-			next.wg.Go(func() { e.Run(rctx) })
-		}
+// closer is the way to shed in effect, counted in the tally; nil if there
+// is none.
+func (a *Agent) closer() shed.Closer {
+	if rs := a.rt.get(); rs != nil && rs.closer != nil {
+		return a.tally.Counted(rs.closer)
 	}
-	a.mu.Lock()
-	prev := a.runtime
-	a.runtime = next
-	a.mu.Unlock()
-	if prev != nil {
-		prev.cancel()
-		prev.wg.Wait()
-		if s, ok := prev.closer.(interface{ stop() }); ok {
-			s.stop()
-		}
-	}
-}
-
-// endpointsNow are the runtime endpoints in effect.
-func (a *Agent) endpointsNow() []*endpoint {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.runtime == nil {
-		return nil
-	}
-	return a.runtime.endpoints
-}
-
-// closerNow is the way to shed in effect, nil if there is none.
-func (a *Agent) closerNow() closer {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.runtime == nil {
-		return nil
-	}
-	return a.runtime.closer
+	return nil
 }
 
 // targetPorts are the ports by which endpoints find this host in HAProxy:
 // sources.ports, else the listening ports the last sample counted.
 func (a *Agent) targetPorts() []uint16 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.cfg.Sources.Ports) > 0 {
-		return a.cfg.Sources.Ports
+	if ports := a.conf().Sources.Ports; len(ports) > 0 {
+		return ports
 	}
-	if a.sample != nil {
-		return a.sample.Ports
+	if s := a.sample.Load(); s != nil {
+		return s.Ports
 	}
 	return nil
 }
 
-func (a *Agent) wanted() desiredAdmin {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.desired
+// sampleTimeout bounds one sample's reads, so that a source that hangs
+// cannot stall the loop (and with it systemd's watchdog keep-alives).
+func sampleTimeout(interval time.Duration) time.Duration {
+	return max(2*interval, 5*time.Second)
 }
 
-// loop owns the sampler: it samples on a ticker, persists the end of a
-// ready announcement, and applies reloads.
-// A SIGHUP that arrived during start-up waits in hangups and is applied
-// here.
+// loop owns the sampler: it samples on a ticker and applies reloads. It
+// never waits for the admin lock or the disk: the persister writes what it
+// learns. A SIGHUP that arrived during start-up waits in hangups and is
+// applied here.
 func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
 	ticker := time.NewTicker(a.conf().Interval)
 	defer ticker.Stop()
@@ -318,19 +368,6 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		defer t.Stop()
 		watchdog = t.C
 	}
-	reload := func() {
-		if a.opts.Reload == nil {
-			return
-		}
-		a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
-		next, err := a.opts.Reload()
-		if err != nil {
-			a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-		} else if a.applyConfig(ctx, next, sampler, server) {
-			ticker.Reset(next.Interval)
-		}
-		a.notify("READY=1\nSTATUS=" + a.statusLine())
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -338,30 +375,39 @@ func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.Agen
 		case <-watchdog:
 			a.notify("WATCHDOG=1")
 		case <-ticker.C:
+			cfg := a.conf()
+			sctx, cancel := context.WithTimeout(ctx, sampleTimeout(cfg.Interval))
 			var backendWeight float64
 			if sampler.NeedsBackendWeight() {
-				backendWeight = a.backendWeight(ctx)
+				backendWeight = a.backendWeight(sctx)
 			}
-			a.publish(sampler.Sample(ctx, a.conf().Policy, a.peerCount(), backendWeight))
-			a.persistBaseline(sampler.Baseline(), time.Now())
+			a.publish(sampler.Sample(sctx, cfg.Policy, a.peerCount(), backendWeight))
+			cancel()
+			a.baseline.Store(sampler.Baseline())
+			a.wakePersister()
 		case <-a.replies.announced:
-			a.persistAnnounced()
+			a.wakePersister()
 		case <-hangups:
-			reload()
-		case done := <-a.reloads:
-			reload()
-			close(done)
+			if a.opts.Reload == nil {
+				continue
+			}
+			a.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
+			next, err := a.opts.Reload()
+			if err != nil {
+				a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
+			} else if a.applyConfig(ctx, next, sampler, server) {
+				ticker.Reset(next.Interval)
+			}
+			a.notify("READY=1\nSTATUS=" + a.statusLine())
 		}
 	}
 }
 
-// reload asks the loop to reload as SIGHUP does, and waits until it has.
-func (a *Agent) reload(ctx context.Context) {
-	done := make(chan struct{})
+// wakePersister asks the persister to write what changed, without waiting.
+func (a *Agent) wakePersister() {
 	select {
-	case a.reloads <- done:
-		<-done
-	case <-ctx.Done():
+	case a.persistWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -399,7 +445,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *Sa
 	var rs *runtimeSet
 	if !slices.Equal(prev.HAProxy, next.HAProxy) || prev.Shed != next.Shed || !slices.Equal(prev.Sources.Ports, next.Sources.Ports) {
 		var err error
-		if rs, err = a.newRuntimeSet(next); err != nil {
+		if rs, err = a.newRuntime(next); err != nil {
 			a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
 			return false
 		}
@@ -416,24 +462,19 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *Sa
 			a.opts.LogLevel.Set(lvl)
 		}
 	}
-	a.mu.Lock()
-	a.cfg, a.restartNeeded = next, pending
-	a.mu.Unlock()
+	a.settings.set(next, pending)
 	if rs != nil {
 		// Endpoints re-apply the admin state and find this host again;
 		// the old ones stop once the new ones run.
-		a.swapRuntime(ctx, rs)
-		a.log.Info().Int("endpoints", len(rs.endpoints)).Str("shed_via", next.Shed.Via).Msg("runtime endpoints and shedding rebuilt")
+		a.rt.swap(ctx, rs)
+		a.log.Info().Int("endpoints", len(rs.endpoints.Endpoints())).Str("shed_via", next.Shed.Via).Msg("runtime endpoints and shedding rebuilt")
 	}
 	a.log.Info().Strs("restart_needed", pending).Msg("configuration reloaded")
 	return true
 }
 
 func (a *Agent) publish(s control.Sample) {
-	a.mu.Lock()
-	prev := a.sample
-	a.sample = &s
-	a.mu.Unlock()
+	prev := a.sample.Swap(&s)
 	a.replies.SetWeight(s.WeightPercent, s.Maxconn, s.SendMaxconn)
 	ev := a.log.Debug()
 	switch {
@@ -467,7 +508,7 @@ const maxSharingPeers = 32
 
 // peerCount is the number of HAProxies polling at an agent-check cadence,
 // at least 1 and at most maxSharingPeers; only allowed peers get replies,
-// so only they count.
+// so only they count. Called by the sampling loop only.
 func (a *Agent) peerCount() int {
 	n := a.replies.SharingPeers()
 	if n > maxSharingPeers {
@@ -482,10 +523,42 @@ func (a *Agent) peerCount() int {
 	return max(1, n)
 }
 
+// backendWeightTimeout bounds the backend view the sampling loop asks for
+// while a host has no estimate of its own, so a slow endpoint does not
+// stall sampling.
+const backendWeightTimeout = 500 * time.Millisecond
+
+// backendWeight is the mean weight of this host's backend's other servers
+// in rotation, from the runtime endpoints; 0 when none shows it.
+func (a *Agent) backendWeight(ctx context.Context) float64 {
+	set := a.rt.set()
+	if set == nil || len(set.Endpoints()) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, backendWeightTimeout)
+	defer cancel()
+	w, err := set.MeanWeight(ctx)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("no backend view for the starting weight")
+		return 0
+	}
+	return w
+}
+
+// rebalanceHold says why this host must not shed now, "" if it may: it
+// entered service (hafeed ready) less than the policy's settle time ago,
+// and the connections it is receiving are not an excess to move on.
+func (a *Agent) rebalanceHold(now time.Time) string {
+	settle := a.conf().Policy.SettleTime()
+	if st := a.admin.current(); st.Since.After(a.started) && now.Sub(st.Since) < settle {
+		return fmt.Sprintf("in service for %v: holding while the weights settle (%v)", now.Sub(st.Since).Round(time.Second), settle)
+	}
+	return ""
+}
+
 func (a *Agent) conf() config.Config {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cfg
+	cfg, _ := a.settings.get()
+	return cfg
 }
 
 // PortOf returns the port of a host:port address, 0 if it has none.

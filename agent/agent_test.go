@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -627,26 +628,34 @@ func TestAgentReload(t *testing.T) {
 		mu   sync.Mutex
 		next = cfg
 	)
-	a := startAgentWith(t, Options{Config: cfg, Reload: func() (config.Config, error) {
+	// A reload is SIGHUP's path: the hangup, then systemd's RELOADING=1
+	// and READY=1 once the configuration is applied.
+	hangups := make(chan os.Signal, 1)
+	notes := make(chan string, 8)
+	a := startAgentWith(t, Options{Config: cfg, Hangups: hangups, Notify: func(s string) {
+		if strings.HasPrefix(s, "READY=1") {
+			notes <- s
+		}
+	}, Reload: func() (config.Config, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return next, nil
 	}})
+	testutil.Recv(t, notes, waitLimit, "READY=1 at start")
 	reload := func(f func(*config.Config)) *control.Status {
 		t.Helper()
 		mu.Lock()
 		f(&next)
 		mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		a.reload(ctx)
+		hangups <- syscall.SIGHUP
+		testutil.Recv(t, notes, waitLimit, "READY=1 after the reload")
 		return call(t, cfg.ControlSocket, control.CommandStatus)
 	}
 	st := call(t, cfg.ControlSocket, control.CommandStatus)
-	if len(st.HAProxy) != 1 || !strings.HasSuffix(st.HAProxy[0].Runtime, "/a.sock") || a.closerVia() != "runtime" {
-		t.Fatalf("before the reload: endpoints %+v, shed via %q; want a.sock and runtime", st.HAProxy, a.closerVia())
+	if len(st.HAProxy) != 1 || !strings.HasSuffix(st.HAProxy[0].Runtime, "/a.sock") || closerVia(a) != "runtime" {
+		t.Fatalf("before the reload: endpoints %+v, shed via %q; want a.sock and runtime", st.HAProxy, closerVia(a))
 	}
-	old := a.endpointsNow()[0]
+	old := a.rt.set().Endpoints()[0]
 
 	port := unusedPort(t)
 	st = reload(func(c *config.Config) {
@@ -661,13 +670,13 @@ func TestAgentReload(t *testing.T) {
 	if len(st.HAProxy) != 1 || !strings.HasSuffix(st.HAProxy[0].Runtime, "/b.sock") || !slices.Equal(st.HAProxy[0].Servers, []string{"ws/ws1"}) {
 		t.Errorf("after the reload: endpoints %+v, want only b.sock with ws/ws1", st.HAProxy)
 	}
-	if a.closerVia() != "hook" {
-		t.Errorf("after the reload shed via %q, want hook", a.closerVia())
+	if closerVia(a) != "hook" {
+		t.Errorf("after the reload shed via %q, want hook", closerVia(a))
 	}
 	if got := a.targetPorts(); !slices.Equal(got, []uint16{port}) {
 		t.Errorf("after the reload the endpoints look for ports %v, want [%d]", got, port)
 	}
-	if slices.Contains(a.endpointsNow(), old) {
+	if slices.Contains(a.rt.set().Endpoints(), old) {
 		t.Error("the old endpoint is still in use")
 	}
 	if a.conf().Policy.ReferenceCapacity != 500 {
@@ -686,8 +695,8 @@ func TestAgentReload(t *testing.T) {
 		t.Errorf("restart needed = %v after the values were restored, want none", st.RestartNeeded)
 	}
 	st = reload(func(c *config.Config) { c.HAProxy, c.Shed = nil, config.ShedConfig{Via: "runtime"} })
-	if len(st.HAProxy) != 0 || a.closerNow() != nil {
-		t.Errorf("after removing every endpoint: endpoints %+v, closer %v; want none", st.HAProxy, a.closerNow())
+	if len(st.HAProxy) != 0 || a.closer() != nil {
+		t.Errorf("after removing every endpoint: endpoints %+v, closer %v; want none", st.HAProxy, a.closer())
 	}
 
 	// The rebalancer's status is there while it runs, and only then.
@@ -699,6 +708,14 @@ func TestAgentReload(t *testing.T) {
 	testutil.Until(t, waitLimit, "no rebalance step in status once it is off", func() bool {
 		return call(t, cfg.ControlSocket, control.CommandStatus).Rebalance == nil
 	})
+}
+
+// closerVia names the way the agent sheds in effect, "" if there is none.
+func closerVia(a *Agent) string {
+	if c := a.closer(); c != nil {
+		return c.Via()
+	}
+	return ""
 }
 
 // TestAgentKeepsBaselineAcrossRestart checks that the baseline measured

@@ -94,7 +94,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range st.Peers {
 		counter(descReplies, float64(p.Polls), p.Addr)
 	}
-	for reason, n := range c.a.shedTotals() {
+	for reason, n := range c.a.tally.Totals() {
 		counter(descShed, float64(n), reason)
 	}
 	for _, e := range st.HAProxy {

@@ -17,6 +17,12 @@ import (
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
+// closesAll is a closer that closes every connection asked for.
+type closesAll struct{}
+
+func (closesAll) Close(_ context.Context, n int, _ string) (int, error) { return n, nil }
+func (closesAll) Via() string                                           { return "test" }
+
 // TestMetricsEndpoint scrapes a running agent and lints what it serves.
 func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
@@ -24,7 +30,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	a := startAgent(t, cfg)
 	call(t, cfg.ControlSocket, control.CommandDrain)
-	a.countShed("drain", 3)
+	if _, err := a.tally.Counted(closesAll{}).Close(context.Background(), 3, "drain"); err != nil {
+		t.Fatal(err)
+	}
 
 	problems, err := promtest.CollectAndLint(collector{a: a, version: "test"})
 	if err != nil {

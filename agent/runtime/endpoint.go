@@ -1,4 +1,4 @@
-package agent
+package runtime
 
 import (
 	"context"
@@ -16,52 +16,73 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/agent/config"
-	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
 const (
-	// pushTimeout bounds how long a CLI command waits for the runtime API
-	// of each HAProxy; past it the push is retried in the background.
-	pushTimeout = 2 * time.Second
+	// PushTimeout bounds every exchange with one HAProxy's runtime API: a
+	// sync, a push a CLI command waits for, the backend view. Past it a push
+	// is retried in the background.
+	PushTimeout = 2 * time.Second
 	// infoEvery is how often an endpoint checks whether HAProxy restarted.
 	infoEvery  = 2 * time.Second
 	maxBackoff = 30 * time.Second
 )
 
-// target is this host as one backend's server.
-type target struct{ Backend, Server string }
+// Target is this host as one backend's server.
+type Target struct{ Backend, Server string }
 
-func (t target) String() string { return t.Backend + "/" + t.Server }
+func (t Target) String() string { return t.Backend + "/" + t.Server }
 
-// desiredAdmin is the admin state the runtime endpoints should hold, with a
-// generation so that each endpoint knows whether it applied the latest.
-type desiredAdmin struct {
-	admin haproxy.Admin
-	gen   uint64
-	// push is false for a state hafeed must not push: ready that hafeed was
+// Desired is the admin state the endpoints should hold, with a generation
+// so that each endpoint knows whether it applied the latest.
+type Desired struct {
+	Admin haproxy.Admin
+	Gen   uint64
+	// Push is false for a state hafeed must not push: ready that hafeed was
 	// not asked to set (an operator's runtime drain must stay).
-	push bool
+	Push bool
 }
 
-// endpoint keeps one HAProxy's runtime API in step with the agent: it
-// pushes admin changes, re-applies them after HAProxy restarts, and keeps
-// the backend's stats and sessions for rebalancing and shedding.
-type endpoint struct {
-	cfg    config.HAProxyConfig
-	rt     *haproxy.Runtime
-	log    zerolog.Logger
-	ports  func() []uint16
-	wanted func() desiredAdmin
-	wake   chan struct{}
-	// listenIP is the agent-check listener's address when it is a specific
+// EndpointStatus is what the agent shows of one endpoint.
+type EndpointStatus struct {
+	Runtime   string
+	Servers   []string
+	PID       int
+	Applied   string
+	AppliedAt time.Time
+	Error     string
+	ErrorAt   time.Time
+	// Errors counts failed runtime API calls since the endpoint started.
+	Errors uint64
+}
+
+// EndpointOptions wires an Endpoint to the agent.
+type EndpointOptions struct {
+	// Ports are the ports by which discovery finds this host's servers.
+	Ports func() []uint16
+	// Wanted is the admin state to hold.
+	Wanted func() Desired
+	// ListenIP is the agent-check listener's address when it is a specific
 	// one: an address of this host even when no interface lists it, such as
 	// 127.0.0.2 on Linux's loopback.
-	listenIP netip.Addr
+	ListenIP netip.Addr
+}
 
-	mu      sync.Mutex // serialises pushes; guards the fields below
-	targets []target
+// Endpoint keeps one HAProxy's runtime API in step with the agent.
+type Endpoint struct {
+	// Set once by NewEndpoint.
+	cfg  config.HAProxyConfig
+	rt   *haproxy.Runtime
+	log  zerolog.Logger
+	opts EndpointOptions
+	wake chan struct{}
+
+	// mu serialises syncs (each bounded by PushTimeout) and guards the
+	// fields below; nothing but a sync waits for it: readers use shown.
+	mu      sync.Mutex
+	targets []Target
 	applied uint64
 	// looked is set once discovery has read HAProxy's servers; newSlot when
 	// it later found this host in servers it was not in before, whose admin
@@ -69,25 +90,33 @@ type endpoint struct {
 	looked, newSlot bool
 	pid             int
 	uptime          int64
-	status          control.EndpointStatus
-	// shown is status and targets as of the last sync, for snapshot: a
-	// status request must not wait for a runtime API that hangs.
-	shown atomic.Pointer[control.EndpointStatus]
+	status          EndpointStatus
+
+	// shown is the status and targets as of the last sync: a status
+	// request or a shedding round must not wait for a runtime API that
+	// hangs.
+	shown atomic.Pointer[shownState]
 }
 
-func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() desiredAdmin, log zerolog.Logger) (*endpoint, error) {
+type shownState struct {
+	status  EndpointStatus
+	targets []Target
+}
+
+// NewEndpoint builds an endpoint for one haproxy[] entry; Run runs it.
+func NewEndpoint(cfg config.HAProxyConfig, opts EndpointOptions, log zerolog.Logger) (*Endpoint, error) {
 	rt, err := haproxy.NewRuntime(cfg.Runtime)
 	if err != nil {
 		return nil, err
 	}
-	e := &endpoint{
-		cfg: cfg, rt: rt, ports: ports, wanted: wanted,
+	e := &Endpoint{
+		cfg: cfg, rt: rt, opts: opts,
 		log:    log.With().Str("component", "runtime").Str("endpoint", rt.Endpoint()).Logger(),
 		wake:   make(chan struct{}, 1),
-		status: control.EndpointStatus{Runtime: rt.Endpoint()},
+		status: EndpointStatus{Runtime: rt.Endpoint()},
 	}
 	if cfg.Backend != "" {
-		e.targets = []target{{cfg.Backend, cfg.Server}}
+		e.targets = []Target{{cfg.Backend, cfg.Server}}
 	}
 	e.show()
 	if !rt.IsLoopbackOrUnix() {
@@ -97,7 +126,7 @@ func newEndpoint(cfg config.HAProxyConfig, ports func() []uint16, wanted func() 
 }
 
 // Run keeps the endpoint in step until ctx ends, retrying with backoff.
-func (e *endpoint) Run(ctx context.Context) error {
+func (e *Endpoint) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	nextInfo := time.Time{}
 	for {
@@ -108,7 +137,7 @@ func (e *endpoint) Run(ctx context.Context) error {
 		}
 		wait := time.Until(nextInfo)
 		switch {
-		case errors.Is(err, errNotInHAProxy):
+		case errors.Is(err, ErrNotInHAProxy):
 			// Not an outage: the host is not (or no longer) a server, as in
 			// a farm whose servers come and go; look again at the next check.
 			backoff = 0
@@ -118,19 +147,22 @@ func (e *endpoint) Run(ctx context.Context) error {
 		default:
 			backoff = 0
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
 		case <-e.wake:
-		case <-time.After(wait):
+		case <-timer.C:
 		}
+		timer.Stop()
 	}
 }
 
 // sync finds the targets if needed, notices restarts and applies the
-// wanted admin state when it is not applied yet.
-func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
-	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+// wanted admin state when it is not applied yet, within PushTimeout.
+func (e *Endpoint) sync(ctx context.Context, checkInfo bool) error {
+	ctx, cancel := context.WithTimeout(ctx, PushTimeout)
 	defer cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -147,31 +179,32 @@ func (e *endpoint) sync(ctx context.Context, checkInfo bool) error {
 		e.pid, e.uptime = info.PID, info.UptimeSec
 		e.status.PID = info.PID
 	}
-	w := e.wanted()
+	w := e.opts.Wanted()
 	// Rediscover with every restart check and before every push: in a farm
 	// of server-template slots or "add server", this host's slot can change.
-	if err := e.resolve(ctx, checkInfo || e.applied != w.gen); err != nil {
+	if err := e.resolve(ctx, checkInfo || e.applied != w.Gen); err != nil {
 		return e.fail(err)
 	}
-	if e.applied == w.gen {
+	if e.applied == w.Gen {
 		return nil
 	}
-	if w.push || e.newSlot {
+	if w.Push || e.newSlot {
 		for _, t := range e.targets {
-			if err := e.rt.SetState(ctx, t.Backend, t.Server, w.admin); err != nil {
+			if err := e.rt.SetState(ctx, t.Backend, t.Server, w.Admin); err != nil {
 				return e.fail(err)
 			}
 		}
-		e.status.Applied, e.status.AppliedAt = w.admin.String(), time.Now()
-		e.log.Info().Str("admin", w.admin.String()).Strs("servers", targetNames(e.targets)).Msg("pushed admin state")
+		e.status.Applied, e.status.AppliedAt = w.Admin.String(), time.Now()
+		e.log.Info().Str("admin", w.Admin.String()).Strs("servers", targetNames(e.targets)).Msg("pushed admin state")
 		e.newSlot = false
 	}
-	e.applied = w.gen
+	e.applied = w.Gen
 	e.status.Error = ""
 	return nil
 }
 
-func (e *endpoint) fail(err error) error {
+// fail records a failed call. The caller holds e.mu.
+func (e *Endpoint) fail(err error) error {
 	switch {
 	case errors.Is(err, haproxy.ErrNoSuchServer), errors.Is(err, haproxy.ErrNoSuchBackend):
 		err = fmt.Errorf("%w (check haproxy[].backend and haproxy[].server, or leave both empty to find this host by address and port)", err)
@@ -186,8 +219,9 @@ func (e *endpoint) fail(err error) error {
 
 // resolve finds this host's servers by its addresses and ports in
 // "show servers state" when the config does not name them, again when
-// refresh is set. When they changed, the wanted admin state is applied anew.
-func (e *endpoint) resolve(ctx context.Context, refresh bool) error {
+// refresh is set. When they changed, the wanted admin state is applied
+// anew. The caller holds e.mu.
+func (e *Endpoint) resolve(ctx context.Context, refresh bool) error {
 	if e.cfg.Backend != "" || (len(e.targets) > 0 && !refresh) {
 		return nil
 	}
@@ -201,14 +235,14 @@ func (e *endpoint) resolve(ctx context.Context, refresh bool) error {
 	if err != nil {
 		return err
 	}
-	if e.listenIP.IsValid() && !e.listenIP.IsUnspecified() {
-		local = append(local, e.listenIP.Unmap())
+	if ip := e.opts.ListenIP; ip.IsValid() && !ip.IsUnspecified() {
+		local = append(local, ip.Unmap())
 	}
-	ports := e.ports()
-	var found []target
+	ports := e.opts.Ports()
+	var found []Target
 	for _, s := range states {
 		if s.Port > 0 && s.Port < 65536 && slices.Contains(ports, uint16(s.Port)) && slices.Contains(local, s.Addr.Unmap()) {
-			found = append(found, target{s.Backend, s.Name})
+			found = append(found, Target{s.Backend, s.Name})
 		}
 	}
 	if len(found) == 0 {
@@ -216,7 +250,7 @@ func (e *endpoint) resolve(ctx context.Context, refresh bool) error {
 			e.log.Info().Strs("servers", targetNames(e.targets)).Msg("this host is no longer a server in HAProxy")
 			e.targets = nil
 		}
-		return fmt.Errorf("%w: no server in %s has this host's addresses and ports %v (add it, or set haproxy[].backend and haproxy[].server)", errNotInHAProxy, e.rt.Endpoint(), ports)
+		return fmt.Errorf("%w: no server in %s has this host's addresses and ports %v (add it, or set haproxy[].backend and haproxy[].server)", ErrNotInHAProxy, e.rt.Endpoint(), ports)
 	}
 	if !slices.Equal(found, e.targets) {
 		e.log.Info().Strs("servers", targetNames(found)).Strs("before", targetNames(e.targets)).Msg("found this host in HAProxy")
@@ -229,8 +263,8 @@ func (e *endpoint) resolve(ctx context.Context, refresh bool) error {
 	return nil
 }
 
-// errNotInHAProxy says that discovery found no server for this host.
-var errNotInHAProxy = errors.New("this host is not a server in HAProxy")
+// ErrNotInHAProxy says that discovery found no server for this host.
+var ErrNotInHAProxy = errors.New("this host is not a server in HAProxy")
 
 // localAddrs lists this host's interface addresses.
 func localAddrs() ([]netip.Addr, error) {
@@ -247,41 +281,40 @@ func localAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-// pushNow applies the wanted state at once, for a CLI command that waits.
-func (e *endpoint) pushNow(ctx context.Context) error {
+// PushNow applies the wanted state at once, for a CLI command that waits;
+// on failure the endpoint's Run retries with backoff.
+func (e *Endpoint) PushNow(ctx context.Context) error {
 	err := e.sync(ctx, false)
 	if err != nil {
 		select {
-		case e.wake <- struct{}{}: // let Run retry with backoff
+		case e.wake <- struct{}{}:
 		default:
 		}
 	}
 	return err
 }
 
-// show publishes the status for snapshot. e.mu must be held.
-func (e *endpoint) show() {
+// show publishes the status and targets for Snapshot and Targets. The
+// caller holds e.mu.
+func (e *Endpoint) show() {
 	st := e.status
 	st.Servers = targetNames(e.targets)
-	e.shown.Store(&st)
+	e.shown.Store(&shownState{status: st, targets: slices.Clone(e.targets)})
 }
 
-// snapshot is the endpoint's status as of its last sync; it never waits.
-func (e *endpoint) snapshot() control.EndpointStatus { return *e.shown.Load() }
+// Snapshot is the endpoint's status as of its last sync; it never waits.
+func (e *Endpoint) Snapshot() EndpointStatus { return e.shown.Load().status }
 
-func (e *endpoint) currentTargets() []target {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.targets)
-}
+// Targets are this host's servers as of the last sync; it never waits.
+func (e *Endpoint) Targets() []Target { return slices.Clone(e.shown.Load().targets) }
 
 // backendLoad reads this host's backends and returns each server's
 // connections and effective weight; drained, down or maint servers have
 // weight 0.
-func (e *endpoint) backendLoad(ctx context.Context) (map[target]policy.ServerLoad, error) {
-	out := map[target]policy.ServerLoad{}
+func (e *Endpoint) backendLoad(ctx context.Context) (map[Target]policy.ServerLoad, error) {
+	out := map[Target]policy.ServerLoad{}
 	seen := map[string]bool{}
-	for _, t := range e.currentTargets() {
+	for _, t := range e.Targets() {
 		if seen[t.Backend] {
 			continue
 		}
@@ -298,16 +331,14 @@ func (e *endpoint) backendLoad(ctx context.Context) (map[target]policy.ServerLoa
 			if !strings.HasPrefix(s.Status, "UP") && s.Status != "no check" {
 				w = 0
 			}
-			out[target{t.Backend, s.Server}] = policy.ServerLoad{Name: s.Server, Conns: s.Scur, Weight: w}
+			out[Target{t.Backend, s.Server}] = policy.ServerLoad{Name: s.Server, Conns: s.Scur, Weight: w}
 		}
 	}
 	return out, nil
 }
 
-var errNoTargets = errors.New("this host was not found in any HAProxy yet")
-
 // targetNames lists targets as "backend/server".
-func targetNames(targets []target) []string {
+func targetNames(targets []Target) []string {
 	names := make([]string, 0, len(targets))
 	for _, t := range targets {
 		names = append(names, t.String())

@@ -1,4 +1,4 @@
-package agent
+package runtime
 
 import (
 	"bufio"
@@ -19,10 +19,18 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/haproxy"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitLimit bounds every wait in these tests; nothing should come close.
+const waitLimit = 5 * time.Second
 
 // TestEndpointWarnsOffLoopback checks the warning for a runtime API over
 // TCP that is not on loopback: it has no authentication.
@@ -38,7 +46,7 @@ func TestEndpointWarnsOffLoopback(t *testing.T) {
 		{"unix:///run/haproxy/admin.sock", false},
 	} {
 		var buf bytes.Buffer
-		_, err := newEndpoint(config.HAProxyConfig{Runtime: tt.runtime}, nil, nil, zerolog.New(&buf))
+		_, err := NewEndpoint(config.HAProxyConfig{Runtime: tt.runtime}, EndpointOptions{}, zerolog.New(&buf))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.runtime, err)
 		}
@@ -59,6 +67,9 @@ type fakeRuntime struct {
 	mu      sync.Mutex
 	servers []string // "show servers state" rows
 	sets    []string
+	// sessions are "show sess" lines; shutdowns the ids shut down.
+	sessions  []string
+	shutdowns []string
 }
 
 func startFakeRuntime(t *testing.T) *fakeRuntime {
@@ -107,6 +118,11 @@ func (f *fakeRuntime) answer(c net.Conn) {
 	case command == "show servers state":
 		io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n"+
 			strings.Join(f.servers, "\n")+"\n\n")
+	case command == "show sess":
+		io.WriteString(c, strings.Join(f.sessions, "\n")+"\n\n")
+	case strings.HasPrefix(command, "shutdown session "):
+		f.shutdowns = append(f.shutdowns, strings.TrimPrefix(command, "shutdown session "))
+		io.WriteString(c, "\n")
 	case strings.HasPrefix(command, "set server "):
 		f.sets = append(f.sets, command)
 		io.WriteString(c, "\n")
@@ -138,13 +154,15 @@ func (f *fakeRuntime) setCommands() []string {
 func TestDiscoveryFollowsSlot(t *testing.T) {
 	t.Parallel()
 	f := startFakeRuntime(t)
-	wanted := desiredAdmin{admin: haproxy.AdminReady, gen: 1} // ready, not asked for: not pushed
-	e, err := newEndpoint(config.HAProxyConfig{Runtime: "unix://" + f.path},
-		func() []uint16 { return []uint16{8080} }, func() desiredAdmin { return wanted }, zerolog.Nop())
+	wanted := Desired{Admin: haproxy.AdminReady, Gen: 1} // ready, not asked for: not pushed
+	e, err := NewEndpoint(config.HAProxyConfig{Runtime: "unix://" + f.path}, EndpointOptions{
+		Ports:    func() []uint16 { return []uint16{8080} },
+		Wanted:   func() Desired { return wanted },
+		ListenIP: netip.MustParseAddr("127.0.0.2"),
+	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.listenIP = netip.MustParseAddr("127.0.0.2")
 	ctx := context.Background()
 
 	// First look: ws1 is this host's; its drain, maybe an operator's, stays.
@@ -152,7 +170,7 @@ func TestDiscoveryFollowsSlot(t *testing.T) {
 	if err := e.sync(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot().Servers; !slices.Equal(got, []string{"ws/ws1"}) {
+	if got := e.Snapshot().Servers; !slices.Equal(got, []string{"ws/ws1"}) {
 		t.Fatalf("servers %q, want [ws/ws1]", got)
 	}
 	if got := f.setCommands(); len(got) != 0 {
@@ -165,7 +183,7 @@ func TestDiscoveryFollowsSlot(t *testing.T) {
 	if err := e.sync(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot().Servers; !slices.Equal(got, []string{"ws/ws3"}) {
+	if got := e.Snapshot().Servers; !slices.Equal(got, []string{"ws/ws3"}) {
 		t.Fatalf("servers %q after the move, want [ws/ws3]", got)
 	}
 	if diff := cmp.Diff([]string{"set server ws/ws3 state ready"}, f.setCommands()); diff != "" {
@@ -174,8 +192,8 @@ func TestDiscoveryFollowsSlot(t *testing.T) {
 
 	// A push goes to the slot the host is in at that moment.
 	f.setServers([3]string{"ws2", "127.0.0.2", "0"})
-	wanted = desiredAdmin{admin: haproxy.AdminDrain, gen: 2, push: true}
-	if err := e.pushNow(ctx); err != nil {
+	wanted = Desired{Admin: haproxy.AdminDrain, Gen: 2, Push: true}
+	if err := e.PushNow(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.setCommands(); got[len(got)-1] != "set server ws/ws2 state drain" {
@@ -184,10 +202,10 @@ func TestDiscoveryFollowsSlot(t *testing.T) {
 
 	// Out of every slot: no servers, and an error that says so.
 	f.setServers([3]string{"ws1", "192.0.2.9", "0"}, [3]string{"ws2", "-", "32"})
-	if err := e.sync(ctx, true); !errors.Is(err, errNotInHAProxy) {
-		t.Fatalf("sync with no slot: %v, want errNotInHAProxy", err)
+	if err := e.sync(ctx, true); !errors.Is(err, ErrNotInHAProxy) {
+		t.Fatalf("sync with no slot: %v, want ErrNotInHAProxy", err)
 	}
-	if got := e.snapshot().Servers; len(got) != 0 {
+	if got := e.Snapshot().Servers; len(got) != 0 {
 		t.Errorf("servers %q with no slot, want none", got)
 	}
 }

@@ -1,0 +1,33 @@
+package control
+
+import (
+	"github.com/hafeed/hafeed/agent/rebalance"
+	"github.com/hafeed/hafeed/agent/runtime"
+	"github.com/hafeed/hafeed/agent/shed"
+)
+
+// This file maps the agent's internal types to the wire format of
+// `status --json`, whose field names stay as they are.
+
+// EndpointStatusOf is the wire form of an endpoint's status.
+func EndpointStatusOf(e runtime.EndpointStatus) EndpointStatus {
+	return EndpointStatus{
+		Runtime: e.Runtime, Servers: e.Servers, PID: e.PID,
+		Applied: e.Applied, AppliedAt: e.AppliedAt,
+		Error: e.Error, ErrorAt: e.ErrorAt, Errors: e.Errors,
+	}
+}
+
+// ShedStatusOf is the wire form of a shedding job's status.
+func ShedStatusOf(j shed.JobStatus) ShedStatus {
+	return ShedStatus{
+		Job: j.Job, Reason: j.Reason, Rate: j.Rate, Via: j.Via,
+		Started: j.Started, Deadline: j.Deadline, Min: j.Min, Closed: j.Closed,
+		Active: j.Active, LastError: j.LastError, Ended: j.Ended,
+	}
+}
+
+// RebalanceStatusOf is the wire form of the rebalancer's last step.
+func RebalanceStatusOf(r rebalance.Status) RebalanceStatus {
+	return RebalanceStatus{At: r.At, Fair: r.Fair, Excess: r.Excess, Reason: r.Reason, Shed: r.Shed, Error: r.Error}
+}

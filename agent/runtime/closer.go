@@ -1,0 +1,106 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// SessionCloser closes this host's sessions through HAProxy's runtime API
+// ("shutdown session"), picked at random over the endpoints. The session
+// list is read at most once a second: "show sess" lists every stream of the
+// HAProxy, which is large, and a shedding job closes a few at a time.
+type SessionCloser struct {
+	// Set once by NewSet.
+	endpoints []*Endpoint
+
+	// turn is held by the one Close running: it reads and closes over the
+	// network, so a caller waits for it only until its own deadline.
+	turn chan struct{}
+	// Owned by the holder of turn.
+	listed time.Time
+	queue  []session // this host's sessions, shuffled, not yet closed
+}
+
+// session is one of this host's streams in one HAProxy.
+type session struct {
+	e  *Endpoint
+	id string
+}
+
+// sessionsTTL is how long a "show sess" listing is used.
+const sessionsTTL = time.Second
+
+// ErrNoSessions says that HAProxy lists no session of this host's servers.
+var ErrNoSessions = errors.New("no sessions of this server in HAProxy")
+
+// ErrCloserBusy says that another close held the closer until the
+// caller's deadline.
+var ErrCloserBusy = errors.New("another shedding round is closing sessions through the runtime API")
+
+// Close closes up to n of this host's sessions and says how many it
+// closed. It gives up at ctx's deadline.
+func (c *SessionCloser) Close(ctx context.Context, n int, _ string) (int, error) {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ErrCloserBusy
+	}
+	defer func() { <-c.turn }()
+	var errs []error
+	if len(c.queue) == 0 || time.Since(c.listed) > sessionsTTL {
+		c.queue, errs = c.list(ctx)
+		c.listed = time.Now()
+	}
+	if len(c.queue) == 0 {
+		if len(errs) > 0 {
+			return 0, errors.Join(errs...)
+		}
+		return 0, ErrNoSessions
+	}
+	closed := 0
+	for closed < n && len(c.queue) > 0 && ctx.Err() == nil {
+		s := c.queue[0]
+		c.queue = c.queue[1:]
+		if err := s.e.rt.ShutdownSession(ctx, s.id); err != nil {
+			if !errors.Is(err, haproxy.ErrNoSuchSession) { // it ended by itself meanwhile
+				errs = append(errs, err)
+			}
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
+}
+
+// Via names the way, as shed.via does.
+func (c *SessionCloser) Via() string { return "runtime" }
+
+// list reads this host's sessions from every endpoint, shuffled.
+func (c *SessionCloser) list(ctx context.Context) ([]session, []error) {
+	var all []session
+	var errs []error
+	for _, e := range c.endpoints {
+		targets := e.Targets()
+		// Streamed: an HAProxy's whole stream list is large, this host's
+		// share of it is what is kept.
+		var mine []session
+		err := e.rt.EachSession(ctx, func(s haproxy.Session) error {
+			if slices.Contains(targets, Target{s.Backend, s.Server}) {
+				mine = append(mine, session{e, s.ID})
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all = append(all, mine...)
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	return all, errs
+}

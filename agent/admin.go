@@ -290,7 +290,7 @@ func (a *Agent) Status() control.Status {
 	a.admin.mu.Unlock()
 	st.Reply, st.AnnouncingReady = trimNewline(line), announcing
 	if s := a.sample.Load(); s != nil {
-		c := *s
+		c := control.SampleOf(*s)
 		st.Sample = &c
 	}
 	if j, ok := a.shedder.Current(); ok {

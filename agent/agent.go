@@ -24,6 +24,7 @@ import (
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/agent/rebalance"
 	"github.com/hafeed/hafeed/agent/runtime"
+	"github.com/hafeed/hafeed/agent/sampler"
 	"github.com/hafeed/hafeed/agent/shed"
 	"github.com/hafeed/hafeed/haproxy"
 )
@@ -85,7 +86,7 @@ type Agent struct {
 	rebal    *rebalance.Rebalancer
 	// sample is the last sample; baseline the load model's measured
 	// baseline for the persister.
-	sample   atomic.Pointer[control.Sample]
+	sample   atomic.Pointer[sampler.Sample]
 	baseline atomic.Pointer[policy.LoadModel]
 	// persistWake asks the persister to write what changed.
 	persistWake chan struct{}
@@ -219,7 +220,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	}, a.opts.Log)
 	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
 	a.listen = ln.Addr().String()
-	sampler, err := NewSampler(cfg.Sources, a.agentPort)
+	sampler, err := sampler.New(cfg.Sources, a.agentPort)
 	if err != nil {
 		return err
 	}
@@ -359,7 +360,7 @@ func sampleTimeout(interval time.Duration) time.Duration {
 // never waits for the admin lock or the disk: the persister writes what it
 // learns. A SIGHUP that arrived during start-up waits in hangups and is
 // applied here.
-func (a *Agent) loop(ctx context.Context, sampler *Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
+func (a *Agent) loop(ctx context.Context, sampler *sampler.Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
 	ticker := time.NewTicker(a.conf().Interval)
 	defer ticker.Stop()
 	var watchdog <-chan time.Time
@@ -428,7 +429,7 @@ func restartOnly(prev, next config.Config) map[string]bool {
 // applyConfig applies every key of next it can; the others keep their
 // running values, are logged, and are listed in status until a restart
 // (or a reload that restores them). It says whether next was applied.
-func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *Sampler, server *haproxy.AgentServer) bool {
+func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sampler.Sampler, server *haproxy.AgentServer) bool {
 	prev := a.conf()
 	var pending []string
 	for key, changed := range restartOnly(prev, next) {
@@ -473,7 +474,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *Sa
 	return true
 }
 
-func (a *Agent) publish(s control.Sample) {
+func (a *Agent) publish(s sampler.Sample) {
 	prev := a.sample.Swap(&s)
 	a.replies.SetWeight(s.WeightPercent, s.Maxconn, s.SendMaxconn)
 	ev := a.log.Debug()

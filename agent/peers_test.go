@@ -6,6 +6,8 @@ import (
 	"time"
 )
 
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // addrN is the n-th address of 127.0.0.0/8 past 127.1.0.0.
 func addrN(n int) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, byte(1 + n>>16), byte(n >> 8), byte(n)})

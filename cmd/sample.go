@@ -11,6 +11,7 @@ import (
 	"github.com/hafeed/hafeed/agent"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/agent/sampler"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -39,7 +40,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			defer cancel()
 			src := cfg.Sources
 			src.CountBudget = 0 // one sample: count every time
-			sampler, err := agent.NewSampler(src, agent.PortOf(cfg.AgentCheck.Listen))
+			sampler, err := sampler.New(src, agent.PortOf(cfg.AgentCheck.Listen))
 			if err != nil {
 				return usageErr(err)
 			}
@@ -58,10 +59,11 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 				return writeJSON(c, struct {
 					control.Sample
 					Reply string `json:"reply"`
-				}{s, reply})
+				}{control.SampleOf(s), reply})
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
-			printSample(tw, safeSample(&s), styleFor(c.OutOrStdout()))
+			wire := control.SampleOf(s)
+			printSample(tw, safeSample(&wire), styleFor(c.OutOrStdout()))
 			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
 			if s.Capacity > 0 {
 				fmt.Fprintf(tw, "reference\tpolicy.reference_capacity is %d; a host like this one would suggest about %d (weight 100%%)\n",

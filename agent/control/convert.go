@@ -3,6 +3,7 @@ package control
 import (
 	"github.com/hafeed/hafeed/agent/rebalance"
 	"github.com/hafeed/hafeed/agent/runtime"
+	"github.com/hafeed/hafeed/agent/sampler"
 	"github.com/hafeed/hafeed/agent/shed"
 )
 
@@ -30,4 +31,23 @@ func ShedStatusOf(j shed.JobStatus) ShedStatus {
 // RebalanceStatusOf is the wire form of the rebalancer's last step.
 func RebalanceStatusOf(r rebalance.Status) RebalanceStatus {
 	return RebalanceStatus{At: r.At, Fair: r.Fair, Excess: r.Excess, Reason: r.Reason, Shed: r.Shed, Error: r.Error}
+}
+
+// SampleOf is the wire form of a sample.
+func SampleOf(s sampler.Sample) Sample {
+	out := Sample{
+		At: s.At, Duration: s.Duration,
+		Connections: s.Connections, Ports: s.Ports, ConnMethod: s.ConnMethod,
+		Errors: s.Errors, Decision: s.Decision,
+	}
+	if s.Signals != nil {
+		out.Signals = make(map[string]SignalStatus, len(s.Signals))
+		for name, sig := range s.Signals {
+			out.Signals[name] = SignalStatus{
+				Value: sig.Value, Target: sig.Target, At: sig.At,
+				Stale: sig.Stale, Error: sig.Error, Duration: sig.Duration,
+			}
+		}
+	}
+	return out
 }

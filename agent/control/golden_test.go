@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/agent/sampler"
 )
 
 // The replies in testdata were recorded from `status --json` before the
@@ -34,4 +39,80 @@ func TestStatusWireFormatIsStable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSampleOfKeepsTheWireFormat maps a sample with every field set
+// through SampleOf and compares it with the sample recorded in
+// testdata/status-v1-full.json.
+func TestSampleOfKeepsTheWireFormat(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 3, 9, 30, 0, 123456789, time.UTC)
+	s := sampler.Sample{
+		At: at, Duration: 1500 * time.Microsecond,
+		Connections: 42, Ports: []uint16{8080, 8081}, ConnMethod: "netlink",
+		Signals: map[string]sampler.SignalStatus{
+			policy.SignalConnections: {Value: 42, At: at},
+			policy.SignalCPU:         {Value: 0.25, Target: 0.7, At: at, Stale: true, Error: "e", Duration: time.Millisecond},
+		},
+		Errors: []string{"app: x"},
+		Decision: policy.Decision{
+			Utilisation: 0.5, Bottleneck: policy.SignalCPU, Capacity: 84,
+			Model:         policy.ModelFit{Baseline: 0.1, Measured: true, Cost: 1.2, Headroom: 0.9, Share: 0.8},
+			WeightPercent: 80, Maxconn: 900, SendMaxconn: true, Reason: "r", SuggestedReference: 300,
+		},
+	}
+	for _, path := range unset(reflect.ValueOf(s), "Sample") {
+		t.Errorf("%s is not set: the test must map every field", path)
+	}
+
+	recorded, err := os.ReadFile("testdata/status-v1-full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct{ Sample json.RawMessage }
+	if err := json.Unmarshal(recorded, &status); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(SampleOf(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(indent(t, status.Sample), indent(t, got)); diff != "" {
+		t.Errorf("SampleOf's JSON differs from the recorded sample (-recorded +now):\n%s", diff)
+	}
+}
+
+// unset lists the fields of v, recursively, that hold their zero value,
+// and the maps and slices that hold no element.
+func unset(v reflect.Value, path string) []string {
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			break
+		}
+		var out []string
+		for i := range v.NumField() {
+			out = append(out, unset(v.Field(i), path+"."+v.Type().Field(i).Name)...)
+		}
+		return out
+	case reflect.Map, reflect.Slice:
+		if v.Len() == 0 {
+			return []string{path}
+		}
+		return nil
+	}
+	if v.IsZero() {
+		return []string{path}
+	}
+	return nil
+}
+
+// indent lays JSON out one value a line, for a readable diff.
+func indent(t *testing.T, data []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Indent(&b, data, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

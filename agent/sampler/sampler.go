@@ -1,4 +1,4 @@
-package agent
+package sampler
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/config"
-	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/metrics"
 )
@@ -22,12 +21,43 @@ type signalFunc func(ctx context.Context) (float64, error)
 
 func (f signalFunc) read(ctx context.Context) (float64, error) { return f(ctx) }
 
+// Sample is one reading of every load source and the policy's verdict.
+type Sample struct {
+	At       time.Time
+	Duration time.Duration
+
+	Connections int
+	Ports       []uint16
+	ConnMethod  string
+	// Signals are the load signals by name, with their age and last error.
+	Signals map[string]SignalStatus
+	// Errors lists sources that failed this time; the score uses the rest.
+	Errors []string
+	policy.Decision
+}
+
+// SignalStatus is one load signal as the last sample saw it.
+type SignalStatus struct {
+	// Value is the raw reading (a fraction for cpu, memory, pressure and
+	// app; a count for connections).
+	Value float64
+	// Target is the value counted as full load; 0 leaves the signal out.
+	Target float64
+	At     time.Time
+	// Stale is set when the value is older than this sample; it still
+	// counts until policy.stale_after.
+	Stale bool
+	Error string
+	// Duration is how long the last read took.
+	Duration time.Duration
+}
+
 // Sampler reads the load sources and runs the policy. It is owned by one
 // goroutine.
 type Sampler struct {
 	conns   *metrics.Conns
 	sources map[string]signalSource
-	last    map[string]control.SignalStatus
+	last    map[string]SignalStatus
 	state   policy.State
 	now     func() time.Time
 
@@ -39,10 +69,10 @@ type Sampler struct {
 	lastCount metrics.ConnCount
 }
 
-// NewSampler builds the samplers the configuration names. agentPort is
-// left out of the count when no ports are configured.
-func NewSampler(src config.SourcesConfig, agentPort uint16) (*Sampler, error) {
-	s := &Sampler{last: map[string]control.SignalStatus{}, now: time.Now}
+// New builds the sources the configuration names. agentPort is left out
+// of the count when no ports are configured.
+func New(src config.SourcesConfig, agentPort uint16) (*Sampler, error) {
+	s := &Sampler{last: map[string]SignalStatus{}, now: time.Now}
 	if err := s.SetSources(src, agentPort); err != nil {
 		return nil, err
 	}
@@ -73,9 +103,9 @@ func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
 // Sample reads every source once and applies the policy; peers is the
 // number of HAProxy instances polling, backendWeight the mean weight of the
 // backend's other servers (0 when unknown; see NeedsBackendWeight).
-func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int, backendWeight float64) control.Sample {
+func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int, backendWeight float64) Sample {
 	start := s.now()
-	out := control.Sample{At: start, Signals: map[string]control.SignalStatus{}}
+	out := Sample{At: start, Signals: map[string]SignalStatus{}}
 	if s.counts.Due(start) {
 		n, err := s.conns.Count(ctx)
 		took := s.now().Sub(start)
@@ -146,7 +176,7 @@ func (s *Sampler) record(name string, v float64, err error, at time.Time, took t
 	st.Duration = took
 	switch {
 	case err == nil:
-		st = control.SignalStatus{Value: v, At: at, Duration: took}
+		st = SignalStatus{Value: v, At: at, Duration: took}
 	case errors.Is(err, metrics.ErrNoData):
 		st.Error = ""
 	default:

@@ -1,4 +1,4 @@
-package agent
+package sampler
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/config"
-	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/metrics"
 )
@@ -22,11 +21,12 @@ type fakeSource struct {
 
 func (f *fakeSource) read(context.Context) (float64, error) { return f.value, f.err }
 
+// t0 is when the tests' clocks start.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // TestSamplerDegradesGently checks what a failing source does: the score
 // uses the fresh signals and a stale one until stale_after; with no fresh
 // signal at all the weight is held (fail-static).
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
 func TestSamplerDegradesGently(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,7 +35,7 @@ func TestSamplerDegradesGently(t *testing.T) {
 	}
 	defer ln.Close()
 	src := config.SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc"}
-	s, err := NewSampler(src, 0)
+	s, err := New(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestSamplerDegradesGently(t *testing.T) {
 	p.Targets = policy.Targets{CPU: 0.8, App: 1}
 	p.StaleAfter = 5 * time.Second
 
-	sample := func() control.Sample {
+	sample := func() Sample {
 		t.Helper()
 		now = now.Add(time.Second)
 		return s.Sample(context.Background(), p, 1, 0)
@@ -102,7 +102,7 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 	ctx := context.Background()
 	src := config.Default().Sources
 	src.Ports = []uint16{1}
-	s, err := NewSampler(src, 0)
+	s, err := New(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 func budgetSampler(t *testing.T) (*Sampler, policy.PolicyConfig, *time.Time) {
 	t.Helper()
 	src := config.SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
-	s, err := NewSampler(src, 0)
+	s, err := New(src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

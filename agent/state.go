@@ -30,12 +30,18 @@ type State struct {
 }
 
 type stateJSON struct {
-	Version      int               `json:"version"`
-	Admin        string            `json:"admin"`
-	Since        time.Time         `json:"since"`
-	ReadyPending bool              `json:"ready_pending,omitempty"`
-	Peers        []netip.Addr      `json:"peers,omitempty"`
-	Baseline     *policy.LoadModel `json:"baseline,omitempty"`
+	Version      int           `json:"version"`
+	Admin        string        `json:"admin"`
+	Since        time.Time     `json:"since"`
+	ReadyPending bool          `json:"ready_pending,omitempty"`
+	Peers        []netip.Addr  `json:"peers,omitempty"`
+	Baseline     *baselineJSON `json:"baseline,omitempty"`
+}
+
+// baselineJSON is policy.LoadModel as the state file keeps it.
+type baselineJSON struct {
+	Baseline float64 `json:"baseline"`
+	Measured float64 `json:"measured_s"`
 }
 
 // ErrCorruptState marks a state file that exists but cannot be used.
@@ -65,16 +71,23 @@ func (f StateFile) Load() (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("%w: %s: %v", ErrCorruptState, f.Path, err)
 	}
-	if b := sj.Baseline; b != nil && !(b.Measured > 0 && b.Baseline >= 0 && b.Baseline <= 1) {
-		sj.Baseline = nil // not a measurement: measure again rather than trust it
+	st := State{Admin: admin, Since: sj.Since, ReadyPending: sj.ReadyPending, Peers: sj.Peers}
+	// A baseline that is not a measurement is measured again rather than
+	// trusted.
+	if b := sj.Baseline; b != nil && b.Measured > 0 && b.Baseline >= 0 && b.Baseline <= 1 {
+		st.Baseline = &policy.LoadModel{Baseline: b.Baseline, Measured: b.Measured}
 	}
-	return State{Admin: admin, Since: sj.Since, ReadyPending: sj.ReadyPending, Peers: sj.Peers, Baseline: sj.Baseline}, nil
+	return st, nil
 }
 
 // Save writes the state to a temporary file, syncs it, renames it over the
 // old one and syncs the directory.
 func (f StateFile) Save(s State) error {
-	data, err := json.MarshalIndent(stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers, Baseline: s.Baseline}, "", "  ")
+	sj := stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers}
+	if b := s.Baseline; b != nil {
+		sj.Baseline = &baselineJSON{Baseline: b.Baseline, Measured: b.Measured}
+	}
+	data, err := json.MarshalIndent(sj, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -161,3 +161,37 @@ func TestStateFileSaveError(t *testing.T) {
 		t.Error("Save() under a regular file = nil, want an error")
 	}
 }
+
+// TestStateFileReadsVersion1 loads a state file recorded before the
+// policy's types lost their JSON tags and saves it again: the file must
+// come out byte for byte as it was, so old state files keep working.
+func TestStateFileReadsVersion1(t *testing.T) {
+	t.Parallel()
+	recorded, err := os.ReadFile("testdata/state-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
+	if err := os.WriteFile(f.Path, recorded, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := State{Admin: haproxy.AdminMaint, Since: time.Date(2026, 12, 3, 9, 30, 0, 123456789, time.UTC), ReadyPending: true,
+		Baseline: &policy.LoadModel{Baseline: 0.12, Measured: 30}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load() of a version 1 file (-want +got):\n%s", diff)
+	}
+	if err := f.Save(got); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(recorded), string(saved)); diff != "" {
+		t.Errorf("a version 1 file saved again changed (-recorded +saved):\n%s", diff)
+	}
+}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/agent/rebalance"
 	"github.com/hafeed/hafeed/agent/runtime"
 	"github.com/hafeed/hafeed/agent/sampler"
@@ -38,7 +39,7 @@ func SampleOf(s sampler.Sample) Sample {
 	out := Sample{
 		At: s.At, Duration: s.Duration,
 		Connections: s.Connections, Ports: s.Ports, ConnMethod: s.ConnMethod,
-		Errors: s.Errors, Decision: s.Decision,
+		Errors: s.Errors, Decision: decisionOf(s.Decision),
 	}
 	if s.Signals != nil {
 		out.Signals = make(map[string]SignalStatus, len(s.Signals))
@@ -50,4 +51,15 @@ func SampleOf(s sampler.Sample) Sample {
 		}
 	}
 	return out
+}
+
+// decisionOf is the wire form of the policy's verdict.
+func decisionOf(d policy.Decision) Decision {
+	m := d.Model
+	return Decision{
+		Utilisation: d.Utilisation, Bottleneck: d.Bottleneck, Capacity: d.Capacity,
+		Model:         ModelFit{Baseline: m.Baseline, Measured: m.Measured, Cost: m.Cost, Headroom: m.Headroom, Share: m.Share},
+		WeightPercent: d.WeightPercent, Maxconn: d.Maxconn, SendMaxconn: d.SendMaxconn,
+		Reason: d.Reason, SuggestedReference: d.SuggestedReference,
+	}
 }

@@ -2,8 +2,6 @@ package control
 
 import (
 	"time"
-
-	"github.com/hafeed/hafeed/agent/policy"
 )
 
 // Status is what `hafeed status` shows.
@@ -46,7 +44,41 @@ type Sample struct {
 	Signals map[string]SignalStatus `json:"signals"`
 	// Errors lists sources that failed this time; the score uses the rest.
 	Errors []string `json:"errors,omitempty"`
-	policy.Decision
+	Decision
+}
+
+// Decision is the policy's verdict on one sample, with its explanation
+// (see policy.Decision).
+type Decision struct {
+	Utilisation float64 `json:"utilisation"`
+	Bottleneck  string  `json:"bottleneck"`
+	// Capacity is the smoothed capacity estimate in connections.
+	Capacity float64  `json:"capacity"`
+	Model    ModelFit `json:"model"`
+	// WeightPercent is the weight reported; 0 reports none.
+	WeightPercent int `json:"weight_percent"`
+	// Maxconn is sent when SendMaxconn is set (0 means unlimited).
+	Maxconn     int    `json:"maxconn"`
+	SendMaxconn bool   `json:"send_maxconn"`
+	Reason      string `json:"reason"`
+	// SuggestedReference is a reference_capacity that would bring the
+	// weight back to 100%, once it has sat out of range for a while.
+	SuggestedReference int `json:"suggested_reference,omitempty"`
+}
+
+// ModelFit is the load model's estimate at one sample (see
+// policy.ModelFit).
+type ModelFit struct {
+	// Baseline is the utilisation with no connections; Measured says it
+	// was measured on this host rather than assumed.
+	Baseline float64 `json:"baseline"`
+	Measured bool    `json:"baseline_measured"`
+	// Cost is the utilisation reference_capacity connections add.
+	Cost float64 `json:"cost"`
+	// Headroom is the share of the target left for connections.
+	Headroom float64 `json:"headroom"`
+	// Share is the part of the utilisation the connections cause.
+	Share float64 `json:"connection_share"`
 }
 
 // SignalStatus is one load signal as the last sample saw it.

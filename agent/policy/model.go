@@ -23,10 +23,10 @@ import (
 // reference, the more of its load counts as baseline.
 type LoadModel struct {
 	// Baseline is the measured baseline, valid when Measured > 0.
-	Baseline float64 `json:"baseline"`
+	Baseline float64
 	// Measured is how many seconds of near-empty samples stand behind
 	// Baseline, up to baselineMemory.
-	Measured float64 `json:"measured_s"`
+	Measured float64
 }
 
 const (
@@ -72,18 +72,18 @@ type ModelFit struct {
 	// Baseline is the utilisation with no connections (relative to the
 	// target, like Utilisation); Measured says it was measured on this
 	// host rather than assumed.
-	Baseline float64 `json:"baseline"`
-	Measured bool    `json:"baseline_measured"`
+	Baseline float64
+	Measured bool
 	// Cost is the utilisation that reference_capacity connections add on
 	// top of the baseline: 1 for a reference host, 2 for one whose
 	// connections cost twice as much.
-	Cost float64 `json:"cost"`
+	Cost float64
 	// Headroom is 1 - Baseline: the share of the target left for
 	// connections.
-	Headroom float64 `json:"headroom"`
+	Headroom float64
 	// Share is the part of the utilisation above the baseline, the part
 	// the connections cause.
-	Share float64 `json:"connection_share"`
+	Share float64
 }
 
 // Fit estimates the model at x = connections / reference capacity and

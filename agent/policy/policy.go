@@ -70,24 +70,24 @@ type State struct {
 
 // Decision is the policy's verdict on one sample, with its explanation.
 type Decision struct {
-	Utilisation float64 `json:"utilisation"`
-	Bottleneck  string  `json:"bottleneck"`
+	Utilisation float64
+	Bottleneck  string
 	// Capacity is the smoothed capacity estimate in connections.
-	Capacity float64 `json:"capacity"`
+	Capacity float64
 	// Model is the load model's estimate at this sample.
-	Model ModelFit `json:"model"`
+	Model ModelFit
 	// WeightPercent is the weight to report; 0 reports none (HAProxy keeps
 	// the weight it has).
-	WeightPercent int `json:"weight_percent"`
+	WeightPercent int
 	// Maxconn is sent when SendMaxconn is set: the overload cap, or the
 	// configured maxconn when the cap is lifted (0 means unlimited).
-	Maxconn     int    `json:"maxconn"`
-	SendMaxconn bool   `json:"send_maxconn"`
-	Reason      string `json:"reason"`
+	Maxconn     int
+	SendMaxconn bool
+	Reason      string
 	// SuggestedReference is set when the weight has sat under 20% or at
 	// the 256% cap for ReferenceAdviceAfter: a reference_capacity that
 	// would bring it back to 100%.
-	SuggestedReference int `json:"suggested_reference,omitempty"`
+	SuggestedReference int
 }
 
 // settleFactor is how much slower SlowX follows the connections than

@@ -321,7 +321,7 @@ func (a *Agent) newRuntime(cfg config.Config) (*runtimeSet, error) {
 	}
 	rs := &runtimeSet{endpoints: set}
 	switch {
-	case cfg.Shed.Via == "hook":
+	case cfg.Shed.Via == config.ShedViaHook:
 		rs.closer = shed.NewHookCloser(cfg.Shed.HookURL)
 	case set.Closer() != nil:
 		rs.closer = set.Closer()
@@ -468,7 +468,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sa
 		// Endpoints re-apply the admin state and find this host again;
 		// the old ones stop once the new ones run.
 		a.rt.swap(ctx, rs)
-		a.log.Info().Int("endpoints", len(rs.endpoints.Endpoints())).Str("shed_via", next.Shed.Via).Msg("runtime endpoints and shedding rebuilt")
+		a.log.Info().Int("endpoints", len(rs.endpoints.Endpoints())).Str("shed_via", string(next.Shed.Via)).Msg("runtime endpoints and shedding rebuilt")
 	}
 	a.log.Info().Strs("restart_needed", pending).Msg("configuration reloaded")
 	return true

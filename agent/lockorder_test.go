@@ -81,7 +81,7 @@ func TestLockOrder(t *testing.T) {
 	loop("reload", func(context.Context) {
 		flip = !flip
 		mu.Lock()
-		next.Shed.Via = map[bool]string{true: "hook", false: "runtime"}[flip]
+		next.Shed.Via = map[bool]config.ShedVia{true: config.ShedViaHook, false: config.ShedViaRuntime}[flip]
 		next.Shed.HookURL = "http://127.0.0.1:1/hafeed/shed"
 		next.Rebalance.Enabled = flip
 		mu.Unlock()

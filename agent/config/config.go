@@ -53,9 +53,19 @@ type HAProxyConfig struct {
 type ShedConfig struct {
 	// Via is runtime (HAProxy's "shutdown session") or hook (an HTTP POST
 	// asking the application to close sockets with a WebSocket close 1012).
-	Via     string `yaml:"via"`
-	HookURL string `yaml:"hook_url"`
+	Via     ShedVia `yaml:"via"`
+	HookURL string  `yaml:"hook_url"`
 }
+
+// ShedVia is how connections are closed: the values of shed.via.
+type ShedVia string
+
+const (
+	// ShedViaRuntime has HAProxy close sessions ("shutdown session").
+	ShedViaRuntime ShedVia = "runtime"
+	// ShedViaHook asks the application to close sockets (shed.hook_url).
+	ShedViaHook ShedVia = "hook"
+)
 
 // AgentCheckConfig is the agent-check server HAProxy polls.
 type AgentCheckConfig struct {
@@ -70,10 +80,10 @@ type AgentCheckConfig struct {
 type SourcesConfig struct {
 	Ports []uint16 `yaml:"ports"`
 	// CPU is whose CPU counts: host, cgroup, process or none.
-	CPU string `yaml:"cpu"`
+	CPU Scope `yaml:"cpu"`
 	// Memory and Pressure (PSI "some avg10" of CPU) are host, cgroup or none.
-	Memory   string `yaml:"memory"`
-	Pressure string `yaml:"pressure"`
+	Memory   Scope `yaml:"memory"`
+	Pressure Scope `yaml:"pressure"`
 	// Cgroup is the cgroup v2 group measured by the "cgroup" scope, e.g.
 	// /system.slice/ws.service; "" is the group of PID or PIDFile.
 	Cgroup string `yaml:"cgroup"`
@@ -89,6 +99,23 @@ type SourcesConfig struct {
 	ProcRoot   string `yaml:"proc_root"`
 	CgroupRoot string `yaml:"cgroup_root"`
 }
+
+// Scope is whose resources a source measures: the values of sources.cpu,
+// sources.memory and sources.pressure.
+type Scope string
+
+const (
+	// ScopeNone leaves the signal out.
+	ScopeNone Scope = "none"
+	// ScopeHost measures the whole host.
+	ScopeHost Scope = "host"
+	// ScopeCgroup measures a cgroup v2 group: sources.cgroup, or the group
+	// of sources.pid / sources.pidfile.
+	ScopeCgroup Scope = "cgroup"
+	// ScopeProcess measures the process sources.pid or sources.pidfile
+	// names; only sources.cpu has it.
+	ScopeProcess Scope = "process"
+)
 
 // AppSourceConfig is utilisation the application reports itself.
 type AppSourceConfig struct {
@@ -117,16 +144,16 @@ func Default() Config {
 		StateFile:     DefaultStateFile,
 		Interval:      time.Second,
 		Sources: SourcesConfig{
-			CPU:         "host",
+			CPU:         ScopeHost,
 			CountBudget: 0.008,
-			Memory:      "host",
-			Pressure:    "none",
+			Memory:      ScopeHost,
+			Pressure:    ScopeNone,
 			App:         AppSourceConfig{Timeout: time.Second},
 			ProcRoot:    "/proc",
 			CgroupRoot:  "/sys/fs/cgroup",
 		},
 		Policy:    policy.DefaultConfig(),
-		Shed:      ShedConfig{Via: "runtime"},
+		Shed:      ShedConfig{Via: ShedViaRuntime},
 		Rebalance: policy.DefaultRebalance(),
 		Log:       LogConfig{Format: "auto", Level: "info"},
 	}

@@ -228,6 +228,14 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{`cfg.yaml:2: sources.cpu: "gpu": want host, cgroup, process, or none`},
 		},
 		{
+			name: "memory and pressure have no process scope",
+			yaml: "sources:\n  pid: 1\n  memory: process\n  pressure: process\n",
+			want: []string{
+				`cfg.yaml:3: sources.memory: "process": want host, cgroup or none`,
+				`cfg.yaml:4: sources.pressure: "process": want host, cgroup or none`,
+			},
+		},
+		{
 			name: "process scope without a process",
 			yaml: "sources:\n  cpu: process\n",
 			want: []string{`cfg.yaml:2: sources.cpu: process needs sources.pid or sources.pidfile`},
@@ -431,6 +439,7 @@ func TestParseConfigHAProxyEndpoints(t *testing.T) {
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n", "cfg.yaml:2: haproxy[0]: set both backend and server"},
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: \"ws1;shutdown\"\n", "cfg.yaml:4: haproxy[0].server:"},
 		{"shed:\n  via: hook\n", "shed.hook_url: shed.via: hook needs"},
+		{"shed:\n  via: kill\n", `cfg.yaml:2: shed.via: "kill": want runtime (HAProxy closes sessions) or hook`},
 		{"rebalance:\n  enabled: true\n", "needs at least one haproxy[].runtime endpoint"},
 		{"rebalance:\n  max_rate: 2\n", "cfg.yaml:2: rebalance.max_rate: 2 is outside (0, 1]"},
 	} {

@@ -66,18 +66,21 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		bad("sources.ports", "%d ports is more than the 1000 supported", len(c.Sources.Ports))
 	}
 	src := c.Sources
-	if !slices.Contains([]string{"host", "cgroup", "process", "none"}, src.CPU) {
+	if !slices.Contains([]Scope{ScopeHost, ScopeCgroup, ScopeProcess, ScopeNone}, src.CPU) {
 		bad("sources.cpu", "%q: want host, cgroup, process, or none to leave CPU out", src.CPU)
 	}
-	for key, v := range map[string]string{"memory": src.Memory, "pressure": src.Pressure} {
-		if !slices.Contains([]string{"host", "cgroup", "none"}, v) {
-			bad("sources."+key, "%q: want host, cgroup or none", v)
+	for _, s := range []struct {
+		key   string
+		scope Scope
+	}{{"memory", src.Memory}, {"pressure", src.Pressure}} {
+		if !slices.Contains([]Scope{ScopeHost, ScopeCgroup, ScopeNone}, s.scope) {
+			bad("sources."+s.key, "%q: want host, cgroup or none", s.scope)
 		}
 	}
-	if src.CPU == "process" && src.PID == 0 && src.PIDFile == "" {
+	if src.CPU == ScopeProcess && src.PID == 0 && src.PIDFile == "" {
 		bad("sources.cpu", "process needs sources.pid or sources.pidfile")
 	}
-	usesCgroup := src.CPU == "cgroup" || src.Memory == "cgroup" || src.Pressure == "cgroup"
+	usesCgroup := src.CPU == ScopeCgroup || src.Memory == ScopeCgroup || src.Pressure == ScopeCgroup
 	if usesCgroup && src.Cgroup == "" && src.PID == 0 && src.PIDFile == "" {
 		bad("sources.cgroup", "the cgroup scope needs a group (e.g. /system.slice/ws.service), or sources.pid / sources.pidfile to find it")
 	}
@@ -168,8 +171,8 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		}
 	}
 	switch c.Shed.Via {
-	case "runtime":
-	case "hook":
+	case ShedViaRuntime:
+	case ShedViaHook:
 		if c.Shed.HookURL == "" {
 			bad("shed.hook_url", "shed.via: hook needs the application's URL, for example http://127.0.0.1:8080/hafeed/shed")
 		}
@@ -181,7 +184,7 @@ func (c Config) validate(file string, root *yaml.Node) error {
 			bad("shed.hook_url", "%q is not an http(s) URL, for example http://127.0.0.1:8080/hafeed/shed", c.Shed.HookURL)
 		}
 	}
-	if c.Shed.Via == "runtime" && c.Rebalance.Enabled && len(c.HAProxy) == 0 {
+	if c.Shed.Via == ShedViaRuntime && c.Rebalance.Enabled && len(c.HAProxy) == 0 {
 		bad("shed.via", "rebalance with shed.via: runtime needs at least one haproxy[].runtime endpoint, or use shed.via: hook")
 	}
 	rb := c.Rebalance

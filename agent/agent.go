@@ -220,10 +220,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	}, a.opts.Log)
 	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
 	a.listen = ln.Addr().String()
-	sampler, err := sampler.New(cfg.Sources, a.agentPort)
-	if err != nil {
-		return err
-	}
+	sampler := sampler.New(cfg.Sources, a.agentPort)
 	sampler.SetBaseline(a.admin.current().Baseline)
 	rs, err := a.newRuntime(cfg)
 	if err != nil {
@@ -451,10 +448,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sa
 			return false
 		}
 	}
-	if err := sampler.SetSources(next.Sources, a.agentPort); err != nil {
-		a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-		return false
-	}
+	sampler.SetSources(next.Sources, a.agentPort)
 	allow, _ := config.ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)

@@ -40,10 +40,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			defer cancel()
 			src := cfg.Sources
 			src.CountBudget = 0 // one sample: count every time
-			sampler, err := sampler.New(src, agent.PortOf(cfg.AgentCheck.Listen))
-			if err != nil {
-				return usageErr(err)
-			}
+			sampler := sampler.New(src, agent.PortOf(cfg.AgentCheck.Listen))
 			// One sample has no history: report the estimate at once.
 			pc := cfg.Policy
 			pc.Blackout = 0

@@ -11,16 +11,6 @@ import (
 	"github.com/hafeed/hafeed/metrics"
 )
 
-// signalSource reads one load signal. metrics.ErrNoData means "nothing yet"
-// (a rate needs two readings) and is not a failure.
-type signalSource interface {
-	read(ctx context.Context) (float64, error)
-}
-
-type signalFunc func(ctx context.Context) (float64, error)
-
-func (f signalFunc) read(ctx context.Context) (float64, error) { return f(ctx) }
-
 // Sample is one reading of every load source and the policy's verdict.
 type Sample struct {
 	At       time.Time
@@ -56,7 +46,7 @@ type SignalStatus struct {
 // goroutine.
 type Sampler struct {
 	conns   *metrics.Conns
-	sources map[string]signalSource
+	sources map[string]*builtSource
 	last    map[string]SignalStatus
 	state   policy.State
 	now     func() time.Time
@@ -69,23 +59,19 @@ type Sampler struct {
 	lastCount metrics.ConnCount
 }
 
-// New builds the sources the configuration names. agentPort is left out
-// of the count when no ports are configured.
-func New(src config.SourcesConfig, agentPort uint16) (*Sampler, error) {
+// New builds the sources a validated configuration names. agentPort is
+// left out of the count when no ports are configured.
+func New(src config.SourcesConfig, agentPort uint16) *Sampler {
 	s := &Sampler{last: map[string]SignalStatus{}, now: time.Now}
-	if err := s.SetSources(src, agentPort); err != nil {
-		return nil, err
-	}
-	return s, nil
+	s.SetSources(src, agentPort)
+	return s
 }
 
-// SetSources changes what is sampled. Sources whose settings did not change
-// keep their history (a CPU rate needs the previous reading).
-func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
-	sources, err := buildSources(src, s.sources)
-	if err != nil {
-		return err
-	}
+// SetSources changes what is sampled, from a validated configuration. A
+// source whose keys did not change keeps its history (a CPU rate needs the
+// previous reading).
+func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) {
+	sources := buildSources(src, s.sources)
 	s.counts.Budget = src.CountBudget
 	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot}
 	if agentPort != 0 {
@@ -97,7 +83,6 @@ func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) error {
 			delete(s.last, name)
 		}
 	}
-	return nil
 }
 
 // Sample reads every source once and applies the policy; peers is the

@@ -34,13 +34,10 @@ func TestSamplerDegradesGently(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	src := config.SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc"}
-	s, err := New(src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := config.SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: config.ScopeNone, Memory: config.ScopeNone, Pressure: config.ScopeNone, ProcRoot: "/proc"}
+	s := New(src, 0)
 	cpu, app := &fakeSource{value: 0.4}, &fakeSource{value: 0.3}
-	s.sources = map[string]signalSource{policy.SignalCPU: cpu, policy.SignalApp: app}
+	s.sources = map[string]*builtSource{policy.SignalCPU: {source: cpu}, policy.SignalApp: {source: app}}
 	now := t0
 	s.now = func() time.Time { return now }
 	p := testPolicy()
@@ -102,23 +99,16 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 	ctx := context.Background()
 	src := config.Default().Sources
 	src.Ports = []uint16{1}
-	s, err := New(src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(src, 0)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
 		t.Fatalf("first cpu read: %v, want ErrNoData", err)
 	}
-	if err := s.SetSources(src, 0); err != nil {
-		t.Fatal(err)
-	}
+	s.SetSources(src, 0)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); err != nil {
 		t.Errorf("cpu read after a reload with the same settings: %v, want a rate from the kept history", err)
 	}
-	src.CPU = "none"
-	if err := s.SetSources(src, 0); err != nil {
-		t.Fatal(err)
-	}
+	src.CPU = config.ScopeNone
+	s.SetSources(src, 0)
 	if _, ok := s.sources[policy.SignalCPU]; ok {
 		t.Errorf("cpu: none still samples cpu")
 	}
@@ -129,11 +119,8 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 // through the returned pointer, after its first sample at t0.
 func budgetSampler(t *testing.T) (*Sampler, policy.PolicyConfig, *time.Time) {
 	t.Helper()
-	src := config.SourcesConfig{Ports: []uint16{1}, CPU: "none", Memory: "none", Pressure: "none", ProcRoot: "/proc", CountBudget: 0.01}
-	s, err := New(src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := config.SourcesConfig{Ports: []uint16{1}, CPU: config.ScopeNone, Memory: config.ScopeNone, Pressure: config.ScopeNone, ProcRoot: "/proc", CountBudget: 0.01}
+	s := New(src, 0)
 	p := testPolicy()
 	now := new(time.Time)
 	*now = t0

@@ -556,16 +556,6 @@ func (a *Agent) conf() config.Config {
 	return cfg
 }
 
-// PortOf returns the port of a host:port address, 0 if it has none.
-func PortOf(addr string) uint16 {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseUint(p, 10, 16)
-	return uint16(n)
-}
-
 // notify sends a systemd notification when running under systemd.
 func (a *Agent) notify(state string) {
 	if a.opts.Notify != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hafeed/hafeed/agent"
+	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/agent/sampler"
@@ -40,7 +40,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			defer cancel()
 			src := cfg.Sources
 			src.CountBudget = 0 // one sample: count every time
-			sampler := sampler.New(src, agent.PortOf(cfg.AgentCheck.Listen))
+			sampler := sampler.New(src, config.PortOf(cfg.AgentCheck.Listen))
 			// One sample has no history: report the estimate at once.
 			pc := cfg.Policy
 			pc.Blackout = 0

@@ -57,8 +57,10 @@ const (
 // command; the rest of it was discarded.
 var ErrReplyTooLarge = errors.New("reply too large")
 
-// maxUnixPath is the longest socket path Linux accepts (sun_path minus NUL).
-const maxUnixPath = 107
+// MaxUnixPath is the longest path a Unix socket may have on Linux: sun_path
+// holds 108 bytes with the terminating NUL. The control socket's path is
+// bound by it too.
+const MaxUnixPath = 107
 
 // severityPrefix is sent before every command so that HAProxy tags each
 // message with its syslog severity.
@@ -177,8 +179,8 @@ func (r *Runtime) parseEndpoint(endpoint string) error {
 	default:
 		return bad(endpointForms)
 	}
-	if len(path) > maxUnixPath {
-		return bad(fmt.Sprintf("socket path is %d bytes, Unix sockets allow at most %d", len(path), maxUnixPath))
+	if len(path) > MaxUnixPath {
+		return bad(fmt.Sprintf("socket path is %d bytes, Unix sockets allow at most %d", len(path), MaxUnixPath))
 	}
 	r.network, r.address = "unix", path
 	r.endpoint = "unix://" + path

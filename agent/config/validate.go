@@ -44,8 +44,8 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	switch {
 	case c.ControlSocket == "":
 		bad("control_socket", "must be a path, for example %s", DefaultControlSocket)
-	case len(c.ControlSocket) > maxSocketPath:
-		bad("control_socket", "%q is %d bytes, longer than the %d a Unix socket path may have: use a shorter path", c.ControlSocket, len(c.ControlSocket), maxSocketPath)
+	case len(c.ControlSocket) > haproxy.MaxUnixPath:
+		bad("control_socket", "%q is %d bytes, longer than the %d a Unix socket path may have: use a shorter path", c.ControlSocket, len(c.ControlSocket), haproxy.MaxUnixPath)
 	case strings.ContainsRune(c.ControlSocket, 0):
 		bad("control_socket", "contains a NUL byte")
 	}
@@ -203,7 +203,7 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%v (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", err)
-		} else if c.Metrics.Listen == c.AgentCheck.Listen && portOf(c.Metrics.Listen) != 0 {
+		} else if c.Metrics.Listen == c.AgentCheck.Listen && PortOf(c.Metrics.Listen) != 0 {
 			bad("metrics.listen", "%q is agent_check.listen too: give metrics a port of its own", c.Metrics.Listen)
 		}
 	}
@@ -215,10 +215,6 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	}
 	return errors.Join(errs...)
 }
-
-// maxSocketPath is the longest path a Unix socket may be bound to on Linux
-// (sun_path holds 108 bytes with the terminating NUL).
-const maxSocketPath = 107
 
 // checkListen checks a TCP listen address as net.Listen would take it: an
 // optional IP address or host name, and a numeric port.
@@ -266,13 +262,17 @@ func isHostName(s string) bool {
 	return true
 }
 
-// portOf returns the port of a host:port address, 0 if it has none.
-func portOf(addr string) uint16 {
+// PortOf returns the port of a host:port address such as
+// agent_check.listen, 0 if it has none.
+func PortOf(addr string) uint16 {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return 0
 	}
-	n, _ := strconv.ParseUint(p, 10, 16)
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0
+	}
 	return uint16(n)
 }
 

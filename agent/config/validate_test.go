@@ -73,3 +73,15 @@ func TestParseRejectsWhatRunRefuses(t *testing.T) {
 func quote(s string) string {
 	return `"` + strings.ReplaceAll(s, "\x00", `\0`) + `"`
 }
+
+func TestPortOf(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]uint16{
+		":5555": 5555, "127.0.0.1:80": 80, "[::1]:9555": 9555, "localhost:0": 0,
+		"127.0.0.1": 0, "127.0.0.1:": 0, "127.0.0.1:http": 0, "127.0.0.1:70000": 0, "": 0,
+	} {
+		if got := PortOf(addr); got != want {
+			t.Errorf("PortOf(%q) = %d, want %d", addr, got, want)
+		}
+	}
+}

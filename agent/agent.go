@@ -409,36 +409,15 @@ func (a *Agent) wakePersister() {
 	}
 }
 
-// restartOnly lists the keys a running agent cannot change: the listeners
-// and files it holds open, and the log format of its logger.
-func restartOnly(prev, next config.Config) map[string]bool {
-	return map[string]bool{
-		"agent_check.listen":    prev.AgentCheck.Listen != next.AgentCheck.Listen,
-		"agent_check.timeout":   prev.AgentCheck.Timeout != next.AgentCheck.Timeout,
-		"agent_check.max_conns": prev.AgentCheck.MaxConns != next.AgentCheck.MaxConns,
-		"control_socket":        prev.ControlSocket != next.ControlSocket,
-		"state_file":            prev.StateFile != next.StateFile,
-		"log.format":            prev.Log.Format != next.Log.Format,
-		"metrics.listen":        prev.Metrics.Listen != next.Metrics.Listen,
-	}
-}
-
 // applyConfig applies every key of next it can; the others keep their
 // running values, are logged, and are listed in status until a restart
 // (or a reload that restores them). It says whether next was applied.
 func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sampler.Sampler, server *haproxy.AgentServer) bool {
 	prev := a.conf()
-	var pending []string
-	for key, changed := range restartOnly(prev, next) {
-		if changed {
-			pending = append(pending, key)
-			a.log.Warn().Str("key", key).Msg("this setting changes only on restart; keeping the running value")
-		}
+	next, pending := config.RestartOnly(prev, next)
+	for _, key := range pending {
+		a.log.Warn().Str("key", key).Msg("this setting changes only on restart; keeping the running value")
 	}
-	slices.Sort(pending)
-	next.AgentCheck.Listen, next.AgentCheck.Timeout, next.AgentCheck.MaxConns = prev.AgentCheck.Listen, prev.AgentCheck.Timeout, prev.AgentCheck.MaxConns
-	next.ControlSocket, next.StateFile, next.Log.Format = prev.ControlSocket, prev.StateFile, prev.Log.Format
-	next.Metrics.Listen = prev.Metrics.Listen
 
 	var rs *runtimeSet
 	if !slices.Equal(prev.HAProxy, next.HAProxy) || prev.Shed != next.Shed || !slices.Equal(prev.Sources.Ports, next.Sources.Ports) {

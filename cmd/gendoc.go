@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/hafeed/hafeed/agent/config"
 )
@@ -21,9 +22,7 @@ Flags of ` + "`hafeed run`" + ` override the file: ` + "`--agent-listen`" + ` (a
 ` + "`--control-socket`" + ` (control_socket), ` + "`--state-file`" + ` (state_file), ` + "`--ports`" + `
 (sources.ports), ` + "`--interval`" + ` (interval), ` + "`--log-format`" + ` and ` + "`--log-level`" + ` (log.*).
 SIGHUP reloads the file and applies every key, haproxy[], shed.* and sources.ports included;
-agent_check.listen, agent_check.timeout, agent_check.max_conns, control_socket, state_file,
-log.format and metrics.listen change only on restart: the agent logs them and ` + "`hafeed status`" + `
-lists them as "restart needed" until then.
+` + wrap(englishList(config.RestartOnlyKeys())+" change only on restart: the agent logs them and `hafeed status` lists them as \"restart needed\" until then.", referenceWidth) + `
 
 This file is generated: ` + "`make docs`" + ` writes it from the code.
 
@@ -31,4 +30,35 @@ This file is generated: ` + "`make docs`" + ` writes it from the code.
 	b.Write(config.Example())
 	b.WriteString("```\n")
 	return b.Bytes()
+}
+
+// referenceWidth is the width the reference's generated prose wraps at.
+const referenceWidth = 96
+
+// englishList joins items as "a, b and c".
+func englishList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}
+
+// wrap breaks text into lines of at most width bytes, between words.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case line+1+len(word) > width:
+			b.WriteByte('\n')
+			line = 0
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	return b.String()
 }

@@ -220,13 +220,13 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	}, a.opts.Log)
 	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
 	a.listen = ln.Addr().String()
-	sampler := sampler.New(cfg.Sources, a.agentPort)
-	sampler.SetBaseline(a.admin.current().Baseline)
+	smp := sampler.New(cfg.Sources, a.agentPort)
+	smp.SetBaseline(a.admin.current().Baseline)
 	rs, err := a.newRuntime(cfg)
 	if err != nil {
 		return err
 	}
-	a.publish(sampler.Sample(ctx, cfg.Policy, a.peerCount(), 0))
+	a.publish(smp.Sample(ctx, cfg.Policy, a.peerCount(), 0))
 
 	a.log.Info().Str("agent_check", a.listen).Str("control_socket", cfg.ControlSocket).
 		Str("state_file", cfg.StateFile).Str("admin", a.admin.current().Admin.String()).Msg("hafeed agent started")
@@ -244,7 +244,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	defer a.rt.swap(ctx, nil)
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return ctl.Run(ctx) })
-	g.Go(func() error { return a.loop(ctx, sampler, server, hangups) })
+	g.Go(func() error { return a.loop(ctx, smp, server, hangups) })
 	g.Go(func() error { return a.persist(ctx) })
 	g.Go(func() error { return a.shedder.Run(ctx) })
 	g.Go(func() error { return a.rebal.Run(ctx) })
@@ -357,7 +357,7 @@ func sampleTimeout(interval time.Duration) time.Duration {
 // never waits for the admin lock or the disk: the persister writes what it
 // learns. A SIGHUP that arrived during start-up waits in hangups and is
 // applied here.
-func (a *Agent) loop(ctx context.Context, sampler *sampler.Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
+func (a *Agent) loop(ctx context.Context, smp *sampler.Sampler, server *haproxy.AgentServer, hangups <-chan os.Signal) error {
 	ticker := time.NewTicker(a.conf().Interval)
 	defer ticker.Stop()
 	var watchdog <-chan time.Time
@@ -376,12 +376,12 @@ func (a *Agent) loop(ctx context.Context, sampler *sampler.Sampler, server *hapr
 			cfg := a.conf()
 			sctx, cancel := context.WithTimeout(ctx, sampleTimeout(cfg.Interval))
 			var backendWeight float64
-			if sampler.NeedsBackendWeight() {
+			if smp.NeedsBackendWeight() {
 				backendWeight = a.backendWeight(sctx)
 			}
-			a.publish(sampler.Sample(sctx, cfg.Policy, a.peerCount(), backendWeight))
+			a.publish(smp.Sample(sctx, cfg.Policy, a.peerCount(), backendWeight))
 			cancel()
-			a.baseline.Store(sampler.Baseline())
+			a.baseline.Store(smp.Baseline())
 			a.wakePersister()
 		case <-a.replies.announced:
 			a.wakePersister()
@@ -393,7 +393,7 @@ func (a *Agent) loop(ctx context.Context, sampler *sampler.Sampler, server *hapr
 			next, err := a.opts.Reload()
 			if err != nil {
 				a.log.Error().Err(err).Msg("reload rejected; the previous configuration keeps running")
-			} else if a.applyConfig(ctx, next, sampler, server) {
+			} else if a.applyConfig(ctx, next, smp, server) {
 				ticker.Reset(next.Interval)
 			}
 			a.notify("READY=1\nSTATUS=" + a.statusLine())
@@ -412,7 +412,7 @@ func (a *Agent) wakePersister() {
 // applyConfig applies every key of next it can; the others keep their
 // running values, are logged, and are listed in status until a restart
 // (or a reload that restores them). It says whether next was applied.
-func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sampler.Sampler, server *haproxy.AgentServer) bool {
+func (a *Agent) applyConfig(ctx context.Context, next config.Config, smp *sampler.Sampler, server *haproxy.AgentServer) bool {
 	prev := a.conf()
 	next, pending := config.RestartOnly(prev, next)
 	for _, key := range pending {
@@ -427,7 +427,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, sampler *sa
 			return false
 		}
 	}
-	sampler.SetSources(next.Sources, a.agentPort)
+	smp.SetSources(next.Sources, a.agentPort)
 	allow, _ := config.ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)

@@ -40,17 +40,17 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			defer cancel()
 			src := cfg.Sources
 			src.CountBudget = 0 // one sample: count every time
-			sampler := sampler.New(src, config.PortOf(cfg.AgentCheck.Listen))
+			smp := sampler.New(src, config.PortOf(cfg.AgentCheck.Listen))
 			// One sample has no history: report the estimate at once.
 			pc := cfg.Policy
 			pc.Blackout = 0
-			sampler.Sample(ctx, pc, 1, 0)
+			smp.Sample(ctx, pc, 1, 0)
 			select {
 			case <-time.After(cpuWindow):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			s := sampler.Sample(ctx, pc, 1, 0)
+			s := smp.Sample(ctx, pc, 1, 0)
 			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent, Maxconn: s.Maxconn, SendMaxconn: s.SendMaxconn}.Line(), "\n")
 			if asJSON {
 				return writeJSON(c, struct {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/haproxy"
 )
 
@@ -78,7 +79,7 @@ func (c *SessionCloser) Close(ctx context.Context, n int, _ string) (int, error)
 }
 
 // Via names the way, as shed.via does.
-func (c *SessionCloser) Via() string { return "runtime" }
+func (c *SessionCloser) Via() string { return string(config.ShedViaRuntime) }
 
 // list reads this host's sessions from every endpoint, shuffled.
 func (c *SessionCloser) list(ctx context.Context) ([]session, []error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/config"
 	hook "github.com/hafeed/hafeed/shed"
 )
 
@@ -56,7 +57,7 @@ func (h *HookCloser) Close(ctx context.Context, n int, reason string) (int, erro
 }
 
 // Via implements Closer.
-func (h *HookCloser) Via() string { return "hook" }
+func (h *HookCloser) Via() string { return string(config.ShedViaHook) }
 
 // Stop drops the client's idle connections once the closer is replaced.
 func (h *HookCloser) Stop() { h.client.CloseIdleConnections() }

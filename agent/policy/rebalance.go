@@ -106,8 +106,12 @@ const risingWindow = 5 * time.Second
 // rising from arrivals); one that entered holding more than its share, or
 // that has filled up since, sheds like any other.
 //
-// A change in the backend (a server joining or leaving rotation, or a
-// weight's share moving by more than the margin) ends a cooldown at once.
+// The cooldown after a round guards only against noise in this host's own
+// count: a change in the backend (a server joining or leaving rotation, a
+// weight's share moving by more than the margin, another server short of
+// its share by more than the margin) ends it at once. When the fair share
+// moves by more than the margin during a round, the round's rate follows
+// the excess against the share as it is now.
 func (rb RebalanceConfig) Step(st RebalanceState, servers []ServerLoad, self string, entered time.Time, now time.Time, dt time.Duration) (RebalanceState, RebalanceDecision) {
 	var total, weights float64
 	var me *ServerLoad
@@ -164,14 +168,22 @@ func (rb RebalanceConfig) Step(st RebalanceState, servers []ServerLoad, self str
 		return st, d
 	}
 
-	if now.Before(st.cooldownUntil) && shapeMoved(st.shape, shape, rb.Margin) {
+	ownOver, deficitOver := d.Excess/fair-rb.Margin, d.Deficit-rb.Margin
+	if now.Before(st.cooldownUntil) && (deficitOver > 0 || shapeMoved(st.shape, shape, rb.Margin)) {
+		// The cooldown guards against noise in this host's own count after
+		// a round; a server that joined or left, a weight's share that
+		// moved, or another server short of its share by more than the
+		// margin is the backend changing, and is evaluated at once.
 		st.cooldownUntil, st.evidence = time.Time{}, 0
 	}
 	if st.shedding && st.roundFair > 0 && math.Abs(fair-st.roundFair) > rb.Margin*st.roundFair {
-		// The backend changed under the round: evaluate it afresh.
-		st.shedding, st.evidence, st.carry = false, 0, 0
+		// The fair share moved under the round (a weight settling, a
+		// server joining): the round goes on at the rate of the excess
+		// against the share as it is now.
+		st.roundFair = fair
+		st.rate = min(rb.MaxRate*float64(me.Conns), max(d.Excess/rebalanceSpread.Seconds(), 1))
 	}
-	over := max(d.Excess/fair-rb.Margin, d.Deficit-rb.Margin)
+	over := max(ownOver, deficitOver)
 	if d.Excess < 1 {
 		over = 0 // nothing of this host's to shed
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
@@ -23,9 +24,21 @@ import (
 // Before rebalancing followed the backend (issue 16) the hosts held
 // s1 300, s2 193, s3 107, s4 0, s5 0 at that point: s1 would not shed
 // because it had "recently entered service", s2 sat in its cooldown.
+//
+// It runs on every HAProxy line, one after the other: each run holds 600
+// sockets and five agents, too much to run side by side on two cores.
 func TestSuccessiveJoins(t *testing.T) {
+	for _, hb := range append([]haproxytest.Build{systemHAProxy}, matrixHAProxies...) {
+		t.Run(hb.Name(), func(t *testing.T) { successiveJoins(t, hb) })
+	}
+	if len(matrixHAProxies) == 0 {
+		t.Run("haproxy-3.x", func(t *testing.T) { t.Skip(haproxytest.MatrixUnset) })
+	}
+}
+
+func successiveJoins(t *testing.T, hb haproxytest.Build) {
 	const hosts, clients = 5, 600
-	hp := newHAProxy(t)
+	hp := newHAProxyOf(t, hb)
 	var agents []*hafeed
 	var servers []haproxyServer
 	for i := range hosts {

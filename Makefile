@@ -24,7 +24,7 @@ test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race; 
 	$(WITH_MATRIX) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
 	@# The end-to-end tests run real HAProxy, agents and hundreds of clients:
 	@# alone, so that their timing does not starve the unit tests or theirs.
-	$(WITH_MATRIX) $(GO) test -race -count=1 -timeout 10m ./e2e
+	$(WITH_MATRIX) $(GO) test -race -count=1 -timeout 15m ./e2e
 
 deps: ## what the tests need: HAProxy (Debian's package, as root, when missing), 3.0 and 3.2 privately, nfpm
 	@if ! command -v haproxy >/dev/null 2>&1; then \

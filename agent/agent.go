@@ -159,9 +159,9 @@ func New(opts Options) *Agent {
 			}
 			return s.Connections, s.Utilisation, true
 		},
-		Closer: a.closer,
-		Hold:   a.rebalanceHold,
-		Log:    opts.Log,
+		Closer:  a.closer,
+		Entered: a.enteredService,
+		Log:     opts.Log,
 	})
 	return a
 }
@@ -519,15 +519,15 @@ func (a *Agent) backendWeight(ctx context.Context) float64 {
 	return w
 }
 
-// rebalanceHold says why this host must not shed now, "" if it may: it
-// entered service (hafeed ready) less than the policy's settle time ago,
-// and the connections it is receiving are not an excess to move on.
-func (a *Agent) rebalanceHold(now time.Time) string {
-	settle := a.conf().Policy.SettleTime()
-	if st := a.admin.current(); st.Since.After(a.started) && now.Sub(st.Since) < settle {
-		return fmt.Sprintf("in service for %v: holding while the weights settle (%v)", now.Sub(st.Since).Round(time.Second), settle)
+// enteredService is when this host entered service (hafeed ready), if it
+// did since the agent started and less than the policy's settle time ago:
+// the rebalancer holds what such a host receives while it fills up.
+func (a *Agent) enteredService(now time.Time) time.Time {
+	st := a.admin.current()
+	if st.Since.After(a.started) && now.Sub(st.Since) < a.conf().Policy.SettleTime() {
+		return st.Since
 	}
-	return ""
+	return time.Time{}
 }
 
 func (a *Agent) conf() config.Config {

@@ -69,7 +69,14 @@ func startNodeApp(t *testing.T, baselineMs int) (pid, port int) {
 // browser tab's WebSocket client does.
 type idleClients struct {
 	connected, reconnects atomic.Int64
+	// maxDown is the longest a client that had been connected went without
+	// a connection, in nanoseconds, counting only gaps that have ended.
+	maxDown atomic.Int64
 }
+
+// longestDown is the longest gap a client had between losing its
+// connection and holding a new one.
+func (c *idleClients) longestDown() time.Duration { return time.Duration(c.maxDown.Load()) }
 
 func runIdleClients(ctx context.Context, wg *sync.WaitGroup, addr string, n int) *idleClients {
 	c := &idleClients{}
@@ -84,11 +91,14 @@ func runIdleClients(ctx context.Context, wg *sync.WaitGroup, addr string, n int)
 				return
 			case <-time.After(time.Duration(rng.IntN(1000)) * time.Millisecond):
 			}
+			var lost time.Time // when this client last lost its connection
 			for first := true; ctx.Err() == nil; first = false {
 				if !first {
 					c.reconnects.Add(1)
 				}
-				c.session(ctx, addr)
+				if c.session(ctx, addr, lost) {
+					lost = time.Now()
+				}
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Duration(20+rng.IntN(80)) * time.Millisecond):
@@ -99,30 +109,37 @@ func runIdleClients(ctx context.Context, wg *sync.WaitGroup, addr string, n int)
 	return c
 }
 
-// session holds one connection until it fails or ctx ends.
-func (c *idleClients) session(ctx context.Context, addr string) {
+// session holds one connection until it fails or ctx ends, and says
+// whether it connected; lost is when the client lost its last connection
+// (zero: it never had one), so that the gap is recorded once it ends.
+func (c *idleClients) session(ctx context.Context, addr string, lost time.Time) bool {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return
+		return false
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if !lost.IsZero() {
+		down := int64(time.Since(lost))
+		for cur := c.maxDown.Load(); down > cur && !c.maxDown.CompareAndSwap(cur, down); cur = c.maxDown.Load() {
+		}
+	}
 	c.connected.Add(1)
 	defer c.connected.Add(-1)
 	buf := make([]byte, 1)
 	for {
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := conn.Write([]byte{'x'}); err != nil {
-			return
+			return true
 		}
 		if _, err := conn.Read(buf); err != nil {
-			return
+			return true
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case <-time.After(2 * time.Second):
 		}
 	}

@@ -31,7 +31,7 @@ func ShedStatusOf(j shed.JobStatus) ShedStatus {
 
 // RebalanceStatusOf is the wire form of the rebalancer's last step.
 func RebalanceStatusOf(r rebalance.Status) RebalanceStatus {
-	return RebalanceStatus{At: r.At, Fair: r.Fair, Excess: r.Excess, Reason: r.Reason, Shed: r.Shed, Error: r.Error}
+	return RebalanceStatus{At: r.At, Fair: r.Fair, Excess: r.Excess, Kind: r.Kind, Reason: r.Reason, Shed: r.Shed, Error: r.Error}
 }
 
 // SampleOf is the wire form of a sample.

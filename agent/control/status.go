@@ -138,7 +138,11 @@ type RebalanceStatus struct {
 	At     time.Time `json:"at"`
 	Fair   float64   `json:"fair"`
 	Excess float64   `json:"excess"`
-	Reason string    `json:"reason"`
-	Shed   int       `json:"shed_total"`
-	Error  string    `json:"error,omitempty"`
+	// Kind names why the host sheds or not: filling, under-share,
+	// within-margin, gathering-evidence, cooldown, shedding, done or
+	// not-in-rotation.
+	Kind   string `json:"kind,omitempty"`
+	Reason string `json:"reason"`
+	Shed   int    `json:"shed_total"`
+	Error  string `json:"error,omitempty"`
 }

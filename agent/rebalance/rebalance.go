@@ -17,6 +17,9 @@ type Status struct {
 	At     time.Time
 	Fair   float64
 	Excess float64
+	// Kind names why the host sheds or not (policy.Rebalance*), Reason
+	// says it for a person.
+	Kind   string
 	Reason string
 	// Shed is how many connections the rebalancer closed since it started.
 	Shed  int
@@ -42,9 +45,10 @@ type Options struct {
 	Local func() (connections int, utilisation float64, ok bool)
 	// Closer is the way to shed in effect; nil when there is none.
 	Closer func() shed.Closer
-	// Hold says why this host must not shed now, "" if it may.
-	Hold func(now time.Time) string
-	Log  zerolog.Logger
+	// Entered is when this host entered service (hafeed ready) if it was
+	// recently enough for what it receives to be held; zero otherwise.
+	Entered func(now time.Time) time.Time
+	Log     zerolog.Logger
 }
 
 // Rebalancer sheds this host's excess over its fair share.
@@ -93,6 +97,7 @@ func (r *Rebalancer) Run(ctx context.Context) error {
 	var st policy.RebalanceState
 	last := time.Now()
 	total := 0
+	lastKind := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -122,6 +127,12 @@ func (r *Rebalancer) Run(ctx context.Context) error {
 		total += closed
 		status.Shed = total
 		r.setStatus(&status)
+		if status.Kind != lastKind && status.Kind != policy.RebalanceShedding {
+			// Why a host does not shed, once each time it changes, so that
+			// the log tells why a new host stays empty.
+			r.log.Info().Str("kind", status.Kind).Float64("fair", status.Fair).Float64("excess", status.Excess).Msg(status.Reason)
+		}
+		lastKind = status.Kind
 	}
 }
 
@@ -137,7 +148,7 @@ func (r *Rebalancer) step(ctx context.Context, rb policy.RebalanceConfig, st pol
 			status.Error = err.Error()
 			return st, 0
 		}
-		st, d = rb.Step(st, servers, self, r.opts.Hold(now), now, dt)
+		st, d = rb.Step(st, servers, self, r.opts.Entered(now), now, dt)
 	} else {
 		conns, util, ok := r.opts.Local()
 		if !ok {
@@ -146,7 +157,7 @@ func (r *Rebalancer) step(ctx context.Context, rb policy.RebalanceConfig, st pol
 		}
 		st, d = rb.StepLocal(st, conns, util, now, dt)
 	}
-	status.Fair, status.Excess, status.Reason = d.Fair, d.Excess, d.Reason
+	status.Fair, status.Excess, status.Kind, status.Reason = d.Fair, d.Excess, d.Kind, d.Reason
 	c := r.opts.Closer()
 	if d.Shed <= 0 || c == nil {
 		return st, 0

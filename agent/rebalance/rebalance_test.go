@@ -86,13 +86,13 @@ func TestRebalancerShedsTheExcessAndSaysWhy(t *testing.T) {
 	rb := policy.DefaultRebalance()
 	rb.Enabled, rb.Sustain, rb.MaxRate = true, time.Millisecond, 0.5
 	r := run(t, Options{
-		Config: func() policy.RebalanceConfig { return rb },
-		Ready:  ready.Load,
-		View:   func() BackendView { return v },
-		Local:  func() (int, float64, bool) { return 0, 0, false },
-		Closer: func() shed.Closer { return c },
-		Hold:   func(time.Time) string { return "" },
-		Log:    zerolog.Nop(),
+		Config:  func() policy.RebalanceConfig { return rb },
+		Ready:   ready.Load,
+		View:    func() BackendView { return v },
+		Local:   func() (int, float64, bool) { return 0, 0, false },
+		Closer:  func() shed.Closer { return c },
+		Entered: func(time.Time) time.Time { return time.Time{} },
+		Log:     zerolog.Nop(),
 	})
 	testutil.Until(t, waitLimit, "a rebalance shed", func() bool {
 		st, ok := r.Status()
@@ -120,13 +120,13 @@ func TestRebalancerStepIsBounded(t *testing.T) {
 	rb := policy.DefaultRebalance()
 	rb.Enabled = true
 	r := run(t, Options{
-		Config: func() policy.RebalanceConfig { return rb },
-		Ready:  func() bool { return true },
-		View:   func() BackendView { return v },
-		Local:  func() (int, float64, bool) { return 0, 0, false },
-		Closer: func() shed.Closer { return nil },
-		Hold:   func(time.Time) string { return "" },
-		Log:    zerolog.Nop(),
+		Config:  func() policy.RebalanceConfig { return rb },
+		Ready:   func() bool { return true },
+		View:    func() BackendView { return v },
+		Local:   func() (int, float64, bool) { return 0, 0, false },
+		Closer:  func() shed.Closer { return nil },
+		Entered: func(time.Time) time.Time { return time.Time{} },
+		Log:     zerolog.Nop(),
 	})
 	testutil.Until(t, stepEvery+stepTimeout+time.Second, "the step to end at its deadline", func() bool {
 		st, ok := r.Status()

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -12,9 +13,11 @@ import (
 )
 
 // SessionCloser closes this host's sessions through HAProxy's runtime API
-// ("shutdown session"), picked at random over the endpoints. The session
-// list is read at most once a second: "show sess" lists every stream of the
-// HAProxy, which is large, and a shedding job closes a few at a time.
+// ("shutdown session"), the oldest first over the endpoints, as the shed
+// hook's registry does: a client that was just moved here is the youngest,
+// so it is not moved again in the same round. The session list is read at
+// most once a second: "show sess" lists every stream of the HAProxy, which
+// is large, and a shedding job closes a few at a time.
 type SessionCloser struct {
 	// Set once by NewSet.
 	endpoints []*Endpoint
@@ -29,8 +32,9 @@ type SessionCloser struct {
 
 // session is one of this host's streams in one HAProxy.
 type session struct {
-	e  *Endpoint
-	id string
+	e   *Endpoint
+	id  string
+	age time.Duration
 }
 
 // sessionsTTL is how long a "show sess" listing is used.
@@ -81,7 +85,8 @@ func (c *SessionCloser) Close(ctx context.Context, n int, _ string) (int, error)
 // Via names the way, as shed.via does.
 func (c *SessionCloser) Via() string { return string(config.ShedViaRuntime) }
 
-// list reads this host's sessions from every endpoint, shuffled.
+// list reads this host's sessions from every endpoint, the oldest first
+// (HAProxy gives ages in whole seconds: equal ages in random order).
 func (c *SessionCloser) list(ctx context.Context) ([]session, []error) {
 	var all []session
 	var errs []error
@@ -92,7 +97,7 @@ func (c *SessionCloser) list(ctx context.Context) ([]session, []error) {
 		var mine []session
 		err := e.rt.EachSession(ctx, func(s haproxy.Session) error {
 			if slices.Contains(targets, Target{s.Backend, s.Server}) {
-				mine = append(mine, session{e, s.ID})
+				mine = append(mine, session{e, s.ID, s.Age})
 			}
 			return nil
 		})
@@ -103,5 +108,6 @@ func (c *SessionCloser) list(ctx context.Context) ([]session, []error) {
 		all = append(all, mine...)
 	}
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	slices.SortStableFunc(all, func(a, b session) int { return cmp.Compare(b.age, a.age) })
 	return all, errs
 }

@@ -97,7 +97,7 @@ func startProfile(path string) (func(), error) {
 func parseFlags(args []string) (options, error) {
 	opts := options{policy: hpolicy.DefaultConfig()}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium, large, small-baseline, medium-baseline, small-idle or medium-idle")
+	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium, large, small-baseline, medium-baseline, small-idle, medium-idle or autoscaled")
 	fs.Uint64Var(&opts.seed, "seed", 1, "random seed; the same seed gives the same output")
 	fs.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&opts.plotDir, "plot", "", "write sim-utilisation.png (utilisation per host over time, small scenario) into this directory")
@@ -130,6 +130,15 @@ func parseFlags(args []string) (options, error) {
 }
 
 func run(opts options, stdout, stderr io.Writer) error {
+	var auto *AutoscaledResult
+	if opts.scenario == "all" || opts.scenario == "autoscaled" {
+		r, err := runAutoscaled(opts.seed)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "autoscaled: %.2f s\n", r.WallSeconds)
+		auto = &r
+	}
 	selected, err := selectScenarios(opts.scenario)
 	if err != nil {
 		return err
@@ -161,24 +170,39 @@ func run(opts options, stdout, stderr io.Writer) error {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Seed      uint64           `json:"seed"`
-			Policy    policyParams     `json:"policy"`
-			Scenarios []ScenarioResult `json:"scenarios"`
-		}{opts.seed, paramsOf(opts.policy), all})
+			Seed       uint64            `json:"seed"`
+			Policy     policyParams      `json:"policy"`
+			Scenarios  []ScenarioResult  `json:"scenarios"`
+			Autoscaled *AutoscaledResult `json:"autoscaled,omitempty"`
+		}{opts.seed, paramsOf(opts.policy), all, auto})
 	}
-	return writeTable(stdout, opts.seed, opts.policy, all)
+	if len(all) > 0 {
+		if err := writeTable(stdout, opts.seed, opts.policy, all); err != nil {
+			return err
+		}
+	}
+	if auto != nil {
+		if len(all) > 0 {
+			fmt.Fprintln(stdout)
+		}
+		return writeAutoscaled(stdout, opts.seed, *auto)
+	}
+	return nil
 }
 
 func selectScenarios(name string) ([]Scenario, error) {
-	if name == "all" {
+	switch name {
+	case "all":
 		return scenarios, nil
+	case "autoscaled": // not a Scenario: runAutoscaled
+		return nil, nil
 	}
 	for _, sc := range scenarios {
 		if sc.Name == name {
 			return []Scenario{sc}, nil
 		}
 	}
-	names := []string{"all"}
+	names := []string{"all", "autoscaled"}
 	for _, sc := range scenarios {
 		names = append(names, sc.Name)
 	}

@@ -186,6 +186,7 @@ const (
 	streamArrivals
 	streamNoise
 	streamPhases
+	streamEvents
 )
 
 func (s Scenario) String() string {

@@ -457,12 +457,12 @@ func (s *simulation) backendView() []hpolicy.ServerLoad {
 func (s *simulation) rebalanceStep(h, k int, view []hpolicy.ServerLoad) {
 	a := &s.agents[h]
 	now := epoch.Add(time.Duration(k) * step)
-	hold := ""
+	var entered time.Time
 	if settle := s.cfg.SettleTime(); now.Sub(a.joinedAt) < settle {
-		hold = "just joined"
+		entered = a.joinedAt
 	}
 	var d hpolicy.RebalanceDecision
-	a.rebalance, d = s.rb.Step(a.rebalance, view, s.names[h], hold, now, time.Second)
+	a.rebalance, d = s.rb.Step(a.rebalance, view, s.names[h], entered, now, time.Second)
 	if d.Shed <= 0 {
 		return
 	}

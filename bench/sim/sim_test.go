@@ -107,6 +107,40 @@ func TestRealisticLoadShapes(t *testing.T) {
 	}
 }
 
+// TestAutoscaledFarm holds the rebalancer to issue 16's targets on the farm
+// an autoscaler keeps changing, over several seeds: every host entering
+// service holds 90% of its fair share within 30 s of its ready, the moves
+// are at most 1.3x the least that had to move, and after the last event ten
+// steady minutes move nothing.
+func TestAutoscaledFarm(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 5; seed++ {
+		r, err := runAutoscaled(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joins := 0
+		for _, st := range r.Steps {
+			if st.Kind == "drain" {
+				continue
+			}
+			joins++
+			if st.Reach90 == nil || *st.Reach90 > 30 {
+				t.Errorf("seed %d: %s of %s at %d s: 90%% of its fair share after %v s, want within 30 s", seed, st.Kind, st.Host, st.At, st.Reach90)
+			}
+		}
+		if joins < autoscaledMax-autoscaledMin {
+			t.Fatalf("seed %d: %d hosts entered service, want at least %d: the timeline is not the farm the test is about", seed, joins, autoscaledMax-autoscaledMin)
+		}
+		if r.Minimum == 0 || float64(r.Moved) > 1.3*float64(r.Minimum) {
+			t.Errorf("seed %d: moved %d connections, the least that had to move %d: want at most 1.3x", seed, r.Moved, r.Minimum)
+		}
+		if r.SteadyMoved != 0 || r.Refused != 0 {
+			t.Errorf("seed %d: %d moved in the steady minutes after the last event and %d refused, want none", seed, r.SteadyMoved, r.Refused)
+		}
+	}
+}
+
 func TestSeedChangesResults(t *testing.T) {
 	t.Parallel()
 	sc := scenarios[0].quick()

@@ -42,7 +42,9 @@ func TestSmoke(t *testing.T) {
 	if p != nil {
 		t.Cleanup(func() {
 			if p.env != nil {
-				p.env.stopAll()
+				if err := p.env.stopAll(); err != nil {
+					t.Error(err)
+				}
 			}
 			if !t.Failed() {
 				os.RemoveAll(p.tmp)
@@ -79,7 +81,7 @@ func TestSmoke(t *testing.T) {
 	if res.Clients == 0 || len(res.Samples) == 0 {
 		t.Errorf("no clients (%d) or no samples (%d)", res.Clients, len(res.Samples))
 	}
-	if n := p.env.sup.count(); n != 0 {
+	if n := p.env.sup.Running(); n != 0 {
 		t.Errorf("%d processes still running after the run", n)
 	}
 }

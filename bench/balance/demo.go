@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,8 +90,11 @@ func runDemo(ctx context.Context, self string, opts options, w io.Writer) (err e
 		defer func() {
 			n := 0
 			if p.env != nil {
-				n = p.env.sup.count()
-				p.env.stopAll()
+				n = p.env.sup.Running()
+				if stopErr := p.env.stopAll(); stopErr != nil {
+					fmt.Fprintf(w, "stopping: %v\n", stopErr)
+					err = cmp.Or(err, stopErr)
+				}
 			}
 			if d.tty {
 				fmt.Fprint(w, "\033[?25h")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -98,7 +100,7 @@ func (l loadSpec) cpuTarget() float64 {
 type env struct {
 	self      string // this program, for the child roles
 	hafeedBin string
-	sup       *supervisor
+	sup       *supervise.Supervisor
 	logRoot   string
 	load      loadSpec
 	progress  io.Writer
@@ -130,7 +132,7 @@ type farm struct {
 	agents   []*hafeedProc
 	hp       *haproxyProc
 	clients  *reports[clientsReport]
-	clientsC *child
+	clientsC *supervise.Child
 	start    time.Time
 	// done is closed when the farm stops.
 	done chan struct{}
@@ -142,7 +144,7 @@ type farm struct {
 // backendProc is one running backend.
 type backendProc struct {
 	spec    backendSpec
-	proc    *child
+	proc    *supervise.Child
 	reports *reports[backendReport]
 	port    int
 	cpu     *metrics.ProcessCPU
@@ -161,7 +163,7 @@ func startFarm(ctx context.Context, e *env, sc scenario, pol policy) (*farm, err
 		return nil, err
 	}
 	sup := e.sup
-	sup.setLogDir(logDir)
+	sup.SetLogDir(logDir)
 	for _, b := range sc.Backends {
 		cmd, err := roleCommand(e.self, roleBackend, backendArgs{Work: e.load.work(b.Speed)})
 		if err != nil {
@@ -178,13 +180,13 @@ func startFarm(ctx context.Context, e *env, sc scenario, pol policy) (*farm, err
 			return f, err
 		}
 		bp.port = first.Port
-		bp.cpu = &metrics.ProcessCPU{PID: c.pid(), CPUs: runtime.NumCPU()}
+		bp.cpu = &metrics.ProcessCPU{PID: c.PID(), CPUs: runtime.NumCPU()}
 	}
 	sock := filepath.Join(dir, "admin.sock")
 	var servers []haproxyServer
 	for _, b := range f.backends {
 		a, err := startHafeed(ctx, sup, e.hafeedBin, dir, hafeedSpec{
-			Server: b.spec.Name, Port: b.port, PID: b.proc.pid(), Sock: sock,
+			Server: b.spec.Name, Port: b.port, PID: b.proc.PID(), Sock: sock,
 			Reference: e.load.referenceCapacity(), CPUTarget: e.load.cpuTarget(),
 			Smoothing: e.load.Smoothing, Rebalance: pol.Rebalance, Rebalancing: e.load.Rebalancing,
 			Maint: b.spec.Spare,
@@ -327,30 +329,41 @@ func (f *farm) agentShed(ctx context.Context) int {
 }
 
 // stop ends every process of the farm: clients first, so that nothing
-// they see is caused by the teardown.
-func (f *farm) stop() {
+// they see is caused by the teardown. It fails if one of them would not
+// die.
+func (f *farm) stop() error {
 	close(f.done)
+	var mu sync.Mutex
+	var errs []error
+	stop := func(c *supervise.Child) {
+		if err := f.env.sup.Stop(c); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	}
 	if f.clientsC != nil {
-		f.env.sup.stop(f.clientsC)
+		stop(f.clientsC)
 	}
 	var wg sync.WaitGroup
 	for _, a := range f.agents {
-		wg.Go(func() { f.env.sup.stop(a.proc) })
+		wg.Go(func() { stop(a.proc) })
 	}
 	if f.hp != nil {
-		wg.Go(func() { f.env.sup.stop(f.hp.proc) })
+		wg.Go(func() { stop(f.hp.proc) })
 	}
 	wg.Wait()
 	for _, b := range f.backends {
-		wg.Go(func() { f.env.sup.stop(b.proc) })
+		wg.Go(func() { stop(b.proc) })
 	}
 	wg.Wait()
-	os.RemoveAll(f.dir)
+	errs = append(errs, os.RemoveAll(f.dir))
+	return errors.Join(errs...)
 }
 
 // childFailed reports the first farm process that exited by itself.
 func (f *farm) childFailed() error {
-	var procs []*child
+	var procs []*supervise.Child
 	for _, b := range f.backends {
 		procs = append(procs, b.proc)
 	}
@@ -364,8 +377,8 @@ func (f *farm) childFailed() error {
 		procs = append(procs, f.clientsC)
 	}
 	for _, c := range procs {
-		if c.exited() {
-			return fmt.Errorf("%s exited during the run: %v\n%s", c.name, c.err, c.tail())
+		if c.Exited() {
+			return fmt.Errorf("%s exited during the run: %v\n%s", c.Name, c.Err(), c.Tail())
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/supervise"
 )
 
 // hafeedConfig is each backend's hafeed configuration: per-process CPU of
@@ -78,12 +79,12 @@ type hafeedProc struct {
 	name    string
 	ctlSock string
 	port    int // agent-check port
-	proc    *child
+	proc    *supervise.Child
 }
 
 // startHafeed runs `hafeed run` for one backend, on a free agent-check port
 // it reads back from the agent's status.
-func startHafeed(ctx context.Context, sup *supervisor, bin, dir string, spec hafeedSpec) (*hafeedProc, error) {
+func startHafeed(ctx context.Context, sup *supervise.Supervisor, bin, dir string, spec hafeedSpec) (*hafeedProc, error) {
 	cfgPath := filepath.Join(dir, spec.Server+".yaml")
 	stateFile := filepath.Join(dir, spec.Server+".state.json")
 	var cfg bytes.Buffer
@@ -106,7 +107,7 @@ func startHafeed(ctx context.Context, sup *supervisor, bin, dir string, spec haf
 		"--state-file", stateFile,
 		"--log-format", "json")
 	var err error
-	if h.proc, err = sup.start("hafeed-"+spec.Server, cmd); err != nil {
+	if h.proc, err = sup.Start("hafeed-"+spec.Server, cmd); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -116,11 +117,11 @@ func startHafeed(ctx context.Context, sup *supervisor, bin, dir string, spec haf
 			h.port = portOf(st.AgentListen)
 			return h, nil
 		}
-		if h.proc.exited() {
-			return nil, fmt.Errorf("hafeed for %s exited: %v\n%s", spec.Server, h.proc.err, h.proc.tail())
+		if h.proc.Exited() {
+			return nil, fmt.Errorf("hafeed for %s exited: %v\n%s", spec.Server, h.proc.Err(), h.proc.Tail())
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("hafeed for %s did not answer on its control socket within 10s: %v\n%s", spec.Server, err, h.proc.tail())
+			return nil, fmt.Errorf("hafeed for %s did not answer on its control socket within 10s: %v\n%s", spec.Server, err, h.proc.Tail())
 		}
 		select {
 		case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/supervise"
 )
 
 // haproxyConfig is the configuration the harness generates. Health checks
@@ -65,12 +66,12 @@ type haproxyProc struct {
 	dir      string
 	sock     string
 	frontend string
-	proc     *child
+	proc     *supervise.Child
 	rt       *haproxy.Runtime
 }
 
 // startHAProxy writes the configuration and runs HAProxy until stopped.
-func startHAProxy(ctx context.Context, sup *supervisor, dir string, spec haproxySpec) (*haproxyProc, error) {
+func startHAProxy(ctx context.Context, sup *supervise.Supervisor, dir string, spec haproxySpec) (*haproxyProc, error) {
 	frontend, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -96,7 +97,7 @@ func startHAProxy(ctx context.Context, sup *supervisor, dir string, spec haproxy
 	if err != nil {
 		return nil, err
 	}
-	h.proc, err = sup.start("haproxy", exec.Command("haproxy", "-W", "-db", "-f", path))
+	h.proc, err = sup.Start("haproxy", exec.Command("haproxy", "-W", "-db", "-f", path))
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +106,11 @@ func startHAProxy(ctx context.Context, sup *supervisor, dir string, spec haproxy
 		if _, err := h.info(ctx); err == nil {
 			return h, nil
 		}
-		if h.proc.exited() {
-			return nil, fmt.Errorf("haproxy exited: %v\n%s", h.proc.err, h.proc.tail())
+		if h.proc.Exited() {
+			return nil, fmt.Errorf("haproxy exited: %v\n%s", h.proc.Err(), h.proc.Tail())
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("haproxy's stats socket did not answer within 10s\n%s", h.proc.tail())
+			return nil, fmt.Errorf("haproxy's stats socket did not answer within 10s\n%s", h.proc.Tail())
 		}
 		select {
 		case <-ctx.Done():
@@ -130,7 +131,7 @@ func (h *haproxyProc) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.proc.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+	if err := h.proc.Signal(syscall.SIGUSR2); err != nil {
 		return fmt.Errorf("reloading haproxy: %w", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -139,7 +140,7 @@ func (h *haproxyProc) reload(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("haproxy did not reload within 10s\n%s", h.proc.tail())
+			return fmt.Errorf("haproxy did not reload within 10s\n%s", h.proc.Tail())
 		}
 		select {
 		case <-ctx.Done():

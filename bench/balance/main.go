@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/supervise"
 )
 
 // options are the command line's.
@@ -175,7 +178,7 @@ func prepare(ctx context.Context, self string, load loadSpec, progress io.Writer
 	if load.HashNanos, err = calibrate(ctx, self, load.PayloadSize); err != nil {
 		return p, err
 	}
-	p.env = &env{self: self, hafeedBin: bin, sup: newSupervisor(logRoot), logRoot: logRoot, load: load, progress: &lockedWriter{w: progress}}
+	p.env = &env{self: self, hafeedBin: bin, sup: supervise.New(logRoot), logRoot: logRoot, load: load, progress: &lockedWriter{w: progress}}
 	return p, nil
 }
 
@@ -266,7 +269,10 @@ func runBench(ctx context.Context, self string, opts options, stdout, progress i
 	if p != nil {
 		defer func() {
 			if p.env != nil {
-				p.env.stopAll()
+				if stopErr := p.env.stopAll(); stopErr != nil {
+					fmt.Fprintf(progress, "stopping: %v\n", stopErr)
+					err = cmp.Or(err, stopErr)
+				}
 			}
 			if err != nil || opts.keepLogs {
 				fmt.Fprintf(progress, "logs of every process: %s\n", filepath.Join(p.tmp, "logs"))
@@ -341,7 +347,7 @@ func runBench(ctx context.Context, self string, opts options, stdout, progress i
 }
 
 // stopAll stops every process the benchmark started.
-func (e *env) stopAll() { e.sup.stopAll() }
+func (e *env) stopAll() error { return e.sup.StopAll() }
 
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")

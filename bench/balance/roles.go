@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
 
@@ -93,13 +94,13 @@ type reports[T any] struct {
 	first chan struct{}
 }
 
-func startReporting[T any](sup *supervisor, name string, cmd *exec.Cmd) (*child, *reports[T], error) {
+func startReporting[T any](sup *supervise.Supervisor, name string, cmd *exec.Cmd) (*supervise.Child, *reports[T], error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd.Stdout = pw
-	c, err := sup.start(name, cmd)
+	c, err := sup.Start(name, cmd)
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -135,17 +136,17 @@ func (r *reports[T]) latest() T {
 }
 
 // awaitFirst waits for the first report, the child's exit or ctx.
-func (r *reports[T]) awaitFirst(ctx context.Context, c *child, limit time.Duration) (T, error) {
+func (r *reports[T]) awaitFirst(ctx context.Context, c *supervise.Child, limit time.Duration) (T, error) {
 	var zero T
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case <-r.first:
 		return r.latest(), nil
-	case <-c.done:
-		return zero, fmt.Errorf("%s exited before reporting: %v\n%s", c.name, c.err, c.tail())
+	case <-c.Done():
+		return zero, fmt.Errorf("%s exited before reporting: %v\n%s", c.Name, c.Err(), c.Tail())
 	case <-timer.C:
-		return zero, fmt.Errorf("%s did not report within %v\n%s", c.name, limit, c.tail())
+		return zero, fmt.Errorf("%s did not report within %v\n%s", c.Name, limit, c.Tail())
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}

@@ -136,8 +136,11 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 	if f != nil {
 		defer func() {
 			stopping := time.Now()
-			f.stop()
+			stopErr := f.stop()
 			fmt.Fprintf(e.progress, "    setup %v, teardown %v\n", setup.Round(time.Millisecond), time.Since(stopping).Round(time.Millisecond))
+			if err == nil && stopErr != nil {
+				err = fmt.Errorf("stopping the farm: %w", stopErr)
+			}
 		}()
 	}
 	if err != nil {
@@ -244,7 +247,7 @@ func (f *farm) watchHardStop() {
 			return
 		case <-ticker.C:
 		}
-		b, err := os.ReadFile(f.hp.proc.log.Name())
+		b, err := os.ReadFile(f.hp.proc.LogPath())
 		if err != nil {
 			continue
 		}

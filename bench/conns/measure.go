@@ -13,12 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	gnet "github.com/shirou/gopsutil/v4/net"
 	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -97,33 +97,25 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 	r := &agentResult{Command: "hafeed " + strings.Join(args, " "), Settle: o.settle.Seconds(), Window: o.window.Seconds()}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = hafeedEnv()
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	sup := supervise.New("")
+	agent, err := sup.Start("hafeed", cmd)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		if err := sup.Stop(agent); err != nil {
+			logf("%v", err)
 		}
 	}()
+	exited := agent.Done()
 	// failed adds the agent's exit status when that is what went wrong.
 	failed := func(err error) error {
-		select {
-		case <-exited:
-			return fmt.Errorf("%w (%v)", err, waitErr)
-		default:
-			return err
+		if agent.Exited() {
+			return fmt.Errorf("%w (%v)", err, agent.Err())
 		}
+		return err
 	}
-	pid := cmd.Process.Pid
+	pid := agent.PID()
 	if err := waitListening(ctx, agentAddr, exited); err != nil {
 		return nil, failed(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/hafeedbin"
 	"github.com/hafeed/hafeed/internal/supervise"
 )
 
@@ -126,7 +127,12 @@ func bench(ctx context.Context, o options) (*results, error) {
 	bin := o.hafeedBin
 	if bin == "" && !o.noAgent {
 		bin = filepath.Join(dir, "hafeed")
-		if err := buildHafeed(ctx, bin); err != nil {
+		logf("building hafeed (go build ./cmd/hafeed)")
+		err := hafeedbin.Build(ctx, bin)
+		if errors.Is(err, hafeedbin.ErrNoModule) {
+			return nil, fmt.Errorf("%w, or give -hafeed PATH", err)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

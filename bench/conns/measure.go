@@ -187,27 +187,6 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 	return r, nil
 }
 
-// buildHafeed builds ./cmd/hafeed of the module the benchmark is run in.
-func buildHafeed(ctx context.Context, out string) error {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(gomod))
-	root := filepath.Dir(mod)
-	if _, err := os.Stat(filepath.Join(root, "cmd", "hafeed")); mod == "" || mod == os.DevNull || err != nil {
-		return errors.New("not inside the hafeed module: run from the repository, or give -hafeed PATH")
-	}
-	logf("building hafeed (go build ./cmd/hafeed in %s)", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/hafeed")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/hafeed: %w", err)
-	}
-	return nil
-}
-
 // hafeedEnv is the environment without HAFEED_* settings that would point
 // the agent at another config or control socket.
 func hafeedEnv() []string {

@@ -159,4 +159,4 @@ bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leas
 	$(GO) run ./bench/balance -json-out $(DEV)/balance/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/balance,-out docs/img)
 
 demo: ## live demo for 90 s: HAProxy, 3 backends with hafeed, clients; drains one, adds one (needs haproxy on PATH)
-	@$(GO) run ./bench/balance -demo
+	@$(GO) run ./demo

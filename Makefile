@@ -3,6 +3,11 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/hafeed/hafeed/cmd.version=$(VERSION)
 DEV     := $(CURDIR)/.dev
+# The benchmarks are a module of their own (bench/go.mod), so that their
+# plotting library stays out of the daemon's go.mod; go.work puts the two
+# in one workspace, which the targets below rely on to name ./bench/...
+# from here.
+BENCH   := ./bench/...
 
 .PHONY: help build test deps deps-haproxy-matrix deps-node vet fmt-check run clean bench-conns
 
@@ -21,7 +26,7 @@ HAPROXY_MATRIX ?= trixie sid
 WITH_MATRIX     = bins=$$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX)) && HAFEED_HAPROXY_BINS=$$bins
 
 test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race; e2e against HAProxy 2.6, 3.0 and 3.2
-	$(WITH_MATRIX) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
+	$(WITH_MATRIX) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$) $(BENCH)
 	@# The end-to-end tests run real HAProxy, agents and hundreds of clients:
 	@# alone, so that their timing does not starve the unit tests or theirs.
 	$(WITH_MATRIX) $(GO) test -race -count=1 -timeout 15m ./e2e
@@ -53,10 +58,10 @@ deps-haproxy-matrix: ## HAProxy 3.0 and 3.2 from Debian's packages into ~/.cache
 	@scripts/haproxy-versions.sh fetch $(HAPROXY_MATRIX)
 	@for b in $$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX) | tr : ' '); do $$b -v | head -1; done
 
-vet: ## go vet
-	$(GO) vet ./...
+vet: ## go vet, the daemon's module and the benchmarks'
+	$(GO) vet ./... $(BENCH)
 
-fmt-check: ## fail if gofmt would change a file
+fmt-check: ## fail if gofmt would change a file (both modules)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:" $$out >&2; exit 1; fi
 
@@ -159,4 +164,4 @@ bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leas
 	$(GO) run ./bench/balance -json-out $(DEV)/balance/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/balance,-out docs/img)
 
 demo: ## live demo for 90 s: HAProxy, 3 backends with hafeed, clients; drains one, adds one (needs haproxy on PATH)
-	@$(GO) run ./bench/balance -demo
+	@$(GO) run ./demo

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/farm"
 )
 
 // TestSmoke runs the quick steady-state scenario under leastconn + hafeed
@@ -19,7 +21,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts HAProxy and a dozen processes for about 25 s")
 	}
-	if err := checkHAProxy(); err != nil {
+	if err := farm.CheckHAProxy(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -38,16 +40,16 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress strings.Builder
-	p, err := prepare(ctx, self, opts.load, &progress)
-	if p != nil {
+	e, err := farm.Prepare(ctx, self, opts.load, &progress)
+	if e != nil {
 		t.Cleanup(func() {
-			if p.env != nil {
-				p.env.stopAll()
+			if err := e.StopAll(); err != nil {
+				t.Error(err)
 			}
 			if !t.Failed() {
-				os.RemoveAll(p.tmp)
+				os.RemoveAll(e.Dir)
 			} else {
-				t.Logf("logs of every process: %s", filepath.Join(p.tmp, "logs"))
+				t.Logf("logs of every process: %s", e.LogDir())
 			}
 		})
 	}
@@ -58,7 +60,7 @@ func TestSmoke(t *testing.T) {
 	if len(scs) != 1 || len(runs) != 1 {
 		t.Fatalf("plan: %d scenarios, %d runs, want 1 and 1", len(scs), len(runs))
 	}
-	res, err := runScenario(ctx, p.env, runs[0].sc, runs[0].pol, opts.scale)
+	res, err := runScenario(ctx, e, runs[0].sc, runs[0].pol, opts.scale)
 	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,7 @@ func TestSmoke(t *testing.T) {
 	if res.Clients == 0 || len(res.Samples) == 0 {
 		t.Errorf("no clients (%d) or no samples (%d)", res.Clients, len(res.Samples))
 	}
-	if n := p.env.sup.count(); n != 0 {
+	if n := e.Running(); n != 0 {
 		t.Errorf("%d processes still running after the run", n)
 	}
 }
@@ -110,23 +112,5 @@ func TestPlan(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("%v: runs %v, want %v", tc.args, got, tc.want)
 		}
-	}
-}
-
-// TestLoadSizing checks the derived settings the agents get.
-func TestLoadSizing(t *testing.T) {
-	l := defaultLoad()
-	l.HashNanos = 75
-	if got := l.messagesPerSecond(); got != 800 {
-		t.Errorf("messages per second %v, want 800", got)
-	}
-	if got := l.demandCores(); got < 0.599 || got > 0.601 {
-		t.Errorf("demand %v cores, want 0.6", got)
-	}
-	if got := l.referenceCapacity(); got != 560 {
-		t.Errorf("reference capacity %d, want 560 (0.4 cores at 0.6/840 cores a connection)", got)
-	}
-	if got, want := l.work(0.5), 2*l.work(1); got != want {
-		t.Errorf("work at half speed %d, want twice speed 1's: %d", got, want)
 	}
 }

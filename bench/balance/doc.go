@@ -40,10 +40,10 @@
 //	go run ./bench/balance -out docs/img
 //	go run ./bench/balance -quick -out .dev/balance
 //	go run ./bench/balance -scenarios steady -policies leastconn,hafeed -json
-//	go run ./bench/balance -demo
 //
-// The program re-executes itself for its child roles (a backend, the
-// clients), builds cmd/hafeed once into a temporary folder, and stops every
-// process it started (SIGTERM to the process group, then SIGKILL) when it
-// ends, fails or is interrupted.
+// The farm is internal/farm, which the live demo (demo/, make demo) runs
+// too. The program re-executes itself for the farm's child roles (a
+// backend, the clients), builds cmd/hafeed once into a temporary folder,
+// and stops every process it started (SIGTERM to the process group, then
+// SIGKILL) when it ends, fails or is interrupted.
 package main

@@ -1,23 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/farm"
 )
 
 // options are the command line's.
@@ -30,32 +28,19 @@ type options struct {
 	policies  []string
 	scale     float64
 	keepLogs  bool
-	demo      bool
-	demoFor   time.Duration
-	load      loadSpec
+	load      farm.Load
 }
 
-// defaultLoad is the full benchmark's load: 40 hot clients at 10 messages a
-// second and 800 lazy ones at one every 2 s (half the messages each), 0.6
-// cores of work at speed 1, a budget of 0.4 cores per backend.
-func defaultLoad() loadSpec {
-	return loadSpec{
-		HotClients: 40, HotInterval: 100 * time.Millisecond,
-		LazyClients: 800, LazyInterval: 2 * time.Second,
-		HotRamp: 2 * time.Second, LazyStart: 2 * time.Second, LazyRamp: 4 * time.Second,
-		Churn:       0.05,
-		WorkMicros:  750,
-		BudgetCores: 0.4,
-		Smoothing:   5 * time.Second,
-		Rebalancing: rebalanceSettings{Margin: 0.1, Sustain: 5 * time.Second, MaxRate: 0.03, Cooldown: 10 * time.Second},
-		ShedRate:    50,
-		HardStop:    5 * time.Second,
-		PayloadSize: 32,
-	}
+// policies are the benchmark's, in the order of its tables.
+var policies = []farm.Policy{
+	{Name: "roundrobin", Balance: "roundrobin"},
+	{Name: "leastconn", Balance: "leastconn"},
+	{Name: "hafeed", Balance: "leastconn", Agent: true},
+	{Name: "hafeed+rebalance", Balance: "leastconn", Agent: true, Rebalance: true},
 }
 
 func parseFlags(args []string) (options, error) {
-	opts := options{load: defaultLoad()}
+	opts := options{load: farm.DefaultLoad()}
 	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
 	fs.BoolVar(&opts.quick, "quick", false, "short runs of a subset (QUICK=1): steady under leastconn and hafeed, the other scenarios under hafeed+rebalance")
 	fs.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a markdown table")
@@ -67,8 +52,6 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&opts.load.WorkMicros, "work-us", opts.load.WorkMicros, "CPU microseconds one message costs a speed-1 backend")
 	fs.Float64Var(&opts.load.BudgetCores, "budget", opts.load.BudgetCores, "CPU budget of a backend in cores (its utilisation 1)")
 	fs.BoolVar(&opts.keepLogs, "keep-logs", false, "keep every process's log (they are kept anyway when a run fails)")
-	fs.BoolVar(&opts.demo, "demo", false, "the live demo: HAProxy, 3 backends with agents and clients for about 90 s")
-	fs.DurationVar(&opts.demoFor, "demo-duration", 90*time.Second, "with -demo: how long it runs")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -83,7 +66,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	opts.scenarios, opts.policies = split(*scen), split(*pols)
 	for _, p := range opts.policies {
-		if !slices.ContainsFunc(policies, func(q policy) bool { return q.Name == p }) {
+		if !slices.ContainsFunc(policies, func(q farm.Policy) bool { return q.Name == p }) {
 			return opts, fmt.Errorf("unknown policy %q", p)
 		}
 	}
@@ -99,7 +82,7 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
-	if ok, err := runRoleFromEnv(); ok {
+	if ok, err := farm.RunRole(); ok {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "balance role:", err)
 			os.Exit(1)
@@ -117,13 +100,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	self, err := os.Executable()
-	if err == nil && opts.demo {
-		err = runDemo(ctx, self, opts, os.Stdout)
-	} else if err == nil {
+	if err == nil {
 		err = runBench(ctx, self, opts, os.Stdout, os.Stderr)
 	}
 	switch {
-	case errors.Is(err, errNoHAProxy):
+	case errors.Is(err, farm.ErrNoHAProxy):
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	case err != nil && ctx.Err() != nil:
@@ -135,84 +116,10 @@ func main() {
 	}
 }
 
-// errNoHAProxy says how to install HAProxy when it is not on PATH.
-var errNoHAProxy = errors.New("haproxy not found: install it with `sudo apt-get install haproxy`")
-
-// checkHAProxy fails with errNoHAProxy when HAProxy is not on PATH.
-func checkHAProxy() error {
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		return errNoHAProxy
-	}
-	return nil
-}
-
-// prepared is what a benchmark or the demo needs before its first run.
-type prepared struct {
-	env *env
-	tmp string
-}
-
-// prepare builds hafeed, measures the cost of a hash and makes the
-// supervisor. The caller removes tmp and stops the supervisor's children.
-func prepare(ctx context.Context, self string, load loadSpec, progress io.Writer) (*prepared, error) {
-	if err := checkHAProxy(); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "hafeed-balance-")
-	if err != nil {
-		return nil, err
-	}
-	p := &prepared{tmp: tmp}
-	logRoot := filepath.Join(tmp, "logs")
-	if err := os.MkdirAll(logRoot, 0o755); err != nil {
-		return p, err
-	}
-	fmt.Fprintf(progress, "building hafeed into %s (go build ./cmd/hafeed)\n", tmp)
-	bin, err := buildHafeed(ctx, tmp)
-	if err != nil {
-		return p, err
-	}
-	if load.HashNanos, err = calibrate(ctx, self, load.PayloadSize); err != nil {
-		return p, err
-	}
-	p.env = &env{self: self, hafeedBin: bin, sup: newSupervisor(logRoot), logRoot: logRoot, load: load, progress: &lockedWriter{w: progress}}
-	return p, nil
-}
-
-// lockedWriter serialises writes from the run loop and event goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-// hashNanos measures one SHA-256 of a message of size bytes, the best of a
-// few tries so that a busy machine does not inflate it.
-func hashNanos(size int) float64 {
-	msg := make([]byte, size)
-	best := time.Duration(math.MaxInt64)
-	const n = 20000
-	for range 7 {
-		start := time.Now()
-		var sum [sha256.Size]byte
-		for range n {
-			sum = sha256.Sum256(msg)
-		}
-		msg[0] = sum[0]
-		best = min(best, time.Since(start))
-	}
-	return float64(best.Nanoseconds()) / n
-}
-
 // plannedRun is one scenario under one policy.
 type plannedRun struct {
 	sc  scenario
-	pol policy
+	pol farm.Policy
 }
 
 // plan lists the scenarios and the runs the options select, in order.
@@ -247,7 +154,7 @@ func plan(opts options) ([]scenario, []plannedRun) {
 
 // quickRun is the quick subset: the steady state under leastconn and
 // hafeed, every other scenario under hafeed+rebalance.
-func quickRun(sc scenario, pol policy) bool {
+func quickRun(sc scenario, pol farm.Policy) bool {
 	if sc.Name == "steady" {
 		return pol.Name == "leastconn" || pol.Name == "hafeed"
 	}
@@ -262,30 +169,30 @@ func runBench(ctx context.Context, self string, opts options, stdout, progress i
 	if len(runs) == 0 {
 		return errors.New("no run selected")
 	}
-	p, err := prepare(ctx, self, opts.load, progress)
-	if p != nil {
+	e, err := farm.Prepare(ctx, self, opts.load, progress)
+	if e != nil {
 		defer func() {
-			if p.env != nil {
-				p.env.stopAll()
+			if stopErr := e.StopAll(); stopErr != nil {
+				fmt.Fprintf(progress, "stopping: %v\n", stopErr)
+				err = cmp.Or(err, stopErr)
 			}
 			if err != nil || opts.keepLogs {
-				fmt.Fprintf(progress, "logs of every process: %s\n", filepath.Join(p.tmp, "logs"))
+				fmt.Fprintf(progress, "logs of every process: %s\n", e.LogDir())
 				return
 			}
-			os.RemoveAll(p.tmp)
+			os.RemoveAll(e.Dir)
 		}()
 	}
 	if err != nil {
 		return err
 	}
-	e := p.env
-	l := e.load
+	l := e.Load
 	fmt.Fprintf(progress, "%d runs on %d CPUs: %d hot + %d lazy clients, %.0f messages/s, %.0f µs (%d hashes of %.0f ns) a message at speed 1, budget %.2f cores a backend (targets.cpu %.3f), reference_capacity %d\n",
 		len(runs), runtime.NumCPU(), int(float64(l.HotClients)*opts.scale), int(float64(l.LazyClients)*opts.scale),
-		l.messagesPerSecond()*opts.scale, l.WorkMicros, l.work(1), l.HashNanos, l.BudgetCores, l.cpuTarget(), l.referenceCapacity())
+		l.MessagesPerSecond()*opts.scale, l.WorkMicros, l.Work(1), l.HashNanos, l.BudgetCores, l.CPUTarget(), l.ReferenceCapacity())
 
 	rep := report{
-		Machine:   machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), HAProxy: haproxyVersion(), Load1: loadAvg()},
+		Machine:   machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), HAProxy: farm.HAProxyVersion(), Load1: loadAvg()},
 		Load:      describeLoad(l, opts.scale),
 		Scenarios: scs,
 	}
@@ -339,9 +246,6 @@ func runBench(ctx context.Context, self string, opts options, stdout, progress i
 	writeTable(stdout, rep)
 	return nil
 }
-
-// stopAll stops every process the benchmark started.
-func (e *env) stopAll() { e.sup.stopAll() }
 
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")

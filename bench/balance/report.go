@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/hafeed/hafeed/internal/farm"
 )
 
 // report is everything a benchmark run produced, as -json prints it.
@@ -45,13 +47,13 @@ type loadReport struct {
 	Rebalance         string  `json:"rebalance"`
 }
 
-func describeLoad(l loadSpec, scale float64) loadReport {
+func describeLoad(l farm.Load, scale float64) loadReport {
 	return loadReport{
 		HotClients: int(float64(l.HotClients) * scale), HotIntervalMS: l.HotInterval.Milliseconds(),
 		LazyClients: int(float64(l.LazyClients) * scale), LazyIntervalMS: l.LazyInterval.Milliseconds(),
-		Churn: l.Churn, MessagesPerSecond: l.messagesPerSecond() * scale, WorkMicros: l.WorkMicros,
-		HashNanos: round3(l.HashNanos), DemandCores: round3(l.demandCores() * scale), BudgetCores: l.BudgetCores,
-		CPUTarget: l.cpuTarget(), ReferenceCapacity: l.referenceCapacity(), Smoothing: l.Smoothing.String(),
+		Churn: l.Churn, MessagesPerSecond: l.MessagesPerSecond() * scale, WorkMicros: l.WorkMicros,
+		HashNanos: round3(l.HashNanos), DemandCores: round3(l.DemandCores() * scale), BudgetCores: l.BudgetCores,
+		CPUTarget: l.CPUTarget(), ReferenceCapacity: l.ReferenceCapacity(), Smoothing: l.Smoothing.String(),
 		ShedRate: l.ShedRate, HardStopAfter: l.HardStop.String(),
 		Rebalance: fmt.Sprintf("margin %g, sustain %v, max_rate %g/s, cooldown %v", l.Rebalancing.Margin,
 			l.Rebalancing.Sustain, l.Rebalancing.MaxRate, l.Rebalancing.Cooldown),

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/farm"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -17,8 +20,8 @@ type scenario struct {
 	Name  string `json:"name"`
 	Title string `json:"title"`
 	// Backends are the farm; the spare one enters service at the event.
-	Backends []backendSpec `json:"-"`
-	Duration time.Duration `json:"-"`
+	Backends []farm.Backend `json:"-"`
+	Duration time.Duration  `json:"-"`
 	// Event happens at EventAt: "" (none), "add" (Target enters service),
 	// "drain" (Target drained with --shed-rate) or "reload" (HAProxy).
 	Event   string        `json:"event,omitempty"`
@@ -50,25 +53,15 @@ var (
 	quickTimings = timings{steady: 18 * time.Second, scaleUp: 26 * time.Second, scaleDown: 18 * time.Second, reload: 18 * time.Second, eventAt: 6 * time.Second, window: 6 * time.Second, eventWindow: 6 * time.Second}
 )
 
-// The farm: ws1 is a half-speed host, the others speed 1.
-func farmOf(spare bool) []backendSpec {
-	return []backendSpec{
-		{Name: "ws1", Speed: 0.5},
-		{Name: "ws2", Speed: 1},
-		{Name: "ws3", Speed: 1},
-		{Name: "ws4", Speed: 1, Spare: spare},
-	}
-}
-
 func scenarios(t timings) []scenario {
-	three := farmOf(false)[:3]
+	three := farm.DefaultBackends(false)[:3]
 	all := []scenario{
 		{Name: "steady", Title: "(1) steady state: hot clients first, ws1 at half speed",
 			Backends: three, Duration: t.steady, Window: t.window},
 		{Name: "scale-up", Title: "(2) scale-up: ws4 enters service (hafeed ready)",
-			Backends: farmOf(true), Duration: t.scaleUp, Event: "add", Target: "ws4", EventAt: t.eventAt, Window: t.eventWindow},
+			Backends: farm.DefaultBackends(true), Duration: t.scaleUp, Event: "add", Target: "ws4", EventAt: t.eventAt, Window: t.eventWindow},
 		{Name: "scale-down", Title: "(3) scale-down: ws4 drained with hafeed drain --wait --shed-rate",
-			Backends: farmOf(false), Duration: t.scaleDown, Event: "drain", Target: "ws4", EventAt: t.eventAt, Window: t.eventWindow},
+			Backends: farm.DefaultBackends(false), Duration: t.scaleDown, Event: "drain", Target: "ws4", EventAt: t.eventAt, Window: t.eventWindow},
 		{Name: "reload", Title: "(4) HAProxy reload (hard-stop-after closes the old worker's sockets)",
 			Backends: three, Duration: t.reload, Event: "reload", EventAt: t.eventAt, Window: t.eventWindow},
 	}
@@ -117,14 +110,38 @@ type runResult struct {
 	DialFailures      int     `json:"dial_failures"`
 	EchoTimeouts      int     `json:"echo_timeouts"`
 	// HostCPU is the whole machine's mean busy fraction during the run.
-	HostCPU float64  `json:"host_cpu"`
-	Events  []event  `json:"events"`
-	Samples []sample `json:"samples"`
-	WallS   float64  `json:"wall_s"`
+	HostCPU float64       `json:"host_cpu"`
+	Events  []event       `json:"events"`
+	Samples []farm.Sample `json:"samples"`
+	WallS   float64       `json:"wall_s"`
+}
+
+// event is something the run did, at a time since the clients started.
+type event struct {
+	At   float64 `json:"t"`
+	What string  `json:"what"`
+}
+
+// run is one scenario under one policy on its farm.
+type run struct {
+	f        *farm.Farm
+	progress io.Writer
+
+	mu     sync.Mutex // guards events
+	events []event
+}
+
+// record notes what the run did, and says it on the progress output.
+func (r *run) record(what string) {
+	at := r.f.Elapsed().Seconds()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event{At: math.Round(at*10) / 10, What: what})
+	fmt.Fprintf(r.progress, "    %5.1fs  %s\n", at, what)
 }
 
 // runScenario runs one scenario under one policy.
-func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientScale float64) (res runResult, err error) {
+func runScenario(ctx context.Context, e *farm.Env, sc scenario, pol farm.Policy, clientScale float64) (res runResult, err error) {
 	started := time.Now()
 	res = runResult{Scenario: sc.Name, Policy: pol.Name}
 	for _, b := range sc.Backends {
@@ -132,12 +149,15 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 		res.Speeds = append(res.Speeds, b.Speed)
 	}
 	var setup time.Duration
-	f, err := startFarm(ctx, e, sc, pol)
+	f, err := farm.Start(ctx, e, farm.Spec{Name: sc.Name, Backends: sc.Backends, Policy: pol})
 	if f != nil {
 		defer func() {
 			stopping := time.Now()
-			f.stop()
-			fmt.Fprintf(e.progress, "    setup %v, teardown %v\n", setup.Round(time.Millisecond), time.Since(stopping).Round(time.Millisecond))
+			stopErr := f.Stop()
+			fmt.Fprintf(e.Progress, "    setup %v, teardown %v\n", setup.Round(time.Millisecond), time.Since(stopping).Round(time.Millisecond))
+			if err == nil && stopErr != nil {
+				err = fmt.Errorf("stopping the farm: %w", stopErr)
+			}
 		}()
 	}
 	if err != nil {
@@ -145,10 +165,11 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 	}
 	setup = time.Since(started)
 	host := &metrics.HostCPU{}
-	f.take(ctx, host) // baselines of the CPU rates
-	if err := f.startClients(ctx, clientScale); err != nil {
+	f.Take(ctx, host) // baselines of the CPU rates
+	if err := f.StartClients(ctx, clientScale); err != nil {
 		return res, err
 	}
+	r := &run{f: f, progress: e.Progress}
 
 	eventErr := make(chan error, 1)
 	var drainDone float64
@@ -162,7 +183,7 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 				return
 			case <-timer.C:
 			}
-			eventErr <- f.runEvent(ctx, sc, &drainDone)
+			eventErr <- r.runEvent(ctx, sc, e.Load.ShedRate, &drainDone)
 		}()
 	}
 
@@ -177,19 +198,19 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 				return res, err
 			}
 		case <-ticker.C:
-			res.Samples = append(res.Samples, f.take(ctx, host))
-			if err := f.childFailed(); err != nil {
+			res.Samples = append(res.Samples, f.Take(ctx, host))
+			if err := f.Failed(); err != nil {
 				return res, err
 			}
 		}
 	}
-	final := f.clients.latest()
-	res.Shed = f.agentShed(ctx)
-	f.mu.Lock()
-	res.Events = append([]event(nil), f.events...)
-	f.mu.Unlock()
+	final := f.Clients()
+	res.Shed = f.AgentShed(ctx)
+	r.mu.Lock()
+	res.Events = append([]event(nil), r.events...)
+	r.mu.Unlock()
 
-	tot := final.total()
+	tot := final.Total()
 	res.Moved, res.Failures, res.Left = tot.Reconnects, tot.Failures, tot.DisconnectedOver
 	res.LongestDisconnect = tot.LongestDisconnect.Seconds()
 	res.Lost, res.Mismatched, res.Messages = tot.Lost, tot.Mismatched, tot.Messages
@@ -201,20 +222,19 @@ func runScenario(ctx context.Context, e *env, sc scenario, pol policy, clientSca
 	return res, nil
 }
 
-// runEvent does the scenario's event.
-func (f *farm) runEvent(ctx context.Context, sc scenario, drainDone *float64) error {
-	a := f.agentOf(sc.Target)
+// runEvent does the scenario's event; a drain sheds at shedRate.
+func (r *run) runEvent(ctx context.Context, sc scenario, shedRate float64, drainDone *float64) error {
+	a := r.f.Agent(sc.Target)
 	switch sc.Event {
 	case "add":
-		f.record("hafeed ready on " + sc.Target)
-		if _, err := a.cli(ctx, "ready"); err != nil {
+		r.record("hafeed ready on " + sc.Target)
+		if _, err := a.CLI(ctx, "ready"); err != nil {
 			return err
 		}
 	case "drain":
-		rate := f.env.load.ShedRate
-		f.record(fmt.Sprintf("hafeed drain --wait --shed-rate %g on %s", rate, sc.Target))
+		r.record(fmt.Sprintf("hafeed drain --wait --shed-rate %g on %s", shedRate, sc.Target))
 		begin := time.Now()
-		out, err := a.cli(ctx, "drain", "--wait", "--shed-rate", fmt.Sprint(rate), "--timeout", "60s")
+		out, err := a.CLI(ctx, "drain", "--wait", "--shed-rate", fmt.Sprint(shedRate), "--timeout", "60s")
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -222,47 +242,38 @@ func (f *farm) runEvent(ctx context.Context, sc scenario, drainDone *float64) er
 			return err
 		}
 		*drainDone = math.Round(time.Since(begin).Seconds()*10) / 10
-		f.record(sc.Target + " " + strings.TrimSpace(out))
+		r.record(sc.Target + " " + strings.TrimSpace(out))
 	case "reload":
-		f.record("HAProxy reload (SIGUSR2 to the master)")
-		if err := f.hp.reload(ctx); err != nil {
+		r.record("HAProxy reload (SIGUSR2 to the master)")
+		if err := r.f.HAProxy().Reload(ctx); err != nil {
 			return err
 		}
-		go f.watchHardStop()
+		go r.watchHardStop()
 	}
 	return nil
 }
 
 // watchHardStop records when the old HAProxy worker hard-stops, as its
 // log says, until the farm stops.
-func (f *farm) watchHardStop() {
+func (r *run) watchHardStop() {
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-f.done:
+		case <-r.f.Done():
 			return
 		case <-ticker.C:
 		}
-		b, err := os.ReadFile(f.hp.proc.log.Name())
+		b, err := os.ReadFile(r.f.HAProxy().LogPath())
 		if err != nil {
 			continue
 		}
 		if _, line, ok := strings.Cut(string(b), "hard-stopped ("); ok {
 			n, _, _ := strings.Cut(line, " ")
-			f.record("hard-stop-after: the old worker closes the " + n + " sockets it still holds")
+			r.record("hard-stop-after: the old worker closes the " + n + " sockets it still holds")
 			return
 		}
 	}
-}
-
-func (f *farm) agentOf(name string) *hafeedProc {
-	for _, a := range f.agents {
-		if a.name == name {
-			return a
-		}
-	}
-	return nil
 }
 
 // summarise computes the steady-state and scale-up figures from the samples.

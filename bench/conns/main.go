@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/hafeedbin"
+	"github.com/hafeed/hafeed/internal/supervise"
 )
 
 type options struct {
@@ -124,7 +127,12 @@ func bench(ctx context.Context, o options) (*results, error) {
 	bin := o.hafeedBin
 	if bin == "" && !o.noAgent {
 		bin = filepath.Join(dir, "hafeed")
-		if err := buildHafeed(ctx, bin); err != nil {
+		logf("building hafeed (go build ./cmd/hafeed)")
+		err := hafeedbin.Build(ctx, bin)
+		if errors.Is(err, hafeedbin.ErrNoModule) {
+			return nil, fmt.Errorf("%w, or give -hafeed PATH", err)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -226,8 +234,8 @@ func openConns(ctx context.Context, o options, p *procs, lnFile *os.File, port i
 		return err
 	}
 	dst := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	accepted := map[*child]int{}
-	dialed := map[*child]int{}
+	accepted := map[*supervise.Child]int{}
+	dialed := map[*supervise.Child]int{}
 	clientsDone := 0
 	for i := range n {
 		share := o.conns / n
@@ -242,7 +250,7 @@ func openConns(ctx context.Context, o options, p *procs, lnFile *os.File, port i
 	}
 	logf("opening %d connections to %s: %d server and %d client processes, sources %s..%s, somaxconn %d, RLIMIT_NOFILE %d",
 		o.conns, dst, n, n, res.Sources[0], res.Sources[len(res.Sources)-1], res.Somaxconn, res.NoFile)
-	sum := func(m map[*child]int) int {
+	sum := func(m map[*supervise.Child]int) int {
 		t := 0
 		for _, v := range m {
 			t += v

@@ -13,12 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	gnet "github.com/shirou/gopsutil/v4/net"
 	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -97,33 +97,25 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 	r := &agentResult{Command: "hafeed " + strings.Join(args, " "), Settle: o.settle.Seconds(), Window: o.window.Seconds()}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = hafeedEnv()
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	sup := supervise.New("")
+	agent, err := sup.Start("hafeed", cmd)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		if err := sup.Stop(agent); err != nil {
+			logf("%v", err)
 		}
 	}()
+	exited := agent.Done()
 	// failed adds the agent's exit status when that is what went wrong.
 	failed := func(err error) error {
-		select {
-		case <-exited:
-			return fmt.Errorf("%w (%v)", err, waitErr)
-		default:
-			return err
+		if agent.Exited() {
+			return fmt.Errorf("%w (%v)", err, agent.Err())
 		}
+		return err
 	}
-	pid := cmd.Process.Pid
+	pid := agent.PID()
 	if err := waitListening(ctx, agentAddr, exited); err != nil {
 		return nil, failed(err)
 	}
@@ -193,27 +185,6 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 	logf("agent: %.2f%% of a core, max RSS %.1f MiB, last sample %d connections via %s in %.1f ms",
 		r.CPUPercent, r.RSSMiB, r.Connections, r.Method, r.SampleMs)
 	return r, nil
-}
-
-// buildHafeed builds ./cmd/hafeed of the module the benchmark is run in.
-func buildHafeed(ctx context.Context, out string) error {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(gomod))
-	root := filepath.Dir(mod)
-	if _, err := os.Stat(filepath.Join(root, "cmd", "hafeed")); mod == "" || mod == os.DevNull || err != nil {
-		return errors.New("not inside the hafeed module: run from the repository, or give -hafeed PATH")
-	}
-	logf("building hafeed (go build ./cmd/hafeed in %s)", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/hafeed")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/hafeed: %w", err)
-	}
-	return nil
 }
 
 // hafeedEnv is the environment without HAFEED_* settings that would point

@@ -4,71 +4,52 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
-)
 
-// child is one server or client process.
-type child struct {
-	name  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{} // closed when the process has been waited for
-	err   error         // exit status, once done is closed
-}
+	"github.com/hafeed/hafeed/internal/supervise"
+)
 
 // event is a progress line from a child, or its exit (kind "exit").
 type event struct {
-	c    *child
+	c    *supervise.Child
 	kind string
 	n    int
 	msg  string
 }
 
-// procs starts children and makes sure every one of them is gone by the
-// time kill returns.
+// procs starts the server and client children, which log to stderr, and
+// turns their progress lines into events.
 type procs struct {
-	mu       sync.Mutex
-	children []*child
-	events   chan event
+	sup    *supervise.Supervisor
+	events chan event
 }
 
-func newProcs() *procs { return &procs{events: make(chan event, 1024)} }
+func newProcs() *procs { return &procs{sup: supervise.New(""), events: make(chan event, 1024)} }
 
 // start runs the benchmark binary itself in the given role.
-func (p *procs) start(name, role string, extra []*os.File, args ...string) (*child, error) {
+func (p *procs) start(name, role string, extra []*os.File, args ...string) (*supervise.Child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, append([]string{role}, args...)...)
 	cmd.ExtraFiles = extra
-	cmd.Stderr = os.Stderr
-	// Killed with the coordinator even if it is SIGKILLed; the stdin EOF
-	// check in the child is the second line of defence.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	cmd.Stdout = w
+	c, err := p.sup.Start(name, cmd)
+	w.Close()
 	if err != nil {
+		stdout.Close()
 		return nil, err
 	}
-	c := &child{name: name, cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p.children = append(p.children, c)
 	go func() {
+		defer stdout.Close()
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			verb, rest, _ := strings.Cut(sc.Text(), " ")
@@ -78,23 +59,14 @@ func (p *procs) start(name, role string, extra []*os.File, args ...string) (*chi
 			}
 			p.events <- ev
 		}
-		c.err = cmd.Wait()
-		close(c.done)
+		<-c.Done()
 		p.events <- event{c: c, kind: "exit"}
 	}()
 	return c, nil
 }
 
-// kill SIGKILLs every child and waits for them, up to a bound.
+// kill stops every child and waits for them, up to a bound.
 func (p *procs) kill() {
-	p.mu.Lock()
-	children := p.children
-	p.children = nil
-	p.mu.Unlock()
-	for _, c := range children {
-		c.stdin.Close()
-		_ = c.cmd.Process.Kill()
-	}
 	// The event channel is not read any more: drain it so that the
 	// readers can finish.
 	stop := make(chan struct{})
@@ -108,14 +80,8 @@ func (p *procs) kill() {
 		}
 	}()
 	defer close(stop)
-	deadline := time.After(30 * time.Second)
-	for _, c := range children {
-		select {
-		case <-c.done:
-		case <-deadline:
-			fmt.Fprintf(os.Stderr, "bench-conns: %s (pid %d) did not exit after SIGKILL\n", c.name, c.cmd.Process.Pid)
-			return
-		}
+	if err := p.sup.StopAll(); err != nil {
+		logf("%v", err)
 	}
 }
 
@@ -129,9 +95,9 @@ func (p *procs) waitFor(ctx context.Context, what string, update func(event), co
 		case ev := <-p.events:
 			switch ev.kind {
 			case "error":
-				return fmt.Errorf("%s: %s", ev.c.name, ev.msg)
+				return fmt.Errorf("%s: %s", ev.c.Name, ev.msg)
 			case "exit":
-				return fmt.Errorf("%s exited unexpectedly: %v", ev.c.name, ev.c.err)
+				return fmt.Errorf("%s exited unexpectedly: %v", ev.c.Name, ev.c.Err())
 			}
 			update(ev)
 		}

@@ -1,16 +1,18 @@
-package main
+package farm
 
-// The child roles. The program re-executes itself with roleEnv naming the
-// role and argsEnv holding its arguments as JSON. A role reports on stdout,
+// The child roles. The calling program re-executes itself with roleEnv
+// naming the role and argsEnv holding its arguments as JSON. A role reports on stdout,
 // one JSON object a line, and stops when its stdin closes (the parent asks,
 // or dies) or on SIGTERM.
 
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -19,12 +21,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
 
 const (
-	roleEnv = "HAFEED_BALANCE_ROLE"
-	argsEnv = "HAFEED_BALANCE_ARGS"
+	roleEnv = "HAFEED_FARM_ROLE"
+	argsEnv = "HAFEED_FARM_ARGS"
 
 	roleBackend   = "backend"
 	roleClients   = "clients"
@@ -34,9 +37,10 @@ const (
 // reportEvery is how often a role reports.
 const reportEvery = 100 * time.Millisecond
 
-// runRoleFromEnv runs the role named in the environment, if any, and
-// reports whether there was one.
-func runRoleFromEnv() (bool, error) {
+// RunRole runs the role named in the environment, if any, and reports
+// whether there was one. A program that starts farms calls it first in its
+// main and exits when it reports a role.
+func RunRole() (bool, error) {
 	role := os.Getenv(roleEnv)
 	if role == "" {
 		return false, nil
@@ -93,13 +97,13 @@ type reports[T any] struct {
 	first chan struct{}
 }
 
-func startReporting[T any](sup *supervisor, name string, cmd *exec.Cmd) (*child, *reports[T], error) {
+func startReporting[T any](sup *supervise.Supervisor, name string, cmd *exec.Cmd) (*supervise.Child, *reports[T], error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd.Stdout = pw
-	c, err := sup.start(name, cmd)
+	c, err := sup.Start(name, cmd)
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -135,17 +139,17 @@ func (r *reports[T]) latest() T {
 }
 
 // awaitFirst waits for the first report, the child's exit or ctx.
-func (r *reports[T]) awaitFirst(ctx context.Context, c *child, limit time.Duration) (T, error) {
+func (r *reports[T]) awaitFirst(ctx context.Context, c *supervise.Child, limit time.Duration) (T, error) {
 	var zero T
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case <-r.first:
 		return r.latest(), nil
-	case <-c.done:
-		return zero, fmt.Errorf("%s exited before reporting: %v\n%s", c.name, c.err, c.tail())
+	case <-c.Done():
+		return zero, fmt.Errorf("%s exited before reporting: %v\n%s", c.Name, c.Err(), c.Tail())
 	case <-timer.C:
-		return zero, fmt.Errorf("%s did not report within %v\n%s", c.name, limit, c.tail())
+		return zero, fmt.Errorf("%s did not report within %v\n%s", c.Name, limit, c.Tail())
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
@@ -161,6 +165,24 @@ type calibrateArgs struct {
 
 type calibrateReport struct {
 	HashNanos float64 `json:"hash_ns"`
+}
+
+// hashNanos measures one SHA-256 of a message of size bytes, the best of a
+// few tries so that a busy machine does not inflate it.
+func hashNanos(size int) float64 {
+	msg := make([]byte, size)
+	best := time.Duration(math.MaxInt64)
+	const n = 20000
+	for range 7 {
+		start := time.Now()
+		var sum [sha256.Size]byte
+		for range n {
+			sum = sha256.Sum256(msg)
+		}
+		msg[0] = sum[0]
+		best = min(best, time.Since(start))
+	}
+	return float64(best.Nanoseconds()) / n
 }
 
 // calibrate runs the calibrate role and returns the cost of one hash.
@@ -255,8 +277,8 @@ type popTimes struct {
 // a client-visible failure.
 const failAfter = 5 * time.Second
 
-// popReport is one population's counters.
-type popReport struct {
+// PopReport is one population's counters.
+type PopReport struct {
 	Started           bool          `json:"started"`
 	Clients           int           `json:"clients"`
 	Connected         int           `json:"connected"`
@@ -276,17 +298,17 @@ type popReport struct {
 	Failures         int `json:"failures"`
 }
 
-// clientsReport is what the client process reports.
-type clientsReport struct {
+// ClientsReport is what the client process reports.
+type ClientsReport struct {
 	At   time.Time `json:"at"`
-	Hot  popReport `json:"hot"`
-	Lazy popReport `json:"lazy"`
+	Hot  PopReport `json:"hot"`
+	Lazy PopReport `json:"lazy"`
 }
 
-// total adds the two populations up.
-func (r clientsReport) total() popReport {
+// Total adds the two populations up.
+func (r ClientsReport) Total() PopReport {
 	h, l := r.Hot, r.Lazy
-	return popReport{
+	return PopReport{
 		Started:           h.Started && l.Started,
 		Clients:           h.Clients + l.Clients,
 		Connected:         h.Connected + l.Connected,
@@ -360,10 +382,10 @@ func runClients(ctx context.Context, a clientsArgs, out io.Writer) error {
 	}
 
 	enc := json.NewEncoder(out)
-	report := func(now time.Time) clientsReport {
+	report := func(now time.Time) ClientsReport {
 		mu.Lock()
 		defer mu.Unlock()
-		r := clientsReport{At: now}
+		r := ClientsReport{At: now}
 		for i, p := range pops {
 			pr := p.observe(now)
 			if i == 0 {
@@ -393,12 +415,12 @@ func runClients(ctx context.Context, a clientsArgs, out io.Writer) error {
 // observe takes a snapshot and counts the clients that crossed failAfter
 // since the previous one: those disconnected for longer than failAfter but
 // not longer than failAfter plus the time since then.
-func (p *population) observe(now time.Time) popReport {
+func (p *population) observe(now time.Time) PopReport {
 	if p.pop == nil {
-		return popReport{Started: true}
+		return PopReport{Started: true}
 	}
 	s := p.pop.Stats()
-	r := popReport{
+	r := PopReport{
 		Started:           p.started,
 		Clients:           s.Clients,
 		Connected:         s.Connected,

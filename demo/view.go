@@ -2,50 +2,35 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/mattn/go-isatty"
-
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/farm"
 	"github.com/hafeed/hafeed/metrics"
 )
-
-// demoLoad is a lighter load than the benchmark's: 20 hot clients and 300
-// lazy ones, about a third of a core of work.
-func demoLoad() loadSpec {
-	l := defaultLoad()
-	l.HotClients, l.LazyClients = 20, 300
-	l.HotRamp, l.LazyStart, l.LazyRamp = 2*time.Second, 2*time.Second, 5*time.Second
-	l.Churn = 0.02
-	l.BudgetCores = 0.25
-	l.ShedRate = 20
-	return l
-}
 
 // demo is the state of the live view.
 type demo struct {
 	w     io.Writer
 	tty   bool
-	f     *farm
+	f     *farm.Farm
+	load  farm.Load
 	total time.Duration
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards narration
 	narration []string
 }
 
 // say adds one line to the narration.
 func (d *demo) say(format string, args ...any) {
 	at := time.Duration(0)
-	if d.f != nil && !d.f.start.IsZero() {
-		at = time.Since(d.f.start)
+	if d.f != nil {
+		at = d.f.Elapsed()
 	}
 	line := fmt.Sprintf("%s  %s", clock(at), fmt.Sprintf(format, args...))
 	d.mu.Lock()
@@ -71,78 +56,11 @@ type demoRow struct {
 	utilisation float64
 }
 
-// runDemo starts HAProxy, three backends with their agents, a spare and
-// clients, shows a live table while it drains ws2 and adds ws4, then stops
-// everything; Ctrl-C stops it early.
-func runDemo(ctx context.Context, self string, opts options, w io.Writer) (err error) {
-	d := &demo{w: w, total: opts.demoFor}
-	if f, ok := w.(*os.File); ok {
-		d.tty = isatty.IsTerminal(f.Fd())
-	}
-	if err := checkHAProxy(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "hafeed demo: HAProxy (leastconn + agent-check), 3 WebSocket backends with an agent each, a spare, and clients; about", opts.demoFor.Round(time.Second))
-	fmt.Fprintln(w, "It runs everything from a temporary folder on 127.0.0.1, installs nothing, and stops every process it started on exit or Ctrl-C.")
-	p, err := prepare(ctx, self, demoLoad(), w)
-	if p != nil {
-		defer func() {
-			n := 0
-			if p.env != nil {
-				n = p.env.sup.count()
-				p.env.stopAll()
-			}
-			if d.tty {
-				fmt.Fprint(w, "\033[?25h")
-			}
-			if err != nil {
-				fmt.Fprintf(w, "logs of every process: %s\n", filepath.Join(p.tmp, "logs"))
-				return
-			}
-			os.RemoveAll(p.tmp)
-			fmt.Fprintf(w, "stopped the %d processes the demo started and removed %s\n", n, p.tmp)
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	e := p.env
-	e.progress = io.Discard
-	sc := scenario{Name: "demo", Title: "demo", Backends: farmOf(true)}
-	pol := policy{Name: "hafeed+rebalance", Balance: "leastconn", Agent: true, Rebalance: true}
-	fmt.Fprintln(w, "starting HAProxy, the backends and their agents...")
-	f, err := startFarm(ctx, e, sc, pol)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
-		return err
-	}
-	d.f = f
-	if err := f.startClients(ctx, 1); err != nil {
-		return err
-	}
-	l := e.load
-	d.say("HAProxy on %s, balance leastconn; each backend's hafeed answers its agent-check every 1s", f.hp.frontend)
-	d.say("ws1 is a slow host (a message costs it twice the CPU); ws4 waits in maintenance (hafeed maint)")
-	d.say("%d hot clients (a message every %v) connect first, then %d lazy ones (every %v); %.0f%%/s churn",
-		l.HotClients, l.HotInterval, l.LazyClients, l.LazyInterval, 100*l.Churn)
-	if d.tty {
-		fmt.Fprint(w, "\033[?25l\033[2J")
-	}
-	err = d.run(ctx)
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(w, "\ninterrupted: stopping everything")
-		return nil
-	}
-	return err
-}
-
 // run drives the timeline and refreshes the view every second.
 func (d *demo) run(ctx context.Context) error {
 	f := d.f
 	host := &metrics.HostCPU{}
-	f.take(ctx, host)
+	f.Take(ctx, host)
 	drainAt, addAt := d.total/3, d.total*5/9
 	var drained, added, lowered, filled bool
 	drainDone := make(chan string, 1)
@@ -156,10 +74,10 @@ func (d *demo) run(ctx context.Context) error {
 			d.say("%s", msg)
 		case <-ticker.C:
 		}
-		elapsed := time.Since(f.start)
+		elapsed := f.Elapsed()
 		rows := d.rows(ctx, host)
-		clients := f.clients.latest()
-		if err := f.childFailed(); err != nil {
+		clients := f.Clients()
+		if err := f.Failed(); err != nil {
 			return err
 		}
 
@@ -170,10 +88,10 @@ func (d *demo) run(ctx context.Context) error {
 		}
 		if !drained && elapsed >= drainAt {
 			drained = true
-			rate := f.env.load.ShedRate
+			rate := d.load.ShedRate
 			d.say("draining ws2: hafeed drain --wait --shed-rate %g (no new sockets; %g/s closed, clients reconnect)", rate, rate)
 			go func() {
-				out, err := f.agentOf("ws2").cli(ctx, "drain", "--wait", "--shed-rate", fmt.Sprint(rate), "--timeout", "60s")
+				out, err := f.Agent("ws2").CLI(ctx, "drain", "--wait", "--shed-rate", fmt.Sprint(rate), "--timeout", "60s")
 				switch {
 				case ctx.Err() != nil:
 				case err != nil:
@@ -186,7 +104,7 @@ func (d *demo) run(ctx context.Context) error {
 		if !added && elapsed >= addAt {
 			added = true
 			d.say("adding ws4: hafeed ready; rebalance moves the others' excess sockets to it")
-			if _, err := f.agentOf("ws4").cli(ctx, "ready"); err != nil {
+			if _, err := f.Agent("ws4").CLI(ctx, "ready"); err != nil {
 				d.say("hafeed ready failed: %v", err)
 			}
 		}
@@ -205,7 +123,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 		d.render(rows, clients)
 		if elapsed >= d.total {
-			t := clients.total()
+			t := clients.Total()
 			d.say("done: %d messages echoed, %d lost, %d clients cut off for over 5 s; stopping", t.Messages, t.Lost+t.Mismatched, t.Failures)
 			if d.tty {
 				d.render(rows, clients)
@@ -218,18 +136,19 @@ func (d *demo) run(ctx context.Context) error {
 // rows reads each backend's agent, HAProxy's view of it and its load.
 func (d *demo) rows(ctx context.Context, host *metrics.HostCPU) []demoRow {
 	f := d.f
-	s := f.take(ctx, host)
+	s := f.Take(ctx, host)
 	var stats map[string]haproxy.Stat
-	stats, _ = f.hp.servers(ctx)
-	rows := make([]demoRow, len(f.backends))
+	stats, _ = f.HAProxy().Servers(ctx)
+	backends, agents := f.Backends(), f.Agents()
+	rows := make([]demoRow, len(backends))
 	var wg sync.WaitGroup
-	for i, b := range f.backends {
-		rows[i] = demoRow{name: b.spec.Name, speed: b.spec.Speed, conns: s.Conns[i], cpu: s.CPU[i], weight: -1}
-		if st, ok := stats[b.spec.Name]; ok {
+	for i, b := range backends {
+		rows[i] = demoRow{name: b.Name, speed: b.Speed, conns: s.Conns[i], cpu: s.CPU[i], weight: -1}
+		if st, ok := stats[b.Name]; ok {
 			rows[i].status, rows[i].weight = st.Status, st.Weight
 		}
 		wg.Go(func() {
-			if st, err := f.agents[i].status(ctx); err == nil {
+			if st, err := agents[i].Status(ctx); err == nil {
 				rows[i].reply = st.Reply
 				if st.Sample != nil {
 					rows[i].utilisation = st.Sample.Utilisation
@@ -245,11 +164,8 @@ func (d *demo) rows(ctx context.Context, host *metrics.HostCPU) []demoRow {
 
 // render draws the live view: on a terminal the whole screen each second,
 // otherwise a compact table every 10 seconds.
-func (d *demo) render(rows []demoRow, clients clientsReport) {
-	elapsed := time.Duration(0)
-	if !d.f.start.IsZero() {
-		elapsed = time.Since(d.f.start)
-	}
+func (d *demo) render(rows []demoRow, clients farm.ClientsReport) {
+	elapsed := d.f.Elapsed()
 	if !d.tty {
 		if rows == nil || int(elapsed.Round(time.Second).Seconds())%10 != 0 {
 			return
@@ -281,8 +197,8 @@ func (d *demo) render(rows []demoRow, clients clientsReport) {
 		}
 		line("  %-7s %-6g %-18s %-15s %6s %6d  %-31s %4.0f%%", r.name, r.speed, truncateText(r.reply, 18), truncateText(r.status, 15), weight, r.conns, cpu, 100*r.utilisation)
 	}
-	t := clients.total()
-	line("  utilisation: the agent's CPU sample over a %.2f-core budget; weight: HAProxy's, set by the reply", d.f.env.load.BudgetCores)
+	t := clients.Total()
+	line("  utilisation: the agent's CPU sample over a %.2f-core budget; weight: HAProxy's, set by the reply", d.load.BudgetCores)
 	line("")
 	line("  clients: %d of %d connected · %d messages echoed · %d lost · %d reconnects · %d cut off >5s",
 		t.Connected, t.Clients, t.Messages, t.Lost+t.Mismatched, t.Reconnects, t.Failures)
@@ -318,10 +234,10 @@ var (
 	versionLine string
 )
 
-// haproxyVersionCached is haproxyVersion, run once.
+// haproxyVersionCached is farm.HAProxyVersion, run once.
 func haproxyVersionCached() string {
 	versionOnce.Do(func() {
-		versionLine = haproxyVersion()
+		versionLine = farm.HAProxyVersion()
 		if len(strings.Fields(versionLine)) < 3 {
 			versionLine = "HAProxy version ?"
 		}

@@ -51,6 +51,15 @@ var ErrCorruptState = errors.New("state file is corrupt")
 // new one, never half of one, even across a crash.
 type StateFile struct {
 	Path string
+	// hooks, in tests, act between the steps of a save as another
+	// process or a failing disk would; nil otherwise.
+	hooks *saveHooks
+}
+
+// saveHooks are the points in Save where a test may act.
+type saveHooks struct {
+	// written runs once the temporary file at tmp is written and synced.
+	written func(tmp string)
 }
 
 // Load reads the state. A missing file is the ready state; one that cannot
@@ -109,10 +118,15 @@ func (f StateFile) Save(s State) error {
 		tmp.Close()
 		return fmt.Errorf("syncing state file: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	if f.hooks != nil && f.hooks.written != nil {
+		f.hooks.written(tmp.Name())
+	}
+	// On the open file, not by name: the name may no longer be this file.
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
 		return fmt.Errorf("writing state file: %w", err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing state file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), f.Path); err != nil {

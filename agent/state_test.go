@@ -195,3 +195,32 @@ func TestStateFileReadsVersion1(t *testing.T) {
 		t.Errorf("a version 1 file saved again changed (-recorded +saved):\n%s", diff)
 	}
 }
+
+// TestStateFileSaveSetsModeOnTheFile checks that Save sets the mode of
+// the file it wrote, not of whatever its temporary name points to when it
+// gets there (issue 17, item 13: the mode was set by path).
+func TestStateFileSaveSetsModeOnTheFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "someone-elses")
+	if err := os.WriteFile(victim, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := StateFile{Path: filepath.Join(dir, "state.json"), hooks: &saveHooks{written: func(tmp string) {
+		// Another process swaps the temporary name for a link.
+		if err := os.Remove(tmp); err != nil {
+			t.Error(err)
+		}
+		if err := os.Symlink(victim, tmp); err != nil {
+			t.Error(err)
+		}
+	}}}
+	_ = f.Save(State{Admin: haproxy.AdminDrain})
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("mode of the file the temporary name was swapped for = %v, want it untouched at %v", got, os.FileMode(0o600))
+	}
+}

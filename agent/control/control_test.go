@@ -334,3 +334,26 @@ func TestServerBacksOffOnAcceptErrors(t *testing.T) {
 	cancel()
 	testutil.Recv(t, done, waitLimit, "Run to return after cancel")
 }
+
+// TestListenRefusesSymlinkedLock checks that a symbolic link planted at
+// the lock file's path is refused, not followed: in a sticky
+// world-writable directory another user's link made root create, and
+// flock, a file of that user's choosing (issue 17, item 13).
+func TestListenRefusesSymlinkedLock(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	victim := filepath.Join(filepath.Dir(path), "chosen-by-someone-else")
+	if err := os.Symlink(victim, path+".lock"); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err == nil {
+		srv.Close()
+		t.Error("Listen with a symbolic link at the lock's path = nil, want an error")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Listen with a symbolic link at the lock's path = %q, want it to say so", err)
+	}
+	if _, err := os.Lstat(victim); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was created (%v)", err)
+	}
+}

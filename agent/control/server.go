@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/internal/lockfile"
 	"github.com/hafeed/hafeed/internal/netaccept"
 )
 
@@ -47,16 +47,12 @@ func Listen(path string, handler Handler, log zerolog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating control socket directory: %w", err)
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening control socket lock: %w", err)
+	lock, err := lockfile.Acquire(path + ".lock")
+	if errors.Is(err, lockfile.ErrLocked) {
+		return nil, fmt.Errorf("%w on control socket %s (stop it first, or give this one another --control-socket)", ErrAlreadyRunning, path)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w on control socket %s (stop it first, or give this one another --control-socket)", ErrAlreadyRunning, path)
-		}
-		return nil, fmt.Errorf("locking control socket: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	// We hold the lock, so a socket file left here belongs to a dead agent.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

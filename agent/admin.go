@@ -67,8 +67,27 @@ func (s *adminState) update(state State) {
 	s.state = state
 }
 
-func (a *Agent) loadState(path string) error {
-	state, err := StateFile{Path: path}.Load()
+// loadState reads the state file into the admin state. It gives up when
+// ctx ends, so that a stop during start-up is not held up by a read that
+// hangs (a dead NFS mount); the read itself is left to end with the
+// process.
+func (a *Agent) loadState(ctx context.Context, path string) error {
+	type loaded struct {
+		state State
+		err   error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		state, err := a.stateFileAt(path).Load()
+		done <- loaded{state, err}
+	}()
+	var l loaded
+	select {
+	case l = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stopped during start-up while reading state file %s, which had not answered (a hung mount?)", path)
+	}
+	state, err := l.state, l.err
 	var stateErr string
 	switch {
 	case errors.Is(err, ErrCorruptState):
@@ -77,6 +96,8 @@ func (a *Agent) loadState(path string) error {
 		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
 		stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
 		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
+	case errors.Is(err, errStateNotRegular):
+		return err
 	case err != nil:
 		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
 	case state.Since.IsZero():
@@ -314,7 +335,9 @@ func trimNewline(s string) string {
 	return s
 }
 
-func (a *Agent) stateFile() StateFile { return StateFile{Path: a.conf().StateFile} }
+func (a *Agent) stateFile() StateFile { return a.stateFileAt(a.conf().StateFile) }
+
+func (a *Agent) stateFileAt(path string) StateFile { return StateFile{Path: path, hooks: a.stateHooks} }
 
 // statusLine is the one-line status systemctl shows.
 func (a *Agent) statusLine() string {

@@ -74,16 +74,17 @@ type Options struct {
 //
 // TestLockOrder runs every path at once under -race.
 type Agent struct {
-	// Set once by New.
-	opts     Options
-	log      zerolog.Logger
-	replies  *replyBook
-	admin    *adminState
-	settings *settings
-	rt       runtimeBox
-	tally    *shed.Tally
-	shedder  *shed.Runner
-	rebal    *rebalance.Rebalancer
+	// Set once by New (stateHooks by tests, before Serve).
+	opts       Options
+	stateHooks *fileHooks
+	log        zerolog.Logger
+	replies    *replyBook
+	admin      *adminState
+	settings   *settings
+	rt         runtimeBox
+	tally      *shed.Tally
+	shedder    *shed.Runner
+	rebal      *rebalance.Rebalancer
 	// sample is the last sample; baseline the load model's measured
 	// baseline for the persister.
 	sample   atomic.Pointer[sampler.Sample]
@@ -180,7 +181,7 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		hangups = hup
 	}
 	cfg := a.conf()
-	if err := a.loadState(cfg.StateFile); err != nil {
+	if err := a.loadState(ctx, cfg.StateFile); err != nil {
 		return err
 	}
 	var undo []func()

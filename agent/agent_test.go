@@ -777,3 +777,56 @@ func TestAgentKeepsBaselineAcrossRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAgentStartCancelledWhileReadingState checks that a stop during
+// start-up ends Serve even while the state file's read hangs, as on a hung
+// NFS mount: `hafeed run` ignored SIGTERM for 10 minutes (issue 17, item
+// 12).
+func TestAgentStartCancelledWhileReadingState(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	reading, hang := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	a := New(Options{Config: cfg})
+	a.stateHooks = &fileHooks{reading: func() {
+		close(reading)
+		<-hang
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	testutil.Recv(t, reading, waitLimit, "the agent to start reading its state file")
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), cfg.StateFile) {
+			t.Errorf("Serve() stopped while reading the state file = %v, want an error naming %s", err, cfg.StateFile)
+		}
+	case <-time.After(2 * time.Second):
+		close(hang)
+		hang = make(chan struct{})
+		testutil.Recv(t, done, waitLimit, "Serve to end once the read returns")
+		t.Fatal("Serve() still starting 2s after its context was cancelled")
+	}
+}
+
+// TestAgentRefusesFIFOStateFile checks that `hafeed run` with a FIFO at
+// the state file's path refuses to start at once, saying why (issue 17,
+// item 12: it hung until a writer came).
+func TestAgentRefusesFIFOStateFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	if err := syscall.Mkfifo(cfg.StateFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := New(Options{Config: cfg}).Serve(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Serve() with a FIFO state file = %v, want an error saying it is not a regular file", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Serve() took %v to refuse a FIFO state file", took)
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hafeed/hafeed/agent/policy"
@@ -51,26 +53,38 @@ var ErrCorruptState = errors.New("state file is corrupt")
 // new one, never half of one, even across a crash.
 type StateFile struct {
 	Path string
-	// hooks, in tests, act between the steps of a save as another
-	// process or a failing disk would; nil otherwise.
-	hooks *saveHooks
+	// hooks, in tests, act between the steps of a load or a save as
+	// another process or a failing disk would; nil otherwise.
+	hooks *fileHooks
 }
 
-// saveHooks are the points in Save where a test may act.
-type saveHooks struct {
+// fileHooks are the points in Load and Save where a test may act.
+type fileHooks struct {
+	// reading runs as Load starts, and may hang as a dead mount does.
+	reading func()
 	// written runs once the temporary file at tmp is written and synced.
 	written func(tmp string)
 }
 
+// maxStateBytes bounds the state file: the agent writes a few hundred
+// bytes, and anything much larger is not its file.
+const maxStateBytes = 1 << 20
+
+// errStateNotRegular marks something other than a regular file at the
+// state file's path.
+var errStateNotRegular = errors.New("not a regular file")
+
 // Load reads the state. A missing file is the ready state; one that cannot
-// be parsed returns an error wrapping ErrCorruptState.
+// be parsed, or larger than maxStateBytes, returns an error wrapping
+// ErrCorruptState. Anything but a regular file (a FIFO, a device, a
+// directory) is refused without reading it: it could block forever.
 func (f StateFile) Load() (State, error) {
-	data, err := os.ReadFile(f.Path)
+	data, err := f.read()
 	if errors.Is(err, os.ErrNotExist) {
 		return State{Admin: haproxy.AdminReady}, nil
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("reading state file %s: %w", f.Path, err)
+		return State{}, err
 	}
 	var sj stateJSON
 	if err := json.Unmarshal(data, &sj); err != nil {
@@ -87,6 +101,38 @@ func (f StateFile) Load() (State, error) {
 		st.Baseline = &policy.LoadModel{Baseline: b.Baseline, Measured: b.Measured}
 	}
 	return st, nil
+}
+
+// read reads the whole file, refusing anything but a regular file of at
+// most maxStateBytes.
+func (f StateFile) read() ([]byte, error) {
+	if f.hooks != nil && f.hooks.reading != nil {
+		f.hooks.reading()
+	}
+	// O_NONBLOCK: opening a FIFO with no writer waits for one otherwise.
+	file, err := os.OpenFile(f.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("state file %s is %w (%v): remove it, or point state_file (--state-file) at a regular file", f.Path, errStateNotRegular, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxStateBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	if len(data) > maxStateBytes {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorruptState, f.Path, maxStateBytes)
+	}
+	return data, nil
 }
 
 // Save writes the state to a temporary file, syncs it, renames it over the

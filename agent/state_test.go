@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,7 +208,7 @@ func TestStateFileSaveSetsModeOnTheFile(t *testing.T) {
 	if err := os.WriteFile(victim, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := StateFile{Path: filepath.Join(dir, "state.json"), hooks: &saveHooks{written: func(tmp string) {
+	f := StateFile{Path: filepath.Join(dir, "state.json"), hooks: &fileHooks{written: func(tmp string) {
 		// Another process swaps the temporary name for a link.
 		if err := os.Remove(tmp); err != nil {
 			t.Error(err)
@@ -222,5 +224,53 @@ func TestStateFileSaveSetsModeOnTheFile(t *testing.T) {
 	}
 	if got := fi.Mode().Perm(); got != 0o600 {
 		t.Errorf("mode of the file the temporary name was swapped for = %v, want it untouched at %v", got, os.FileMode(0o600))
+	}
+}
+
+// TestStateFileLoadRefusesFIFO checks that a FIFO at the state file's
+// path is refused at once instead of read: it hung `hafeed run`, deaf to
+// SIGTERM, until a writer came (issue 17, item 12).
+func TestStateFileLoadRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  State
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := StateFile{Path: path}.Load()
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil || errors.Is(r.err, ErrCorruptState) || !strings.Contains(r.err.Error(), "not a regular file") {
+			t.Errorf("Load() of a FIFO = %+v, %v; want an error saying it is not a regular file", r.st, r.err)
+		}
+	case <-time.After(2 * time.Second):
+		// Let the reader go: a writer that closes at once ends its read.
+		if w, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatal("Load() of a FIFO still reading after 2s, want a prompt refusal")
+	}
+}
+
+// TestStateFileLoadBounded checks that a state file far larger than any
+// the agent writes is not read whole: it is corrupt, and served as drain.
+func TestStateFileLoadBounded(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	// Valid JSON, padded to twice the bound.
+	data := `{"version": 1, "admin": "ready"` + strings.Repeat(" ", 2*maxStateBytes) + "}"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (StateFile{Path: path}).Load(); !errors.Is(err, ErrCorruptState) {
+		t.Errorf("Load() of a %d-byte file = %+v, %v; want ErrCorruptState", len(data), got, err)
 	}
 }

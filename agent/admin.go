@@ -162,7 +162,10 @@ func (a *Agent) persistBaseline(now time.Time) {
 	cur.Baseline = m
 	if err := a.stateFile().Save(cur); err != nil {
 		a.log.Warn().Err(err).Msg("recording the measured baseline")
-		return
+		// Not synced but in place: memory follows the file.
+		if !errors.Is(err, ErrNotDurable) {
+			return
+		}
 	}
 	a.baselineSaved = now
 	a.admin.update(cur)
@@ -179,7 +182,10 @@ func (a *Agent) persistAnnounced() {
 	if err := a.stateFile().Save(cur); err != nil {
 		// Harmless: a restart would announce "ready" once more.
 		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
-		return
+		// Not synced but in place: memory follows the file.
+		if !errors.Is(err, ErrNotDurable) {
+			return
+		}
 	}
 	a.admin.update(cur)
 	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
@@ -215,7 +221,14 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	if next.ReadyPending {
 		next.Peers = a.replies.RecentPeers()
 	}
-	if err := a.stateFile().Save(next); err != nil {
+	var warnings []string
+	if err := a.stateFile().Save(next); errors.Is(err, ErrNotDurable) {
+		// The new file is in place and a restart reads it, so the agent
+		// serves it too, as asked, and says what is at risk. Putting the
+		// old file back would be another write that can fail the same way.
+		warnings = append(warnings, fmt.Sprintf("%v (a power loss may bring back %s; check the disk, then run `hafeed %s` again)", err, cur.Admin, admin))
+		a.log.Warn().Err(err).Str("state_file", a.conf().StateFile).Msg("admin state saved but not synced to disk")
+	} else if err != nil {
 		return control.Status{}, fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
 	}
 	// The reply changes with the state, under admin.mu: a status read at
@@ -226,7 +239,6 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	a.replies.SetAdmin(admin, next.ReadyPending)
 	a.admin.mu.Unlock()
 	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
-	var warnings []string
 	set := a.rt.set()
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && (set == nil || len(set.Endpoints()) == 0) {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")

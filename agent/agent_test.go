@@ -73,10 +73,11 @@ func startAgent(t *testing.T, cfg config.Config) *Agent {
 	return startAgentWith(t, Options{Config: cfg})
 }
 
-// startAgentWith is startAgent with more options than the configuration.
-func startAgentWith(t *testing.T, opts Options) *Agent {
+// startAgentWith is startAgent with more options than the configuration,
+// and prepare's changes to the agent before it starts.
+func startAgentWith(t *testing.T, opts Options, prepare ...func(*Agent)) *Agent {
 	t.Helper()
-	a, stop := runAgentWith(t, opts)
+	a, stop := runAgentWith(t, opts, prepare...)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("Serve() = %v after cancel, want nil", err)
@@ -93,12 +94,16 @@ func runAgent(t *testing.T, cfg config.Config) (stop func() error) {
 	return stop
 }
 
-// runAgentWith is runAgent with more options, returning the agent too.
-func runAgentWith(t *testing.T, opts Options) (a *Agent, stop func() error) {
+// runAgentWith is runAgent with more options and prepare's changes to the
+// agent, returning the agent too.
+func runAgentWith(t *testing.T, opts Options, prepare ...func(*Agent)) (a *Agent, stop func() error) {
 	t.Helper()
 	ready := make(chan struct{})
 	opts.Version, opts.Ready = "test", func() { close(ready) }
 	a = New(opts)
+	for _, f := range prepare {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()

@@ -49,6 +49,11 @@ type baselineJSON struct {
 // ErrCorruptState marks a state file that exists but cannot be used.
 var ErrCorruptState = errors.New("state file is corrupt")
 
+// ErrNotDurable marks a save that replaced the state file, so that the
+// agent and a restart read the new state, but could not sync its
+// directory: a power loss may still bring back the old one.
+var ErrNotDurable = errors.New("the state file was replaced, but syncing its directory failed")
+
 // StateFile persists State atomically: a reader sees the old file or the
 // new one, never half of one, even across a crash.
 type StateFile struct {
@@ -64,6 +69,9 @@ type fileHooks struct {
 	reading func()
 	// written runs once the temporary file at tmp is written and synced.
 	written func(tmp string)
+	// syncDir, when set, syncs the directory after the rename in place of
+	// fsync, and may fail as a disk does.
+	syncDir func(dir *os.File) error
 }
 
 // maxStateBytes bounds the state file: the agent writes a few hundred
@@ -136,7 +144,10 @@ func (f StateFile) read() ([]byte, error) {
 }
 
 // Save writes the state to a temporary file, syncs it, renames it over the
-// old one and syncs the directory.
+// old one and syncs the directory. An error wrapping ErrNotDurable means
+// the new state is in place; any other error, that the old one still is (a
+// rename that reports failure is taken as not done, as on a local file
+// system).
 func (f StateFile) Save(s State) error {
 	sj := stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers}
 	if b := s.Baseline; b != nil {
@@ -180,11 +191,15 @@ func (f StateFile) Save(s State) error {
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
+	sync := (*os.File).Sync
+	if f.hooks != nil && f.hooks.syncDir != nil {
+		sync = f.hooks.syncDir
+	}
+	if err := sync(d); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	return nil
 }

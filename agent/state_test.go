@@ -274,3 +274,37 @@ func TestStateFileLoadBounded(t *testing.T) {
 		t.Errorf("Load() of a %d-byte file = %+v, %v; want ErrCorruptState", len(data), got, err)
 	}
 }
+
+// TestStateFileSaveSaysWhetherItReplaced checks that an error from Save
+// says whether the new state is in place: after the rename it is, and the
+// error wraps ErrNotDurable; before it, the old state is.
+func TestStateFileSaveSaysWhetherItReplaced(t *testing.T) {
+	t.Parallel()
+	eio := &os.PathError{Op: "fsync", Path: "dir", Err: syscall.EIO}
+	tests := []struct {
+		name  string
+		hooks *fileHooks
+		want  haproxy.Admin
+	}{
+		{name: "directory sync fails", hooks: &fileHooks{syncDir: func(*os.File) error { return eio }}, want: haproxy.AdminDrain},
+		{name: "rename fails", hooks: &fileHooks{written: func(tmp string) { os.Remove(tmp) }}, want: haproxy.AdminReady},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
+			if err := f.Save(State{Admin: haproxy.AdminReady}); err != nil {
+				t.Fatal(err)
+			}
+			f.hooks = tt.hooks
+			err := f.Save(State{Admin: haproxy.AdminDrain})
+			got, loadErr := f.Load()
+			if loadErr != nil {
+				t.Fatal(loadErr)
+			}
+			if err == nil || got.Admin != tt.want || errors.Is(err, ErrNotDurable) != (tt.want == haproxy.AdminDrain) {
+				t.Errorf("Save(drain) = %v, file holds %s; want an error wrapping ErrNotDurable exactly when the file holds drain (want %s)", err, got.Admin, tt.want)
+			}
+		})
+	}
+}

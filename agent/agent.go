@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -181,6 +182,10 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		hangups = hup
 	}
 	cfg := a.conf()
+	// Here rather than at the first drain, mid-deploy.
+	if err := a.stateFileAt(cfg.StateFile).CheckWritable(); err != nil {
+		return fmt.Errorf("state directory %s is not writable: %w (a drain could not be saved: make it writable by the agent's user, as the packaged unit's StateDirectory= does for /var/lib/hafeed and ReadWritePaths= in a drop-in does elsewhere, or point state_file / --state-file at a writable directory)", filepath.Dir(cfg.StateFile), err)
+	}
 	if err := a.loadState(ctx, cfg.StateFile); err != nil {
 		return err
 	}

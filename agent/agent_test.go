@@ -835,3 +835,31 @@ func TestAgentRefusesFIFOStateFile(t *testing.T) {
 		t.Errorf("Serve() took %v to refuse a FIFO state file", took)
 	}
 }
+
+// TestAgentRefusesUnwritableStateDirectory checks that a state directory
+// the agent cannot write to stops `hafeed run` at start-up, saying what to
+// do, instead of failing the first drain mid-deploy (issue 17: "mkdir
+// /var/lib/hafeed: permission denied" at the first drain).
+func TestAgentRefusesUnwritableStateDirectory(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	// A directory in which nobody, root included, can create a file.
+	cfg.StateFile = "/proc/self/hafeed-state.json"
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- New(Options{Config: cfg, Ready: func() { close(ready) }}).Serve(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "state directory /proc/self") || !strings.Contains(err.Error(), "--state-file") {
+			t.Errorf("Serve() with an unwritable state directory = %v, want an error naming it and the fix", err)
+		}
+	case <-ready:
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Serve to return after cancel")
+		t.Error("the agent started with a state directory it cannot write to")
+	case <-time.After(waitLimit):
+		t.Fatal("Serve() neither started nor failed")
+	}
+}

@@ -143,6 +143,21 @@ func (f StateFile) read() ([]byte, error) {
 	return data, nil
 }
 
+// CheckWritable makes sure that Save can replace the file: it creates the
+// directory if needed, and a temporary file in it, removed again.
+func (f StateFile) CheckWritable() error {
+	dir := filepath.Dir(f.Path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	return os.Remove(tmp.Name())
+}
+
 // Save writes the state to a temporary file, syncs it, renames it over the
 // old one and syncs the directory. An error wrapping ErrNotDurable means
 // the new state is in place; any other error, that the old one still is (a

@@ -28,6 +28,7 @@ import (
 	"github.com/hafeed/hafeed/agent/sampler"
 	"github.com/hafeed/hafeed/agent/shed"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/lockfile"
 )
 
 // Options wires an Agent.
@@ -186,6 +187,16 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 	if err := a.stateFileAt(cfg.StateFile).CheckWritable(); err != nil {
 		return fmt.Errorf("state directory %s is not writable: %w (a drain could not be saved: make it writable by the agent's user, as the packaged unit's StateDirectory= does for /var/lib/hafeed and ReadWritePaths= in a drop-in does elsewhere, or point state_file / --state-file at a writable directory)", filepath.Dir(cfg.StateFile), err)
 	}
+	// Two agents on one state file would each overwrite the other's
+	// drain; the lock is held until Serve returns.
+	lock, err := a.stateFileAt(cfg.StateFile).Lock()
+	if errors.Is(err, lockfile.ErrLocked) {
+		return fmt.Errorf("%w with state file %s (stop it first, or give this one another state_file / --state-file)", control.ErrAlreadyRunning, cfg.StateFile)
+	}
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	defer lock.Close()
 	if err := a.loadState(ctx, cfg.StateFile); err != nil {
 		return err
 	}

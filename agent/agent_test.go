@@ -863,3 +863,39 @@ func TestAgentRefusesUnwritableStateDirectory(t *testing.T) {
 		t.Fatal("Serve() neither started nor failed")
 	}
 }
+
+// TestAgentSecondAgentOnSameStateFile checks that a second agent with its
+// own control socket but the first one's state file refuses to start
+// (issue 17, item 8: the two shared the file, and a drain was lost on
+// restart).
+func TestAgentSecondAgentOnSameStateFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, control.CommandDrain)
+
+	second := cfg
+	second.ControlSocket = filepath.Join(filepath.Dir(cfg.ControlSocket), "second.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- New(Options{Config: second, Ready: func() { close(ready) }}).Serve(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), cfg.StateFile) || !strings.Contains(err.Error(), "another hafeed agent") {
+			t.Errorf("second Serve() = %v, want an error saying another agent uses %s", err, cfg.StateFile)
+		}
+	case <-ready:
+		call(t, second.ControlSocket, control.CommandReady)
+		cancel()
+		testutil.Recv(t, done, waitLimit, "the second agent to stop")
+		t.Errorf("a second agent started on the first one's state file, and its ready left the file at %s while the first serves drain",
+			loadState(t, cfg.StateFile).Admin)
+	case <-time.After(waitLimit):
+		t.Fatal("second Serve() neither started nor failed")
+	}
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "drain" || loadState(t, cfg.StateFile).Admin != haproxy.AdminDrain {
+		t.Errorf("first agent's admin = %q, state file %s; want drain on both", st.Admin, loadState(t, cfg.StateFile).Admin)
+	}
+}

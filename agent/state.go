@@ -13,6 +13,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/lockfile"
 )
 
 // State is the admin state hafeed keeps across restarts.
@@ -141,6 +142,13 @@ func (f StateFile) read() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorruptState, f.Path, maxStateBytes)
 	}
 	return data, nil
+}
+
+// Lock takes the lock that keeps a second agent off this state file: an
+// flock on the file's path plus ".lock", held until the returned file is
+// closed. It wraps lockfile.ErrLocked when another process holds it.
+func (f StateFile) Lock() (*os.File, error) {
+	return lockfile.Acquire(f.Path + ".lock")
 }
 
 // CheckWritable makes sure that Save can replace the file: it creates the

@@ -94,10 +94,13 @@ type Agent struct {
 	// persistWake asks the persister to write what changed.
 	persistWake chan struct{}
 
-	// Set by Serve before any task starts; read-only after.
-	started   time.Time
-	agentPort uint16
-	listen    string
+	// Set by Serve before any task starts; read-only after. ownPorts are
+	// the agent's own TCP listeners (agent-check, metrics): with
+	// sources.ports empty every other listening port is counted, these
+	// never are.
+	started  time.Time
+	ownPorts []uint16
+	listen   string
 
 	// Owned by the sampling loop.
 	peersCapped bool
@@ -142,7 +145,7 @@ func New(opts Options) *Agent {
 		Keep:   func() bool { return a.admin.current().Admin == haproxy.AdminDrain },
 		Counter: func() func(context.Context) int {
 			src := a.conf().Sources
-			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.agentPort).Count
+			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.ownPorts...).Count
 		},
 		Log: opts.Log,
 	})
@@ -235,9 +238,12 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		MaxLinger: cfg.AgentCheck.MaxConns,
 		Allow:     allow,
 	}, a.opts.Log)
-	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
+	a.ownPorts = []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}
+	if metricsSrv != nil {
+		a.ownPorts = append(a.ownPorts, uint16(metricsSrv.ln.Addr().(*net.TCPAddr).Port))
+	}
 	a.listen = ln.Addr().String()
-	smp := sampler.New(cfg.Sources, a.agentPort)
+	smp := sampler.New(cfg.Sources, a.ownPorts...)
 	smp.SetBaseline(a.admin.current().Baseline)
 	rs, err := a.newRuntime(cfg)
 	if err != nil {
@@ -444,7 +450,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, smp *sample
 			return false
 		}
 	}
-	smp.SetSources(next.Sources, a.agentPort)
+	smp.SetSources(next.Sources, a.ownPorts...)
 	allow, _ := config.ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)

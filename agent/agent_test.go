@@ -899,3 +899,47 @@ func TestAgentSecondAgentOnSameStateFile(t *testing.T) {
 		t.Errorf("first agent's admin = %q, state file %s; want drain on both", st.Admin, loadState(t, cfg.StateFile).Admin)
 	}
 }
+
+// TestAgentCountsNeitherOfItsOwnPorts checks that with sources.ports
+// empty the agent counts neither its agent-check port nor its metrics
+// port: a Prometheus scraping more often than the idle timeout kept a
+// connection to the metrics port open, and `drain --wait` from ever
+// reaching zero (issue 17, item 7).
+func TestAgentCountsNeitherOfItsOwnPorts(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Sources.Ports = nil
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(unusedPort(t))))
+	cfg.Metrics.Listen = metricsAddr
+	startAgent(t, cfg)
+	// A scraper's keep-alive connection, and a listener that does count.
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
+	scraper, err := net.DialTimeout("tcp", metricsAddr, waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scraper.Close()
+
+	_, agentPort, _ := net.SplitHostPort(st.AgentListen)
+	_, metricsPort, _ := net.SplitHostPort(metricsAddr)
+	appPort := strconv.Itoa(app.Addr().(*net.TCPAddr).Port)
+	testutil.Poll(t, waitLimit, "a sample that counts the application's port", func() error {
+		s := call(t, cfg.ControlSocket, control.CommandStatus).Sample
+		var counted []string
+		for _, p := range s.Ports {
+			counted = append(counted, strconv.Itoa(int(p)))
+		}
+		if !slices.Contains(counted, appPort) {
+			return fmt.Errorf("ports %v do not include the application's %s yet", counted, appPort)
+		}
+		if slices.Contains(counted, agentPort) || slices.Contains(counted, metricsPort) {
+			t.Fatalf("counted ports %v include the agent's own agent-check port %s or metrics port %s", counted, agentPort, metricsPort)
+		}
+		return nil
+	})
+}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,12 +212,9 @@ func TestServerStopsPromptlyWithIdleClients(t *testing.T) {
 		}
 		defer conn.Close()
 	}
-	testutil.Poll(t, waitLimit, "the idle clients to take every slot", func() error {
-		resp, err := send(path, Request{Command: CommandStatus})
-		if resp == nil || !resp.Busy {
-			return fmt.Errorf("request = %+v, %v; want busy", resp, err)
-		}
-		return nil
+	// They wait to be read, no longer in the slots requests take.
+	testutil.Until(t, waitLimit, "the server to wait for every idle client's request", func() bool {
+		return srv.readers.count() == 40
 	})
 	start := time.Now()
 	cancel()
@@ -355,5 +352,114 @@ func TestListenRefusesSymlinkedLock(t *testing.T) {
 	}
 	if _, err := os.Lstat(victim); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the link's target was created (%v)", err)
+	}
+}
+
+// idleClients keeps n connections open that never send a request, each
+// opened again as soon as the server closes it, until the test ends.
+func idleClients(t *testing.T, path string, n int) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			buf := make([]byte, 512)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				conn, err := net.Dial("unix", path)
+				if err != nil {
+					continue
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
+				for {
+					if _, err := conn.Read(buf); err != nil {
+						break
+					}
+				}
+				conn.Close()
+			}
+		})
+	}
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+	})
+}
+
+// TestServerIdleClientsDoNotLockOperatorsOut checks that clients that
+// connect and send nothing, opened again as soon as they are closed, do
+// not keep an operator's request out (issue 17, item 15: 16 of them locked
+// every operator out for the CLI's whole deadline).
+func TestServerIdleClientsDoNotLockOperatorsOut(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{maxControlClients, 2 * maxPendingReads} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			path, stop := serve(t, echo{})
+			defer stop()
+			idleClients(t, path, n)
+			for range 3 {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				resp, err := Call(ctx, path, Request{Command: CommandDrain})
+				cancel()
+				if err != nil || !resp.OK {
+					t.Fatalf("Call(drain) beside %d idle clients = %+v, %v; want an answer", n, resp, err)
+				}
+			}
+		})
+	}
+}
+
+// TestServerIdleClientMakesWayForANewOne checks that with every reader
+// taken by clients idle for longer than idleGrace, a new connection that
+// has yet to send its request takes the oldest one's place, and that the
+// one evicted is told busy, which Call retries.
+func TestServerIdleClientMakesWayForANewOne(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+	}()
+	var idle []net.Conn
+	for range maxPendingReads {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		idle = append(idle, conn)
+	}
+	testutil.Until(t, waitLimit, "every idle client to wait for its request", func() bool { return srv.readers.count() == maxPendingReads })
+	idleSince := time.Now()
+	testutil.Until(t, waitLimit, "the idle clients to pass idleGrace", func() bool { return time.Since(idleSince) > idleGrace })
+
+	late, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	_ = idle[0].SetReadDeadline(time.Now().Add(waitLimit))
+	var evicted Response
+	if err := json.NewDecoder(idle[0]).Decode(&evicted); err != nil || !evicted.Busy {
+		t.Fatalf("reply to the oldest idle client = %+v, %v; want busy", evicted, err)
+	}
+	_ = late.SetDeadline(time.Now().Add(waitLimit))
+	if err := json.NewEncoder(late).Encode(Request{Command: CommandDrain}); err != nil {
+		t.Fatal(err)
+	}
+	var resp Response
+	if err := json.NewDecoder(late).Decode(&resp); err != nil || !resp.OK {
+		t.Errorf("reply to the client that came after every reader was taken = %+v, %v; want an answer", resp, err)
 	}
 }

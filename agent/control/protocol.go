@@ -56,7 +56,12 @@ const (
 	// building the status may wait for a runtime endpoint's lock.
 	replyAllowance    = 0.3
 	maxReplyAllowance = 3 * time.Second
+	// maxControlClients bounds the requests answered at once.
 	maxControlClients = 16
+	// maxPendingReads bounds the connections whose request is being read;
+	// past it, one idle for idleGrace makes way for a new one.
+	maxPendingReads = 64
+	idleGrace       = 100 * time.Millisecond
 )
 
 // ErrAgentUnreachable means no agent answers on the control socket.

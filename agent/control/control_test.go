@@ -463,3 +463,64 @@ func TestServerIdleClientMakesWayForANewOne(t *testing.T) {
 		t.Errorf("reply to the client that came after every reader was taken = %+v, %v; want an answer", resp, err)
 	}
 }
+
+// deadlines hands each request's deadline, as the handler sees it, to a
+// channel.
+type deadlines chan time.Time
+
+func (d deadlines) Handle(ctx context.Context, req Request) Response {
+	dl, _ := ctx.Deadline()
+	d <- dl
+	return Response{OK: true, Status: &Status{Admin: req.Command}}
+}
+
+// TestServerDeadlineIsRelative checks that a request's time limit is taken
+// as a duration on the agent's clock, so that the wall clock of either
+// side, stepped back or ahead, does not lengthen it; and that a request
+// from an older client, with only its wall-clock deadline, is still
+// bounded by it (issue 17, "Clock").
+func TestServerDeadlineIsRelative(t *testing.T) {
+	t.Parallel()
+	d := make(deadlines, 1)
+	path, stop := serve(t, d)
+	defer stop()
+	// A client whose clock is an hour ahead of the agent's.
+	ahead := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	tests := []struct {
+		name, line string
+		want       time.Duration
+	}{
+		{"relative", `{"command":"drain","deadline":"` + ahead + `","within_ns":300000000}`, 300 * time.Millisecond},
+		{"wall clock only", `{"command":"drain","deadline":"` + time.Now().Add(400*time.Millisecond).UTC().Format(time.RFC3339Nano) + `"}`, 400 * time.Millisecond},
+		{"neither", `{"command":"drain"}`, DefaultDeadline},
+	}
+	for _, tt := range tests {
+		sent := time.Now()
+		resp, err := sendLine(path, tt.line)
+		if err != nil || !resp.OK {
+			t.Fatalf("%s: reply %+v, %v", tt.name, resp, err)
+		}
+		got := testutil.Recv(t, d, waitLimit, "the handler's deadline").Sub(sent)
+		if got > tt.want+50*time.Millisecond || got < tt.want-250*time.Millisecond {
+			t.Errorf("%s: the handler's deadline is %v after sending, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// sendLine sends one raw request line and reads the reply.
+func sendLine(path, line string) (*Response, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := conn.Write([]byte(line + "\n")); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

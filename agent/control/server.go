@@ -206,6 +206,7 @@ func (s *Server) serve(ctx context.Context, conn net.Conn, r *reader, slots chan
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 	req, resp, ok := s.read(conn)
+	received := time.Now()
 	evicted := r != nil && s.readers.remove(r)
 	switch {
 	case !ok && evicted:
@@ -213,7 +214,7 @@ func (s *Server) serve(ctx context.Context, conn net.Conn, r *reader, slots chan
 	case ok:
 		select {
 		case slots <- struct{}{}:
-			resp = s.handle(ctx, conn, req)
+			resp = s.handle(ctx, conn, req, received)
 			<-slots
 		default:
 			resp = busyResponse(fmt.Sprintf("%d control requests are being answered", maxControlClients))
@@ -289,12 +290,17 @@ func (s *Server) read(conn net.Conn) (Request, Response, bool) {
 	return req, Response{}, true
 }
 
-// handle runs a request under its deadline, unless the caller has
-// already given up on it.
-func (s *Server) handle(ctx context.Context, conn net.Conn, req Request) Response {
-	deadline := req.Deadline
-	if deadline.IsZero() {
-		deadline = time.Now().Add(DefaultDeadline)
+// handle runs a request received at received under its deadline, unless
+// the caller has already given up on it.
+func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, received time.Time) Response {
+	var deadline time.Time
+	switch {
+	case req.Within != 0:
+		deadline = received.Add(req.Within)
+	case !req.Deadline.IsZero():
+		deadline = req.Deadline // an older client's, on the wall clock
+	default:
+		deadline = received.Add(DefaultDeadline)
 	}
 	if !time.Now().Before(deadline) {
 		return Response{Error: "the request's deadline passed before the agent could start it; nothing was changed"}

@@ -31,6 +31,10 @@ type adminState struct {
 	state    State
 	stateErr string
 	desired  runtime.Desired
+	// enteredAt is when a `hafeed ready` this agent applied put the host
+	// in service, on the monotonic clock; zero otherwise. state.Since
+	// cannot tell: read back from the file it is a wall-clock time only.
+	enteredAt time.Time
 }
 
 func newAdminState() *adminState { return &adminState{lock: make(chan struct{}, 1)} }
@@ -235,6 +239,10 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	// any moment shows the two in agreement.
 	a.admin.mu.Lock()
 	a.admin.state, a.admin.stateErr = next, ""
+	a.admin.enteredAt = time.Time{}
+	if admin == haproxy.AdminReady {
+		a.admin.enteredAt = next.Since
+	}
 	a.admin.desired = runtime.Desired{Admin: admin, Gen: a.admin.desired.Gen + 1, Push: true}
 	a.replies.SetAdmin(admin, next.ReadyPending)
 	a.admin.mu.Unlock()

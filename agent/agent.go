@@ -546,9 +546,11 @@ func (a *Agent) backendWeight(ctx context.Context) float64 {
 // did since the agent started and less than the policy's settle time ago:
 // the rebalancer holds what such a host receives while it fills up.
 func (a *Agent) enteredService(now time.Time) time.Time {
-	st := a.admin.current()
-	if st.Since.After(a.started) && now.Sub(st.Since) < a.conf().Policy.SettleTime() {
-		return st.Since
+	a.admin.mu.Lock()
+	entered := a.admin.enteredAt
+	a.admin.mu.Unlock()
+	if !entered.IsZero() && now.Sub(entered) < a.conf().Policy.SettleTime() {
+		return entered
 	}
 	return time.Time{}
 }

@@ -943,3 +943,31 @@ func TestAgentCountsNeitherOfItsOwnPorts(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAgentEnteredServiceByItsOwnClock checks that the rebalancer holds a
+// host as just entering service only after a `hafeed ready` this agent
+// applied, timed on the monotonic clock: a state file stamped ahead of the
+// wall clock (written before a backward step, then a restart) made it
+// "entered since the agent started" for as long as the step (issue 17,
+// "Clock").
+func TestAgentEnteredServiceByItsOwnClock(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Policy.Smoothing = time.Minute // a settle time far longer than the test
+	ahead := time.Now().Add(time.Hour)
+	if err := (StateFile{Path: cfg.StateFile}).Save(State{Admin: haproxy.AdminReady, Since: ahead}); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, cfg)
+	if got := a.enteredService(time.Now()); !got.IsZero() {
+		t.Errorf("entered service at %v, from a state file stamped an hour ahead; want not since this start", got)
+	}
+	call(t, cfg.ControlSocket, control.CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandReady)
+	if got := a.enteredService(time.Now()); got.IsZero() {
+		t.Error("not entering service right after `hafeed ready`")
+	}
+	if got := a.enteredService(time.Now().Add(2 * cfg.Policy.SettleTime())); !got.IsZero() {
+		t.Errorf("still entering service (since %v) two settle times after `hafeed ready`", got)
+	}
+}

@@ -31,6 +31,10 @@ type adminState struct {
 	state    State
 	stateErr string
 	desired  runtime.Desired
+	// enteredAt is when a `hafeed ready` this agent applied put the host
+	// in service, on the monotonic clock; zero otherwise. state.Since
+	// cannot tell: read back from the file it is a wall-clock time only.
+	enteredAt time.Time
 }
 
 func newAdminState() *adminState { return &adminState{lock: make(chan struct{}, 1)} }
@@ -67,8 +71,27 @@ func (s *adminState) update(state State) {
 	s.state = state
 }
 
-func (a *Agent) loadState(path string) error {
-	state, err := StateFile{Path: path}.Load()
+// loadState reads the state file into the admin state. It gives up when
+// ctx ends, so that a stop during start-up is not held up by a read that
+// hangs (a dead NFS mount); the read itself is left to end with the
+// process.
+func (a *Agent) loadState(ctx context.Context, path string) error {
+	type loaded struct {
+		state State
+		err   error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		state, err := a.stateFileAt(path).Load()
+		done <- loaded{state, err}
+	}()
+	var l loaded
+	select {
+	case l = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stopped during start-up while reading state file %s, which had not answered (a hung mount?)", path)
+	}
+	state, err := l.state, l.err
 	var stateErr string
 	switch {
 	case errors.Is(err, ErrCorruptState):
@@ -77,6 +100,8 @@ func (a *Agent) loadState(path string) error {
 		state = State{Admin: haproxy.AdminDrain, Since: time.Now()}
 		stateErr = fmt.Sprintf("%v; serving drain until an operator decides: run `hafeed ready` or `hafeed drain` to rewrite it", err)
 		a.log.Error().Str("state_file", path).Err(err).Msg("state file cannot be parsed; serving drain until `hafeed ready` or `hafeed drain` rewrites it")
+	case errors.Is(err, errStateNotRegular):
+		return err
 	case err != nil:
 		return fmt.Errorf("%w (check the permissions of %s, or set --state-file)", err, path)
 	case state.Since.IsZero():
@@ -141,7 +166,10 @@ func (a *Agent) persistBaseline(now time.Time) {
 	cur.Baseline = m
 	if err := a.stateFile().Save(cur); err != nil {
 		a.log.Warn().Err(err).Msg("recording the measured baseline")
-		return
+		// Not synced but in place: memory follows the file.
+		if !errors.Is(err, ErrNotDurable) {
+			return
+		}
 	}
 	a.baselineSaved = now
 	a.admin.update(cur)
@@ -158,7 +186,10 @@ func (a *Agent) persistAnnounced() {
 	if err := a.stateFile().Save(cur); err != nil {
 		// Harmless: a restart would announce "ready" once more.
 		a.log.Warn().Err(err).Msg("recording the end of the ready announcement")
-		return
+		// Not synced but in place: memory follows the file.
+		if !errors.Is(err, ErrNotDurable) {
+			return
+		}
 	}
 	a.admin.update(cur)
 	a.log.Info().Msg("every polling HAProxy has heard ready; replying with the weight only")
@@ -194,18 +225,28 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	if next.ReadyPending {
 		next.Peers = a.replies.RecentPeers()
 	}
-	if err := a.stateFile().Save(next); err != nil {
+	var warnings []string
+	if err := a.stateFile().Save(next); errors.Is(err, ErrNotDurable) {
+		// The new file is in place and a restart reads it, so the agent
+		// serves it too, as asked, and says what is at risk. Putting the
+		// old file back would be another write that can fail the same way.
+		warnings = append(warnings, fmt.Sprintf("%v (a power loss may bring back %s; check the disk, then run `hafeed %s` again)", err, cur.Admin, admin))
+		a.log.Warn().Err(err).Str("state_file", a.conf().StateFile).Msg("admin state saved but not synced to disk")
+	} else if err != nil {
 		return control.Status{}, fmt.Errorf("persisting state, so it stays %s: %w", cur.Admin, err)
 	}
 	// The reply changes with the state, under admin.mu: a status read at
 	// any moment shows the two in agreement.
 	a.admin.mu.Lock()
 	a.admin.state, a.admin.stateErr = next, ""
+	a.admin.enteredAt = time.Time{}
+	if admin == haproxy.AdminReady {
+		a.admin.enteredAt = next.Since
+	}
 	a.admin.desired = runtime.Desired{Admin: admin, Gen: a.admin.desired.Gen + 1, Push: true}
 	a.replies.SetAdmin(admin, next.ReadyPending)
 	a.admin.mu.Unlock()
 	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
-	var warnings []string
 	set := a.rt.set()
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && (set == nil || len(set.Endpoints()) == 0) {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
@@ -314,7 +355,9 @@ func trimNewline(s string) string {
 	return s
 }
 
-func (a *Agent) stateFile() StateFile { return StateFile{Path: a.conf().StateFile} }
+func (a *Agent) stateFile() StateFile { return a.stateFileAt(a.conf().StateFile) }
+
+func (a *Agent) stateFileAt(path string) StateFile { return StateFile{Path: path, hooks: a.stateHooks} }
 
 // statusLine is the one-line status systemctl shows.
 func (a *Agent) statusLine() string {

@@ -3,15 +3,18 @@ package agent
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/runtime"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 // hangingRuntime is a runtime API socket that accepts and never answers,
@@ -115,5 +118,65 @@ func TestAgentAdminChangeAppliedOnlyWhenAnswered(t *testing.T) {
 	if state.Admin.String() != last.Admin || !state.Since.Equal(last.Since) {
 		t.Errorf("state after every call returned = %s since %v; want the last successful call's %s since %v (%d of 8 succeeded): a failed call took effect",
 			state.Admin, state.Since, last.Admin, last.Since, ok)
+	}
+}
+
+// TestAgentAdminChangeAgreesWithDisk checks that whatever step of the
+// save fails, the state the agent serves is the one the state file holds
+// (issue 17, item 2: with the directory's fsync refused after the rename,
+// drain answered "so it stays ready" while state.json said drain, and the
+// host came up drained after a restart).
+func TestAgentAdminChangeAgreesWithDisk(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		hooks func(t *testing.T) *fileHooks
+		// applied says whether the drain is on disk after the failure.
+		applied     bool
+		wantMessage string
+	}{
+		{
+			name: "directory sync fails after the rename",
+			hooks: func(*testing.T) *fileHooks {
+				return &fileHooks{syncDir: func(*os.File) error { return &os.PathError{Op: "fsync", Path: "dir", Err: syscall.EIO} }}
+			},
+			applied:     true,
+			wantMessage: "input/output error",
+		},
+		{
+			name: "the temporary file vanishes before the rename",
+			hooks: func(t *testing.T) *fileHooks {
+				return &fileHooks{written: func(tmp string) {
+					if err := os.Remove(tmp); err != nil {
+						t.Error(err)
+					}
+				}}
+			},
+			applied:     false,
+			wantMessage: "so it stays ready",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			startAgentWith(t, Options{Config: cfg}, func(a *Agent) { a.stateHooks = tt.hooks(t) })
+
+			resp, err := callErr(cfg.ControlSocket, control.CommandDrain)
+			disk := loadState(t, cfg.StateFile).Admin
+			st := call(t, cfg.ControlSocket, control.CommandStatus)
+			if st.Admin != disk.String() {
+				t.Errorf("after a drain whose save failed: the agent serves %s, the state file holds %s", st.Admin, disk)
+			}
+			if tt.applied != (disk == haproxy.AdminDrain) {
+				t.Errorf("state file holds %s; want the drain applied: %t", disk, tt.applied)
+			}
+			switch {
+			case tt.applied && (err != nil || !strings.Contains(resp.Status.Warning, tt.wantMessage)):
+				t.Errorf("drain saved but not synced = %+v, %v; want it applied with a warning saying %q", resp, err, tt.wantMessage)
+			case !tt.applied && (err == nil || !strings.Contains(err.Error(), tt.wantMessage)):
+				t.Errorf("drain not saved = %v; want an error saying %q", err, tt.wantMessage)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/hafeed/hafeed/agent/sampler"
 	"github.com/hafeed/hafeed/agent/shed"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/lockfile"
 )
 
 // Options wires an Agent.
@@ -74,16 +76,17 @@ type Options struct {
 //
 // TestLockOrder runs every path at once under -race.
 type Agent struct {
-	// Set once by New.
-	opts     Options
-	log      zerolog.Logger
-	replies  *replyBook
-	admin    *adminState
-	settings *settings
-	rt       runtimeBox
-	tally    *shed.Tally
-	shedder  *shed.Runner
-	rebal    *rebalance.Rebalancer
+	// Set once by New (stateHooks by tests, before Serve).
+	opts       Options
+	stateHooks *fileHooks
+	log        zerolog.Logger
+	replies    *replyBook
+	admin      *adminState
+	settings   *settings
+	rt         runtimeBox
+	tally      *shed.Tally
+	shedder    *shed.Runner
+	rebal      *rebalance.Rebalancer
 	// sample is the last sample; baseline the load model's measured
 	// baseline for the persister.
 	sample   atomic.Pointer[sampler.Sample]
@@ -91,10 +94,13 @@ type Agent struct {
 	// persistWake asks the persister to write what changed.
 	persistWake chan struct{}
 
-	// Set by Serve before any task starts; read-only after.
-	started   time.Time
-	agentPort uint16
-	listen    string
+	// Set by Serve before any task starts; read-only after. ownPorts are
+	// the agent's own TCP listeners (agent-check, metrics): with
+	// sources.ports empty every other listening port is counted, these
+	// never are.
+	started  time.Time
+	ownPorts []uint16
+	listen   string
 
 	// Owned by the sampling loop.
 	peersCapped bool
@@ -139,7 +145,7 @@ func New(opts Options) *Agent {
 		Keep:   func() bool { return a.admin.current().Admin == haproxy.AdminDrain },
 		Counter: func() func(context.Context) int {
 			src := a.conf().Sources
-			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.agentPort).Count
+			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.ownPorts...).Count
 		},
 		Log: opts.Log,
 	})
@@ -180,7 +186,21 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		hangups = hup
 	}
 	cfg := a.conf()
-	if err := a.loadState(cfg.StateFile); err != nil {
+	// Here rather than at the first drain, mid-deploy.
+	if err := a.stateFileAt(cfg.StateFile).CheckWritable(); err != nil {
+		return fmt.Errorf("state directory %s is not writable: %w (a drain could not be saved: make it writable by the agent's user, as the packaged unit's StateDirectory= does for /var/lib/hafeed and ReadWritePaths= in a drop-in does elsewhere, or point state_file / --state-file at a writable directory)", filepath.Dir(cfg.StateFile), err)
+	}
+	// Two agents on one state file would each overwrite the other's
+	// drain; the lock is held until Serve returns.
+	lock, err := a.stateFileAt(cfg.StateFile).Lock()
+	if errors.Is(err, lockfile.ErrLocked) {
+		return fmt.Errorf("%w with state file %s (stop it first, or give this one another state_file / --state-file)", control.ErrAlreadyRunning, cfg.StateFile)
+	}
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	defer lock.Close()
+	if err := a.loadState(ctx, cfg.StateFile); err != nil {
 		return err
 	}
 	var undo []func()
@@ -218,9 +238,12 @@ func (a *Agent) Serve(ctx context.Context) (err error) {
 		MaxLinger: cfg.AgentCheck.MaxConns,
 		Allow:     allow,
 	}, a.opts.Log)
-	a.agentPort = uint16(ln.Addr().(*net.TCPAddr).Port)
+	a.ownPorts = []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}
+	if metricsSrv != nil {
+		a.ownPorts = append(a.ownPorts, uint16(metricsSrv.ln.Addr().(*net.TCPAddr).Port))
+	}
 	a.listen = ln.Addr().String()
-	smp := sampler.New(cfg.Sources, a.agentPort)
+	smp := sampler.New(cfg.Sources, a.ownPorts...)
 	smp.SetBaseline(a.admin.current().Baseline)
 	rs, err := a.newRuntime(cfg)
 	if err != nil {
@@ -427,7 +450,7 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, smp *sample
 			return false
 		}
 	}
-	smp.SetSources(next.Sources, a.agentPort)
+	smp.SetSources(next.Sources, a.ownPorts...)
 	allow, _ := config.ParseAllow(next.AgentCheck.Allow)
 	server.SetAllow(allow)
 	a.replies.SetReadyTimeout(next.AgentCheck.ReadyTimeout)
@@ -523,9 +546,11 @@ func (a *Agent) backendWeight(ctx context.Context) float64 {
 // did since the agent started and less than the policy's settle time ago:
 // the rebalancer holds what such a host receives while it fills up.
 func (a *Agent) enteredService(now time.Time) time.Time {
-	st := a.admin.current()
-	if st.Since.After(a.started) && now.Sub(st.Since) < a.conf().Policy.SettleTime() {
-		return st.Since
+	a.admin.mu.Lock()
+	entered := a.admin.enteredAt
+	a.admin.mu.Unlock()
+	if !entered.IsZero() && now.Sub(entered) < a.conf().Policy.SettleTime() {
+		return entered
 	}
 	return time.Time{}
 }

@@ -73,10 +73,11 @@ func startAgent(t *testing.T, cfg config.Config) *Agent {
 	return startAgentWith(t, Options{Config: cfg})
 }
 
-// startAgentWith is startAgent with more options than the configuration.
-func startAgentWith(t *testing.T, opts Options) *Agent {
+// startAgentWith is startAgent with more options than the configuration,
+// and prepare's changes to the agent before it starts.
+func startAgentWith(t *testing.T, opts Options, prepare ...func(*Agent)) *Agent {
 	t.Helper()
-	a, stop := runAgentWith(t, opts)
+	a, stop := runAgentWith(t, opts, prepare...)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("Serve() = %v after cancel, want nil", err)
@@ -93,12 +94,16 @@ func runAgent(t *testing.T, cfg config.Config) (stop func() error) {
 	return stop
 }
 
-// runAgentWith is runAgent with more options, returning the agent too.
-func runAgentWith(t *testing.T, opts Options) (a *Agent, stop func() error) {
+// runAgentWith is runAgent with more options and prepare's changes to the
+// agent, returning the agent too.
+func runAgentWith(t *testing.T, opts Options, prepare ...func(*Agent)) (a *Agent, stop func() error) {
 	t.Helper()
 	ready := make(chan struct{})
 	opts.Version, opts.Ready = "test", func() { close(ready) }
 	a = New(opts)
+	for _, f := range prepare {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()
@@ -776,4 +781,193 @@ func TestAgentKeepsBaselineAcrossRestart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAgentStartCancelledWhileReadingState checks that a stop during
+// start-up ends Serve even while the state file's read hangs, as on a hung
+// NFS mount: `hafeed run` ignored SIGTERM for 10 minutes (issue 17, item
+// 12).
+func TestAgentStartCancelledWhileReadingState(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	reading, hang := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	a := New(Options{Config: cfg})
+	a.stateHooks = &fileHooks{reading: func() {
+		close(reading)
+		<-hang
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	testutil.Recv(t, reading, waitLimit, "the agent to start reading its state file")
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), cfg.StateFile) {
+			t.Errorf("Serve() stopped while reading the state file = %v, want an error naming %s", err, cfg.StateFile)
+		}
+	case <-time.After(2 * time.Second):
+		close(hang)
+		hang = make(chan struct{})
+		testutil.Recv(t, done, waitLimit, "Serve to end once the read returns")
+		t.Fatal("Serve() still starting 2s after its context was cancelled")
+	}
+}
+
+// TestAgentRefusesFIFOStateFile checks that `hafeed run` with a FIFO at
+// the state file's path refuses to start at once, saying why (issue 17,
+// item 12: it hung until a writer came).
+func TestAgentRefusesFIFOStateFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	if err := syscall.Mkfifo(cfg.StateFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := New(Options{Config: cfg}).Serve(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Serve() with a FIFO state file = %v, want an error saying it is not a regular file", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Serve() took %v to refuse a FIFO state file", took)
+	}
+}
+
+// TestAgentRefusesUnwritableStateDirectory checks that a state directory
+// the agent cannot write to stops `hafeed run` at start-up, saying what to
+// do, instead of failing the first drain mid-deploy (issue 17: "mkdir
+// /var/lib/hafeed: permission denied" at the first drain).
+func TestAgentRefusesUnwritableStateDirectory(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	// A directory in which nobody, root included, can create a file.
+	cfg.StateFile = "/proc/self/hafeed-state.json"
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- New(Options{Config: cfg, Ready: func() { close(ready) }}).Serve(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "state directory /proc/self") || !strings.Contains(err.Error(), "--state-file") {
+			t.Errorf("Serve() with an unwritable state directory = %v, want an error naming it and the fix", err)
+		}
+	case <-ready:
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Serve to return after cancel")
+		t.Error("the agent started with a state directory it cannot write to")
+	case <-time.After(waitLimit):
+		t.Fatal("Serve() neither started nor failed")
+	}
+}
+
+// TestAgentSecondAgentOnSameStateFile checks that a second agent with its
+// own control socket but the first one's state file refuses to start
+// (issue 17, item 8: the two shared the file, and a drain was lost on
+// restart).
+func TestAgentSecondAgentOnSameStateFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	startAgent(t, cfg)
+	call(t, cfg.ControlSocket, control.CommandDrain)
+
+	second := cfg
+	second.ControlSocket = filepath.Join(filepath.Dir(cfg.ControlSocket), "second.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- New(Options{Config: second, Ready: func() { close(ready) }}).Serve(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), cfg.StateFile) || !strings.Contains(err.Error(), "another hafeed agent") {
+			t.Errorf("second Serve() = %v, want an error saying another agent uses %s", err, cfg.StateFile)
+		}
+	case <-ready:
+		call(t, second.ControlSocket, control.CommandReady)
+		cancel()
+		testutil.Recv(t, done, waitLimit, "the second agent to stop")
+		t.Errorf("a second agent started on the first one's state file, and its ready left the file at %s while the first serves drain",
+			loadState(t, cfg.StateFile).Admin)
+	case <-time.After(waitLimit):
+		t.Fatal("second Serve() neither started nor failed")
+	}
+	if st := call(t, cfg.ControlSocket, control.CommandStatus); st.Admin != "drain" || loadState(t, cfg.StateFile).Admin != haproxy.AdminDrain {
+		t.Errorf("first agent's admin = %q, state file %s; want drain on both", st.Admin, loadState(t, cfg.StateFile).Admin)
+	}
+}
+
+// TestAgentCountsNeitherOfItsOwnPorts checks that with sources.ports
+// empty the agent counts neither its agent-check port nor its metrics
+// port: a Prometheus scraping more often than the idle timeout kept a
+// connection to the metrics port open, and `drain --wait` from ever
+// reaching zero (issue 17, item 7).
+func TestAgentCountsNeitherOfItsOwnPorts(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Sources.Ports = nil
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(unusedPort(t))))
+	cfg.Metrics.Listen = metricsAddr
+	startAgent(t, cfg)
+	// A scraper's keep-alive connection, and a listener that does count.
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	st := call(t, cfg.ControlSocket, control.CommandStatus)
+	scraper, err := net.DialTimeout("tcp", metricsAddr, waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scraper.Close()
+
+	_, agentPort, _ := net.SplitHostPort(st.AgentListen)
+	_, metricsPort, _ := net.SplitHostPort(metricsAddr)
+	appPort := strconv.Itoa(app.Addr().(*net.TCPAddr).Port)
+	testutil.Poll(t, waitLimit, "a sample that counts the application's port", func() error {
+		s := call(t, cfg.ControlSocket, control.CommandStatus).Sample
+		var counted []string
+		for _, p := range s.Ports {
+			counted = append(counted, strconv.Itoa(int(p)))
+		}
+		if !slices.Contains(counted, appPort) {
+			return fmt.Errorf("ports %v do not include the application's %s yet", counted, appPort)
+		}
+		if slices.Contains(counted, agentPort) || slices.Contains(counted, metricsPort) {
+			t.Fatalf("counted ports %v include the agent's own agent-check port %s or metrics port %s", counted, agentPort, metricsPort)
+		}
+		return nil
+	})
+}
+
+// TestAgentEnteredServiceByItsOwnClock checks that the rebalancer holds a
+// host as just entering service only after a `hafeed ready` this agent
+// applied, timed on the monotonic clock: a state file stamped ahead of the
+// wall clock (written before a backward step, then a restart) made it
+// "entered since the agent started" for as long as the step (issue 17,
+// "Clock").
+func TestAgentEnteredServiceByItsOwnClock(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Policy.Smoothing = time.Minute // a settle time far longer than the test
+	ahead := time.Now().Add(time.Hour)
+	if err := (StateFile{Path: cfg.StateFile}).Save(State{Admin: haproxy.AdminReady, Since: ahead}); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, cfg)
+	if got := a.enteredService(time.Now()); !got.IsZero() {
+		t.Errorf("entered service at %v, from a state file stamped an hour ahead; want not since this start", got)
+	}
+	call(t, cfg.ControlSocket, control.CommandDrain)
+	call(t, cfg.ControlSocket, control.CommandReady)
+	if got := a.enteredService(time.Now()); got.IsZero() {
+		t.Error("not entering service right after `hafeed ready`")
+	}
+	if got := a.enteredService(time.Now().Add(2 * cfg.Policy.SettleTime())); !got.IsZero() {
+		t.Errorf("still entering service (since %v) two settle times after `hafeed ready`", got)
+	}
 }

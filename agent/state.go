@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/lockfile"
 )
 
 // State is the admin state hafeed keeps across restarts.
@@ -47,21 +50,50 @@ type baselineJSON struct {
 // ErrCorruptState marks a state file that exists but cannot be used.
 var ErrCorruptState = errors.New("state file is corrupt")
 
+// ErrNotDurable marks a save that replaced the state file, so that the
+// agent and a restart read the new state, but could not sync its
+// directory: a power loss may still bring back the old one.
+var ErrNotDurable = errors.New("the state file was replaced, but syncing its directory failed")
+
 // StateFile persists State atomically: a reader sees the old file or the
 // new one, never half of one, even across a crash.
 type StateFile struct {
 	Path string
+	// hooks, in tests, act between the steps of a load or a save as
+	// another process or a failing disk would; nil otherwise.
+	hooks *fileHooks
 }
 
+// fileHooks are the points in Load and Save where a test may act.
+type fileHooks struct {
+	// reading runs as Load starts, and may hang as a dead mount does.
+	reading func()
+	// written runs once the temporary file at tmp is written and synced.
+	written func(tmp string)
+	// syncDir, when set, syncs the directory after the rename in place of
+	// fsync, and may fail as a disk does.
+	syncDir func(dir *os.File) error
+}
+
+// maxStateBytes bounds the state file: the agent writes a few hundred
+// bytes, and anything much larger is not its file.
+const maxStateBytes = 1 << 20
+
+// errStateNotRegular marks something other than a regular file at the
+// state file's path.
+var errStateNotRegular = errors.New("not a regular file")
+
 // Load reads the state. A missing file is the ready state; one that cannot
-// be parsed returns an error wrapping ErrCorruptState.
+// be parsed, or larger than maxStateBytes, returns an error wrapping
+// ErrCorruptState. Anything but a regular file (a FIFO, a device, a
+// directory) is refused without reading it: it could block forever.
 func (f StateFile) Load() (State, error) {
-	data, err := os.ReadFile(f.Path)
+	data, err := f.read()
 	if errors.Is(err, os.ErrNotExist) {
 		return State{Admin: haproxy.AdminReady}, nil
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("reading state file %s: %w", f.Path, err)
+		return State{}, err
 	}
 	var sj stateJSON
 	if err := json.Unmarshal(data, &sj); err != nil {
@@ -80,8 +112,65 @@ func (f StateFile) Load() (State, error) {
 	return st, nil
 }
 
+// read reads the whole file, refusing anything but a regular file of at
+// most maxStateBytes.
+func (f StateFile) read() ([]byte, error) {
+	if f.hooks != nil && f.hooks.reading != nil {
+		f.hooks.reading()
+	}
+	// O_NONBLOCK: opening a FIFO with no writer waits for one otherwise.
+	file, err := os.OpenFile(f.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("state file %s is %w (%v): remove it, or point state_file (--state-file) at a regular file", f.Path, errStateNotRegular, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxStateBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", f.Path, err)
+	}
+	if len(data) > maxStateBytes {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorruptState, f.Path, maxStateBytes)
+	}
+	return data, nil
+}
+
+// Lock takes the lock that keeps a second agent off this state file: an
+// flock on the file's path plus ".lock", held until the returned file is
+// closed. It wraps lockfile.ErrLocked when another process holds it.
+func (f StateFile) Lock() (*os.File, error) {
+	return lockfile.Acquire(f.Path + ".lock")
+}
+
+// CheckWritable makes sure that Save can replace the file: it creates the
+// directory if needed, and a temporary file in it, removed again.
+func (f StateFile) CheckWritable() error {
+	dir := filepath.Dir(f.Path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	return os.Remove(tmp.Name())
+}
+
 // Save writes the state to a temporary file, syncs it, renames it over the
-// old one and syncs the directory.
+// old one and syncs the directory. An error wrapping ErrNotDurable means
+// the new state is in place; any other error, that the old one still is (a
+// rename that reports failure is taken as not done, as on a local file
+// system).
 func (f StateFile) Save(s State) error {
 	sj := stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers}
 	if b := s.Baseline; b != nil {
@@ -109,10 +198,15 @@ func (f StateFile) Save(s State) error {
 		tmp.Close()
 		return fmt.Errorf("syncing state file: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	if f.hooks != nil && f.hooks.written != nil {
+		f.hooks.written(tmp.Name())
+	}
+	// On the open file, not by name: the name may no longer be this file.
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
 		return fmt.Errorf("writing state file: %w", err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing state file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), f.Path); err != nil {
@@ -120,11 +214,15 @@ func (f StateFile) Save(s State) error {
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
+	sync := (*os.File).Sync
+	if f.hooks != nil && f.hooks.syncDir != nil {
+		sync = f.hooks.syncDir
+	}
+	if err := sync(d); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	return nil
 }

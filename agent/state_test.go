@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,5 +195,116 @@ func TestStateFileReadsVersion1(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(recorded), string(saved)); diff != "" {
 		t.Errorf("a version 1 file saved again changed (-recorded +saved):\n%s", diff)
+	}
+}
+
+// TestStateFileSaveSetsModeOnTheFile checks that Save sets the mode of
+// the file it wrote, not of whatever its temporary name points to when it
+// gets there (issue 17, item 13: the mode was set by path).
+func TestStateFileSaveSetsModeOnTheFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "someone-elses")
+	if err := os.WriteFile(victim, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := StateFile{Path: filepath.Join(dir, "state.json"), hooks: &fileHooks{written: func(tmp string) {
+		// Another process swaps the temporary name for a link.
+		if err := os.Remove(tmp); err != nil {
+			t.Error(err)
+		}
+		if err := os.Symlink(victim, tmp); err != nil {
+			t.Error(err)
+		}
+	}}}
+	_ = f.Save(State{Admin: haproxy.AdminDrain})
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("mode of the file the temporary name was swapped for = %v, want it untouched at %v", got, os.FileMode(0o600))
+	}
+}
+
+// TestStateFileLoadRefusesFIFO checks that a FIFO at the state file's
+// path is refused at once instead of read: it hung `hafeed run`, deaf to
+// SIGTERM, until a writer came (issue 17, item 12).
+func TestStateFileLoadRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  State
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := StateFile{Path: path}.Load()
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil || errors.Is(r.err, ErrCorruptState) || !strings.Contains(r.err.Error(), "not a regular file") {
+			t.Errorf("Load() of a FIFO = %+v, %v; want an error saying it is not a regular file", r.st, r.err)
+		}
+	case <-time.After(2 * time.Second):
+		// Let the reader go: a writer that closes at once ends its read.
+		if w, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatal("Load() of a FIFO still reading after 2s, want a prompt refusal")
+	}
+}
+
+// TestStateFileLoadBounded checks that a state file far larger than any
+// the agent writes is not read whole: it is corrupt, and served as drain.
+func TestStateFileLoadBounded(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	// Valid JSON, padded to twice the bound.
+	data := `{"version": 1, "admin": "ready"` + strings.Repeat(" ", 2*maxStateBytes) + "}"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (StateFile{Path: path}).Load(); !errors.Is(err, ErrCorruptState) {
+		t.Errorf("Load() of a %d-byte file = %+v, %v; want ErrCorruptState", len(data), got, err)
+	}
+}
+
+// TestStateFileSaveSaysWhetherItReplaced checks that an error from Save
+// says whether the new state is in place: after the rename it is, and the
+// error wraps ErrNotDurable; before it, the old state is.
+func TestStateFileSaveSaysWhetherItReplaced(t *testing.T) {
+	t.Parallel()
+	eio := &os.PathError{Op: "fsync", Path: "dir", Err: syscall.EIO}
+	tests := []struct {
+		name  string
+		hooks *fileHooks
+		want  haproxy.Admin
+	}{
+		{name: "directory sync fails", hooks: &fileHooks{syncDir: func(*os.File) error { return eio }}, want: haproxy.AdminDrain},
+		{name: "rename fails", hooks: &fileHooks{written: func(tmp string) { os.Remove(tmp) }}, want: haproxy.AdminReady},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := StateFile{Path: filepath.Join(t.TempDir(), "state.json")}
+			if err := f.Save(State{Admin: haproxy.AdminReady}); err != nil {
+				t.Fatal(err)
+			}
+			f.hooks = tt.hooks
+			err := f.Save(State{Admin: haproxy.AdminDrain})
+			got, loadErr := f.Load()
+			if loadErr != nil {
+				t.Fatal(loadErr)
+			}
+			if err == nil || got.Admin != tt.want || errors.Is(err, ErrNotDurable) != (tt.want == haproxy.AdminDrain) {
+				t.Errorf("Save(drain) = %v, file holds %s; want an error wrapping ErrNotDurable exactly when the file holds drain (want %s)", err, got.Admin, tt.want)
+			}
+		})
 	}
 }

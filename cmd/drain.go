@@ -77,7 +77,11 @@ shedding this command started, and the host stays drained.`,
 			if resp.Status.Shed != nil {
 				job = resp.Status.Shed.Job
 			}
-			return waitDrained(c, socket, opts, started, job)
+			var drainCount time.Time
+			if s := resp.Status.Sample; s != nil {
+				drainCount = s.Signals[policy.SignalConnections].At
+			}
+			return waitDrained(c, socket, opts, started, drainCount, job)
 		},
 	}
 	flags.register(c)
@@ -91,9 +95,10 @@ shedding this command started, and the host stays drained.`,
 
 // waitDrained polls the agent until few enough connections remain, and
 // gives up at the timeout by the clock, whether or not a fresh count came.
-// job is the shedding job the drain started (0: none): stopped when the
-// wait ends without draining.
-func waitDrained(c *cobra.Command, socket string, opts drainOptions, started time.Time, job uint64) error {
+// drainCount is when the count the drain's reply showed was taken; job is
+// the shedding job the drain started (0: none): stopped when the wait ends
+// without draining.
+func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, drainCount time.Time, job uint64) error {
 	ctx, cancel := commandContext(c)
 	defer cancel()
 	deadline := started.Add(opts.timeout)
@@ -120,7 +125,7 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started tim
 				return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", termsafe.Line(st.Admin))
 			}
 			// Only a count taken after the drain began can say it is done.
-			if s := st.Sample; s != nil && s.Signals[policy.SignalConnections].At.After(started) {
+			if s := st.Sample; s != nil && freshCount(s.Signals[policy.SignalConnections].At, drainCount) {
 				left, ports = s.Connections, portList(s.Ports)
 				progress.update(s.Connections, st.Shed)
 				if s.Connections <= opts.min {
@@ -145,6 +150,15 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started tim
 		case <-time.After(min(250*time.Millisecond, time.Until(deadline))):
 		}
 	}
+}
+
+// freshCount says whether the count stamped at came after the drain,
+// whose reply showed the count stamped drainCount. The agent counts one
+// count after another, so any other stamp is a later count; the stamps are
+// not compared with the time here, since after a backward step of the
+// clock every later count would be stamped before the drain.
+func freshCount(at, drainCount time.Time) bool {
+	return !at.IsZero() && !at.Equal(drainCount)
 }
 
 // interrupted stops the drain's shedding job, if it started one, and says

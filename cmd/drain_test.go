@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/cmd"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
@@ -134,5 +135,51 @@ func TestSampleStripsEscapesFromTheApp(t *testing.T) {
 	}
 	if strings.ContainsAny(stdout+stderr, "\x1b\x07") {
 		t.Errorf("sample wrote a control character: %q", stdout)
+	}
+}
+
+// steppedBack is an agent whose clock was stepped back an hour just after
+// the drain: every count it takes after the drain is stamped before the
+// command started. Each status shows a newer count than the last, with
+// no connection left.
+type steppedBack struct {
+	mu    *sync.Mutex
+	count *int
+}
+
+func (s steppedBack) Handle(_ context.Context, req control.Request) control.Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.count++
+	at := time.Now().Add(-time.Hour + time.Duration(*s.count)*time.Millisecond)
+	conns := 0
+	if req.Command == control.CommandDrain {
+		// The count the drain's reply shows, taken before the step.
+		at, conns = time.Now().Add(-500*time.Millisecond), 7
+	}
+	st := control.Status{Admin: "drain", Sample: &control.Sample{At: at, Connections: conns, Ports: []uint16{8080},
+		Signals: map[string]control.SignalStatus{policy.SignalConnections: {Value: float64(conns), At: at}}}}
+	return control.Response{OK: true, Status: &st}
+}
+
+// TestDrainWaitAfterTheClockStepsBack checks that drain --wait finishes
+// when fresh counts show no connection left, although the agent's clock
+// stamps them before the command started (issue 17, "Clock": after a
+// backward step it could not finish).
+func TestDrainWaitAfterTheClockStepsBack(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	socket := serveFake(t, steppedBack{mu: &sync.Mutex{}, count: new(int)})
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", socket, "--wait", "--timeout", "2s")
+		done <- result{code, stdout, stderr}
+	}()
+	r := testutil.Recv(t, done, waitLimit, "drain --wait --timeout 2s to return")
+	if r.code != cmd.ExitOK || !strings.Contains(r.stdout, "drained: 0 connections left") {
+		t.Errorf("drain --wait with fresh counts of 0 stamped before it began = exit %d, stdout %q, stderr %q; want drained", r.code, r.stdout, r.stderr)
 	}
 }

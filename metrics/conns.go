@@ -31,6 +31,9 @@ type Conns struct {
 	// ProcRoot is where procfs is mounted, for the fallback reader; "" is /proc.
 	ProcRoot string
 
+	// netlinkSocket, in tests, opens the netlink socket; nil otherwise.
+	netlinkSocket func() (int, error)
+
 	noNetlink atomic.Bool
 	method    atomic.Value
 }
@@ -55,7 +58,7 @@ func (c *Conns) Count(ctx context.Context) (ConnCount, error) {
 		return ConnCount{}, err
 	}
 	if !c.noNetlink.Load() {
-		n, err := c.count(netlinkSource{})
+		n, err := c.count(netlinkSource{socket: c.netlinkSocket})
 		if err == nil {
 			c.method.Store(MethodNetlink)
 			return n, nil

@@ -14,6 +14,23 @@ import (
 // sandbox, an old kernel); the procfs reader takes over.
 var errNetlinkUnavailable = errors.New("netlink sock_diag unavailable")
 
+// netlinkError says what failed. An errno that means sock_diag cannot work
+// here at all (no netlink or no inet_diag in the kernel, a sandbox that
+// forbids them, a filter the kernel does not know) wraps
+// errNetlinkUnavailable; any other (EMFILE, ENOBUFS, ENOMEM, ...) is a
+// passing shortage: that count fails and the next one tries netlink again,
+// rather than giving it up for procfs, whose tables shift under a reader
+// while sockets churn.
+func netlinkError(what string, err error) error {
+	switch {
+	case errors.Is(err, unix.EAFNOSUPPORT), errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ESOCKTNOSUPPORT),
+		errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM),
+		errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%w: %s: %w", errNetlinkUnavailable, what, err)
+	}
+	return fmt.Errorf("netlink sock_diag: %s: %w (tried again at the next count)", what, err)
+}
+
 const (
 	sockDiagByFamily    = 20 // SOCK_DIAG_BY_FAMILY
 	inetDiagReqBytecode = 1  // INET_DIAG_REQ_BYTECODE
@@ -28,11 +45,15 @@ const (
 
 // netlinkSource reads TCP sockets through NETLINK_SOCK_DIAG, as ss does: the
 // kernel filters by state and port and the reply is only counted, not parsed.
-type netlinkSource struct{}
+type netlinkSource struct {
+	// socket opens the netlink socket; nil: a NETLINK_SOCK_DIAG socket.
+	// Tests make it fail as the kernel may.
+	socket func() (int, error)
+}
 
-func (netlinkSource) listeningPorts() ([]uint16, error) {
+func (n netlinkSource) listeningPorts() ([]uint16, error) {
 	var ports []uint16
-	err := dumpTCP(1<<tcpListen, nil, func(msg []byte) {
+	err := n.dumpTCP(1<<tcpListen, nil, func(msg []byte) {
 		if len(msg) >= inetDiagMsgSportOff+2 {
 			p := binary.BigEndian.Uint16(msg[inetDiagMsgSportOff:])
 			if !slices.Contains(ports, p) {
@@ -44,24 +65,31 @@ func (netlinkSource) listeningPorts() ([]uint16, error) {
 	return ports, err
 }
 
-func (netlinkSource) countEstablished(ports []uint16) (int, error) {
-	n := 0
-	err := dumpTCP(1<<tcpEstablished, portFilter(ports), func([]byte) { n++ })
-	return n, err
+func (n netlinkSource) countEstablished(ports []uint16) (int, error) {
+	count := 0
+	err := n.dumpTCP(1<<tcpEstablished, portFilter(ports), func([]byte) { count++ })
+	return count, err
+}
+
+func (n netlinkSource) open() (int, error) {
+	if n.socket != nil {
+		return n.socket()
+	}
+	return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 }
 
 // dumpTCP dumps the IPv4 and IPv6 TCP sockets in states, filtered by the
 // inet_diag bytecode filter, and calls fn with each inet_diag_msg.
-func dumpTCP(states uint32, filter []byte, fn func(msg []byte)) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+func (n netlinkSource) dumpTCP(states uint32, filter []byte, fn func(msg []byte)) error {
+	fd, err := n.open()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errNetlinkUnavailable, err)
+		return netlinkError("opening the socket", err)
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, recvBufLen)
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if err := unix.Sendto(fd, diagRequest(family, states, filter), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return fmt.Errorf("%w: sending request: %v", errNetlinkUnavailable, err)
+			return netlinkError("sending the request", err)
 		}
 		if err := receiveDump(fd, buf, fn); err != nil {
 			if family == unix.AF_INET6 && errors.Is(err, unix.ENOENT) {
@@ -95,7 +123,7 @@ func receiveDump(fd int, buf []byte, fn func(msg []byte)) error {
 			case unix.NLMSG_ERROR:
 				if msgLen >= nlmsgHdrLen+4 {
 					if errno := int32(binary.NativeEndian.Uint32(b[nlmsgHdrLen:])); errno != 0 {
-						return fmt.Errorf("%w: %v", errNetlinkUnavailable, unix.Errno(-errno))
+						return netlinkError("dump", unix.Errno(-errno))
 					}
 				}
 				return nil

@@ -4,10 +4,12 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseProcNetTCP(t *testing.T) {
@@ -147,4 +149,58 @@ func port(ln net.Listener) uint16 { return uint16(ln.Addr().(*net.TCPAddr).Port)
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// TestConnsNetlinkFallbackOnlyWhenUnavailable checks that a passing
+// shortage on the netlink socket (out of descriptors, of buffers) fails
+// that one count and leaves netlink in use, while a kernel without
+// sock_diag, or a sandbox that forbids it, moves counting to procfs
+// (issue 17, item 6: one EMFILE moved it to procfs for good, which
+// counted 117 sockets against 50 while they churned).
+func TestConnsNetlinkFallbackOnlyWhenUnavailable(t *testing.T) {
+	t.Parallel()
+	watched := listen(t, "tcp4", "127.0.0.1:0")
+	dial(t, watched, 3)
+	tests := []struct {
+		errno unix.Errno
+		// fallback: the same count is taken through procfs from now on.
+		fallback bool
+	}{
+		{unix.EMFILE, false},
+		{unix.ENFILE, false},
+		{unix.ENOBUFS, false},
+		{unix.ENOMEM, false},
+		{unix.EPROTONOSUPPORT, true},
+		{unix.EAFNOSUPPORT, true},
+		{unix.EACCES, true},
+		{unix.EPERM, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.errno.Error(), func(t *testing.T) {
+			t.Parallel()
+			var failed atomic.Bool
+			c := &Conns{Ports: []uint16{port(watched)}}
+			c.netlinkSocket = func() (int, error) {
+				if failed.CompareAndSwap(false, true) {
+					return -1, tt.errno
+				}
+				return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+			}
+			first, err := c.Count(context.Background())
+			switch {
+			case tt.fallback && (err != nil || first.Established != 3 || c.Method() != MethodProc):
+				t.Errorf("count with netlink unavailable (%v) = %d via %s, %v; want 3 via procfs", tt.errno, first.Established, c.Method(), err)
+			case !tt.fallback && err == nil:
+				t.Errorf("count with the netlink socket failing (%v) = %d via %s; want that count to fail", tt.errno, first.Established, c.Method())
+			}
+			next, err := c.Count(context.Background())
+			want := MethodNetlink
+			if tt.fallback {
+				want = MethodProc
+			}
+			if err != nil || next.Established != 3 || c.Method() != want {
+				t.Errorf("the count after one %v = %d via %s, %v; want 3 via %s", tt.errno, next.Established, c.Method(), err, want)
+			}
+		})
+	}
 }

@@ -12,10 +12,10 @@ import (
 )
 
 // Call sends one request to the agent on the control socket at path. The
-// request carries ctx's deadline (DefaultDeadline without one), less the
-// time kept for the reply: the agent starts nothing past it, so when Call
-// fails for lack of time the request was not applied. A busy agent is
-// asked again until the deadline.
+// request carries the time left until ctx's deadline (DefaultDeadline
+// without one), less the time kept for the reply: the agent starts nothing
+// past it, so when Call fails for lack of time the request was not
+// applied. A busy agent is asked again until the deadline.
 func Call(ctx context.Context, path string, req Request) (*Response, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -58,6 +58,8 @@ func call(ctx context.Context, path string, req Request) (*Response, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
+	// Counted on the monotonic clock, up to the moment it is sent.
+	req.Within = time.Until(req.Deadline)
 	// A busy agent answers without reading: its reply may be waiting
 	// although sending failed.
 	sendErr := json.NewEncoder(conn).Encode(req)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,12 +212,9 @@ func TestServerStopsPromptlyWithIdleClients(t *testing.T) {
 		}
 		defer conn.Close()
 	}
-	testutil.Poll(t, waitLimit, "the idle clients to take every slot", func() error {
-		resp, err := send(path, Request{Command: CommandStatus})
-		if resp == nil || !resp.Busy {
-			return fmt.Errorf("request = %+v, %v; want busy", resp, err)
-		}
-		return nil
+	// They wait to be read, no longer in the slots requests take.
+	testutil.Until(t, waitLimit, "the server to wait for every idle client's request", func() bool {
+		return srv.readers.count() == 40
 	})
 	start := time.Now()
 	cancel()
@@ -333,4 +330,197 @@ func TestServerBacksOffOnAcceptErrors(t *testing.T) {
 	}
 	cancel()
 	testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+}
+
+// TestListenRefusesSymlinkedLock checks that a symbolic link planted at
+// the lock file's path is refused, not followed: in a sticky
+// world-writable directory another user's link made root create, and
+// flock, a file of that user's choosing (issue 17, item 13).
+func TestListenRefusesSymlinkedLock(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	victim := filepath.Join(filepath.Dir(path), "chosen-by-someone-else")
+	if err := os.Symlink(victim, path+".lock"); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err == nil {
+		srv.Close()
+		t.Error("Listen with a symbolic link at the lock's path = nil, want an error")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Listen with a symbolic link at the lock's path = %q, want it to say so", err)
+	}
+	if _, err := os.Lstat(victim); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was created (%v)", err)
+	}
+}
+
+// idleClients keeps n connections open that never send a request, each
+// opened again as soon as the server closes it, until the test ends.
+func idleClients(t *testing.T, path string, n int) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			buf := make([]byte, 512)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				conn, err := net.Dial("unix", path)
+				if err != nil {
+					continue
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
+				for {
+					if _, err := conn.Read(buf); err != nil {
+						break
+					}
+				}
+				conn.Close()
+			}
+		})
+	}
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+	})
+}
+
+// TestServerIdleClientsDoNotLockOperatorsOut checks that clients that
+// connect and send nothing, opened again as soon as they are closed, do
+// not keep an operator's request out (issue 17, item 15: 16 of them locked
+// every operator out for the CLI's whole deadline).
+func TestServerIdleClientsDoNotLockOperatorsOut(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{maxControlClients, 2 * maxPendingReads} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			path, stop := serve(t, echo{})
+			defer stop()
+			idleClients(t, path, n)
+			for range 3 {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				resp, err := Call(ctx, path, Request{Command: CommandDrain})
+				cancel()
+				if err != nil || !resp.OK {
+					t.Fatalf("Call(drain) beside %d idle clients = %+v, %v; want an answer", n, resp, err)
+				}
+			}
+		})
+	}
+}
+
+// TestServerIdleClientMakesWayForANewOne checks that with every reader
+// taken by clients idle for longer than idleGrace, a new connection that
+// has yet to send its request takes the oldest one's place, and that the
+// one evicted is told busy, which Call retries.
+func TestServerIdleClientMakesWayForANewOne(t *testing.T) {
+	t.Parallel()
+	path := socketPath(t)
+	srv, err := Listen(path, echo{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		testutil.Recv(t, done, waitLimit, "Run to return after cancel")
+	}()
+	var idle []net.Conn
+	for range maxPendingReads {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		idle = append(idle, conn)
+	}
+	testutil.Until(t, waitLimit, "every idle client to wait for its request", func() bool { return srv.readers.count() == maxPendingReads })
+	idleSince := time.Now()
+	testutil.Until(t, waitLimit, "the idle clients to pass idleGrace", func() bool { return time.Since(idleSince) > idleGrace })
+
+	late, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	_ = idle[0].SetReadDeadline(time.Now().Add(waitLimit))
+	var evicted Response
+	if err := json.NewDecoder(idle[0]).Decode(&evicted); err != nil || !evicted.Busy {
+		t.Fatalf("reply to the oldest idle client = %+v, %v; want busy", evicted, err)
+	}
+	_ = late.SetDeadline(time.Now().Add(waitLimit))
+	if err := json.NewEncoder(late).Encode(Request{Command: CommandDrain}); err != nil {
+		t.Fatal(err)
+	}
+	var resp Response
+	if err := json.NewDecoder(late).Decode(&resp); err != nil || !resp.OK {
+		t.Errorf("reply to the client that came after every reader was taken = %+v, %v; want an answer", resp, err)
+	}
+}
+
+// deadlines hands each request's deadline, as the handler sees it, to a
+// channel.
+type deadlines chan time.Time
+
+func (d deadlines) Handle(ctx context.Context, req Request) Response {
+	dl, _ := ctx.Deadline()
+	d <- dl
+	return Response{OK: true, Status: &Status{Admin: req.Command}}
+}
+
+// TestServerDeadlineIsRelative checks that a request's time limit is taken
+// as a duration on the agent's clock, so that the wall clock of either
+// side, stepped back or ahead, does not lengthen it; and that a request
+// from an older client, with only its wall-clock deadline, is still
+// bounded by it (issue 17, "Clock").
+func TestServerDeadlineIsRelative(t *testing.T) {
+	t.Parallel()
+	d := make(deadlines, 1)
+	path, stop := serve(t, d)
+	defer stop()
+	// A client whose clock is an hour ahead of the agent's.
+	ahead := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	tests := []struct {
+		name, line string
+		want       time.Duration
+	}{
+		{"relative", `{"command":"drain","deadline":"` + ahead + `","within_ns":300000000}`, 300 * time.Millisecond},
+		{"wall clock only", `{"command":"drain","deadline":"` + time.Now().Add(400*time.Millisecond).UTC().Format(time.RFC3339Nano) + `"}`, 400 * time.Millisecond},
+		{"neither", `{"command":"drain"}`, DefaultDeadline},
+	}
+	for _, tt := range tests {
+		sent := time.Now()
+		resp, err := sendLine(path, tt.line)
+		if err != nil || !resp.OK {
+			t.Fatalf("%s: reply %+v, %v", tt.name, resp, err)
+		}
+		got := testutil.Recv(t, d, waitLimit, "the handler's deadline").Sub(sent)
+		if got > tt.want+50*time.Millisecond || got < tt.want-250*time.Millisecond {
+			t.Errorf("%s: the handler's deadline is %v after sending, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// sendLine sends one raw request line and reads the reply.
+func sendLine(path, line string) (*Response, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := conn.Write([]byte(line + "\n")); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }

@@ -26,10 +26,16 @@ type Request struct {
 	Timeout  time.Duration `json:"timeout_ns,omitempty"`
 	// Job, with stop-shed, is the ShedStatus.Job to stop.
 	Job uint64 `json:"job,omitempty"`
-	// Deadline is when the caller stops waiting for the reply, less the
-	// time the reply needs to reach it: the agent does not start a
-	// request past it and bounds its work by it, so a change is applied
-	// only when the caller hears that it was. Zero: DefaultDeadline.
+	// Within is how long after sending the caller stops waiting for the
+	// reply, less the time the reply needs to reach it: the agent does not
+	// start a request past it and bounds its work by it, so a change is
+	// applied only when the caller hears that it was. The agent counts it
+	// from receiving the request on its monotonic clock, so that a step of
+	// either side's wall clock does not change it.
+	Within time.Duration `json:"within_ns,omitempty"`
+	// Deadline is the same limit on the caller's wall clock, for agents
+	// older than Within; an agent reads it only when Within is missing.
+	// Neither: DefaultDeadline.
 	Deadline time.Time `json:"deadline,omitzero"`
 }
 
@@ -56,7 +62,12 @@ const (
 	// building the status may wait for a runtime endpoint's lock.
 	replyAllowance    = 0.3
 	maxReplyAllowance = 3 * time.Second
+	// maxControlClients bounds the requests answered at once.
 	maxControlClients = 16
+	// maxPendingReads bounds the connections whose request is being read;
+	// past it, one idle for idleGrace makes way for a new one.
+	maxPendingReads = 64
+	idleGrace       = 100 * time.Millisecond
 )
 
 // ErrAgentUnreachable means no agent answers on the control socket.

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/internal/lockfile"
 	"github.com/hafeed/hafeed/internal/netaccept"
 )
 
@@ -35,6 +39,7 @@ type Server struct {
 	lock    *os.File
 	handler Handler
 	log     zerolog.Logger
+	readers *readers
 }
 
 // socketMode is the control socket's final mode: the owner and its group
@@ -47,16 +52,12 @@ func Listen(path string, handler Handler, log zerolog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating control socket directory: %w", err)
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening control socket lock: %w", err)
+	lock, err := lockfile.Acquire(path + ".lock")
+	if errors.Is(err, lockfile.ErrLocked) {
+		return nil, fmt.Errorf("%w on control socket %s (stop it first, or give this one another --control-socket)", ErrAlreadyRunning, path)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w on control socket %s (stop it first, or give this one another --control-socket)", ErrAlreadyRunning, path)
-		}
-		return nil, fmt.Errorf("locking control socket: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	// We hold the lock, so a socket file left here belongs to a dead agent.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -69,7 +70,7 @@ func Listen(path string, handler Handler, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	return &Server{path: path, ln: ln, lock: lock, handler: handler,
-		log: log.With().Str("component", "control").Logger()}, nil
+		log: log.With().Str("component", "control").Logger(), readers: &readers{}}, nil
 }
 
 // listenPrivate binds the socket in a directory only this user can enter,
@@ -120,8 +121,11 @@ func (s *Server) Close() {
 
 // Run serves until ctx is done, then waits for the requests being
 // answered; their connections are cut at once, so that an idle client
-// cannot hold up the agent's exit. A request that finds every slot taken
-// is answered "busy" at once instead of waiting in a queue.
+// cannot hold up the agent's exit. A request takes one of the
+// maxControlClients slots only once it has been read, so clients that
+// connect and send nothing cannot keep requests out; and one that finds
+// every slot taken is answered "busy" at once instead of waiting in a
+// queue.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
@@ -136,42 +140,142 @@ func (s *Server) Run(ctx context.Context) error {
 		if conn == nil {
 			return err
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
+		if sentRequest(conn) {
+			_ = conn.SetReadDeadline(time.Now().Add(requestReadTimeout))
+			wg.Go(func() { s.serve(ctx, conn, nil, slots) })
+			continue
+		}
+		r, ok := s.readers.add(conn)
+		if !ok {
 			s.busy(conn)
 			continue
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			s.serve(ctx, conn)
-		})
+		wg.Go(func() { s.serve(ctx, conn, r, slots) })
 	}
 }
 
-// busy tells a client that every slot is taken, without reading its request.
+// sentRequest says whether conn's request line is already waiting to be
+// read, as it is for a client that connected while the agent was busy
+// accepting others: such a request needs no reader.
+func sentRequest(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [4096]byte
+	found := false
+	_ = rc.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		found = err == nil && bytes.IndexByte(buf[:n], '\n') >= 0
+		return true // never wait
+	})
+	return found
+}
+
+func busyResponse(why string) Response {
+	return Response{Busy: true, Error: "busy: " + why + "; nothing was changed, try again"}
+}
+
+// busy tells a client that every reader is taken, without reading its
+// request, and without holding up the accept loop.
 func (s *Server) busy(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	resp := Response{Busy: true, Error: fmt.Sprintf("busy: %d control requests are being answered; nothing was changed, try again", maxControlClients)}
-	if err := json.NewEncoder(conn).Encode(resp); err != nil {
+	if err := json.NewEncoder(conn).Encode(busyResponse(fmt.Sprintf("%d connections are waiting to send their request", maxPendingReads))); err != nil {
 		s.log.Debug().Err(err).Msg("writing control busy reply")
 	}
 }
 
-func (s *Server) serve(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	_ = conn.SetReadDeadline(time.Now().Add(requestReadTimeout))
-	req, resp, ok := s.read(conn)
-	if ok {
-		resp = s.handle(ctx, conn, req)
-	}
+// reply writes resp, giving up after a second.
+func (s *Server) reply(conn net.Conn, resp Response) {
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 	if err := json.NewEncoder(conn).Encode(resp); err != nil {
 		s.log.Debug().Err(err).Msg("writing control reply")
 	}
+}
+
+// serve reads conn's request, whose read deadline is set, and answers
+// it; r is conn's place among the readers, nil when its request had come
+// before it was accepted.
+func (s *Server) serve(ctx context.Context, conn net.Conn, r *reader, slots chan struct{}) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	req, resp, ok := s.read(conn)
+	received := time.Now()
+	evicted := r != nil && s.readers.remove(r)
+	switch {
+	case !ok && evicted:
+		resp = busyResponse("this connection sent no request while newer ones waited")
+	case ok:
+		select {
+		case slots <- struct{}{}:
+			resp = s.handle(ctx, conn, req, received)
+			<-slots
+		default:
+			resp = busyResponse(fmt.Sprintf("%d control requests are being answered", maxControlClients))
+		}
+	}
+	s.reply(conn, resp)
+}
+
+// readers are the connections whose request line is being read, oldest
+// first. They are bounded, and when they are all taken an idle one makes
+// way for a new one: a client sends its request as it connects, so one
+// that has sent nothing after idleGrace is idle.
+type readers struct {
+	mu      sync.Mutex // guards waiting and every reader's evicted
+	waiting []*reader
+}
+
+// reader is one connection in readers.
+type reader struct {
+	conn    net.Conn
+	since   time.Time
+	evicted bool
+}
+
+// add admits conn to be read, with a deadline for its request; false
+// when every reader is taken by a connection younger than idleGrace.
+func (rs *readers) add(conn net.Conn) (*reader, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	now := time.Now()
+	if len(rs.waiting) >= maxPendingReads {
+		oldest := rs.waiting[0]
+		if now.Sub(oldest.since) < idleGrace {
+			return nil, false
+		}
+		oldest.evicted = true
+		_ = oldest.conn.SetReadDeadline(now)
+		rs.waiting = rs.waiting[1:]
+	}
+	// Set here, before conn is listed, so that an eviction's deadline is
+	// never overwritten.
+	_ = conn.SetReadDeadline(now.Add(requestReadTimeout))
+	r := &reader{conn: conn, since: now}
+	rs.waiting = append(rs.waiting, r)
+	return r, true
+}
+
+// remove ends r's read and says whether it was evicted.
+func (rs *readers) remove(r *reader) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if i := slices.Index(rs.waiting, r); i >= 0 {
+		rs.waiting = slices.Delete(rs.waiting, i, i+1)
+	}
+	return r.evicted
+}
+
+func (rs *readers) count() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.waiting)
 }
 
 func (s *Server) read(conn net.Conn) (Request, Response, bool) {
@@ -186,12 +290,17 @@ func (s *Server) read(conn net.Conn) (Request, Response, bool) {
 	return req, Response{}, true
 }
 
-// handle runs a request under its deadline, unless the caller has
-// already given up on it.
-func (s *Server) handle(ctx context.Context, conn net.Conn, req Request) Response {
-	deadline := req.Deadline
-	if deadline.IsZero() {
-		deadline = time.Now().Add(DefaultDeadline)
+// handle runs a request received at received under its deadline, unless
+// the caller has already given up on it.
+func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, received time.Time) Response {
+	var deadline time.Time
+	switch {
+	case req.Within != 0:
+		deadline = received.Add(req.Within)
+	case !req.Deadline.IsZero():
+		deadline = req.Deadline // an older client's, on the wall clock
+	default:
+		deadline = received.Add(DefaultDeadline)
 	}
 	if !time.Now().Before(deadline) {
 		return Response{Error: "the request's deadline passed before the agent could start it; nothing was changed"}

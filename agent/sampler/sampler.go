@@ -59,24 +59,21 @@ type Sampler struct {
 	lastCount metrics.ConnCount
 }
 
-// New builds the sources a validated configuration names. agentPort is
-// left out of the count when no ports are configured.
-func New(src config.SourcesConfig, agentPort uint16) *Sampler {
+// New builds the sources a validated configuration names. The agent's own
+// ports are left out of the count when no ports are configured.
+func New(src config.SourcesConfig, ownPorts ...uint16) *Sampler {
 	s := &Sampler{last: map[string]SignalStatus{}, now: time.Now}
-	s.SetSources(src, agentPort)
+	s.SetSources(src, ownPorts...)
 	return s
 }
 
 // SetSources changes what is sampled, from a validated configuration. A
 // source whose keys did not change keeps its history (a CPU rate needs the
 // previous reading).
-func (s *Sampler) SetSources(src config.SourcesConfig, agentPort uint16) {
+func (s *Sampler) SetSources(src config.SourcesConfig, ownPorts ...uint16) {
 	sources := buildSources(src, s.sources)
 	s.counts.Budget = src.CountBudget
-	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot}
-	if agentPort != 0 {
-		c.Exclude = []uint16{agentPort}
-	}
+	c := &metrics.Conns{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: ownPorts}
 	s.conns, s.sources = c, sources
 	for name := range s.last {
 		if _, ok := sources[name]; !ok && name != policy.SignalConnections {

@@ -35,7 +35,7 @@ func TestSamplerDegradesGently(t *testing.T) {
 	}
 	defer ln.Close()
 	src := config.SourcesConfig{Ports: []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}, CPU: config.ScopeNone, Memory: config.ScopeNone, Pressure: config.ScopeNone, ProcRoot: "/proc"}
-	s := New(src, 0)
+	s := New(src)
 	cpu, app := &fakeSource{value: 0.4}, &fakeSource{value: 0.3}
 	s.sources = map[string]*builtSource{policy.SignalCPU: {source: cpu}, policy.SignalApp: {source: app}}
 	now := t0
@@ -99,16 +99,16 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 	ctx := context.Background()
 	src := config.Default().Sources
 	src.Ports = []uint16{1}
-	s := New(src, 0)
+	s := New(src)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
 		t.Fatalf("first cpu read: %v, want ErrNoData", err)
 	}
-	s.SetSources(src, 0)
+	s.SetSources(src)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); err != nil {
 		t.Errorf("cpu read after a reload with the same settings: %v, want a rate from the kept history", err)
 	}
 	src.CPU = config.ScopeNone
-	s.SetSources(src, 0)
+	s.SetSources(src)
 	if _, ok := s.sources[policy.SignalCPU]; ok {
 		t.Errorf("cpu: none still samples cpu")
 	}
@@ -120,7 +120,7 @@ func TestSamplerKeepsSourcesAcrossReload(t *testing.T) {
 func budgetSampler(t *testing.T) (*Sampler, policy.PolicyConfig, *time.Time) {
 	t.Helper()
 	src := config.SourcesConfig{Ports: []uint16{1}, CPU: config.ScopeNone, Memory: config.ScopeNone, Pressure: config.ScopeNone, ProcRoot: "/proc", CountBudget: 0.01}
-	s := New(src, 0)
+	s := New(src)
 	p := testPolicy()
 	now := new(time.Time)
 	*now = t0

@@ -53,7 +53,7 @@ func TestReloadReplacesOnlyChangedSources(t *testing.T) {
 			}
 			next := start
 			tt.change(&next)
-			s.SetSources(next, 0)
+			s.SetSources(next)
 			for name, old := range before {
 				now, ok := s.sources[name]
 				switch kept := slices.Contains(tt.kept, name); {
@@ -75,17 +75,17 @@ func TestReloadKeepsCPUHistory(t *testing.T) {
 	ctx := context.Background()
 	src := config.Default().Sources
 	src.Ports = []uint16{1}
-	s := New(src, 0)
+	s := New(src)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
 		t.Fatalf("first cpu read: %v, want ErrNoData", err)
 	}
 	src.Memory = config.ScopeNone
-	s.SetSources(src, 0)
+	s.SetSources(src)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); err != nil {
 		t.Errorf("cpu read after a reload that changed sources.memory: %v, want a rate from the kept history", err)
 	}
 	src.CPU, src.PID = config.ScopeProcess, os.Getpid()
-	s.SetSources(src, 0)
+	s.SetSources(src)
 	if _, err := s.sources[policy.SignalCPU].read(ctx); !errors.Is(err, metrics.ErrNoData) {
 		t.Errorf("cpu read after a reload that changed sources.cpu: %v, want ErrNoData from a new source", err)
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -523,4 +524,79 @@ func sendLine(path, line string) (*Response, error) {
 		return nil, err
 	}
 	return &resp, nil
+}
+
+// recorder counts the requests it is handed.
+type recorder struct{ handled atomic.Int32 }
+
+func (r *recorder) Handle(_ context.Context, req Request) Response {
+	r.handled.Add(1)
+	return Response{OK: true, Status: &Status{Admin: req.Command}}
+}
+
+// rawExchange sends raw bytes on the control socket and reads the reply.
+func rawExchange(t *testing.T, path string, raw []byte, closeWrite bool) Response {
+	t.Helper()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := conn.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if closeWrite {
+		conn.(*net.UnixConn).CloseWrite()
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		t.Fatalf("reading the reply: %v", err)
+	}
+	return resp
+}
+
+// TestServerRefusesOversizedRequest sends a valid request padded past the
+// size limit: it is refused whole, not cut at the limit and run (issue 17,
+// item 16: a 70,000-byte drain was cut to 64 KiB and applied).
+func TestServerRefusesOversizedRequest(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	path, stop := serve(t, r)
+	defer stop()
+	raw := append([]byte(`{"command":"drain"}`), bytes.Repeat([]byte(" "), 70000-len(`{"command":"drain"}`)-1)...)
+	raw = append(raw, '\n')
+	resp := rawExchange(t, path, raw, false)
+	if resp.OK || !strings.Contains(resp.Error, "larger than") {
+		t.Errorf("a 70,000-byte request answered %+v, want it refused as too large", resp)
+	}
+	if n := r.handled.Load(); n != 0 {
+		t.Errorf("the oversized request was handled %d times, want never", n)
+	}
+	// A request that ends without its newline is still read whole.
+	if resp := rawExchange(t, path, []byte(`{"command":"status"}`), true); !resp.OK {
+		t.Errorf("a request without its newline answered %+v, want it run", resp)
+	}
+}
+
+// TestServerReadTimeoutNamesNoTemporaryPath checks that a client that sends
+// nothing is told so without the path of the private directory the socket
+// was bound in, which no longer exists (issue 17, item 16).
+func TestServerReadTimeoutNamesNoTemporaryPath(t *testing.T) {
+	t.Parallel()
+	path, stop := serve(t, echo{})
+	defer stop()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(requestReadTimeout + waitLimit))
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		t.Fatalf("reading the reply: %v", err)
+	}
+	if resp.OK || strings.Contains(resp.Error, ".hafeed-bind-") || !strings.Contains(resp.Error, "no request") {
+		t.Errorf("an idle client was told %q, want it to say no request came, without the bind path", resp.Error)
+	}
 }

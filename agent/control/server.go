@@ -279,8 +279,21 @@ func (rs *readers) count() int {
 }
 
 func (s *Server) read(conn net.Conn) (Request, Response, bool) {
-	line, err := bufio.NewReader(io.LimitReader(conn, MaxRequestBytes)).ReadBytes('\n')
-	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
+	// One byte past the limit tells a request that is too large from one
+	// that is exactly as large as allowed.
+	line, err := bufio.NewReader(io.LimitReader(conn, MaxRequestBytes+1)).ReadBytes('\n')
+	switch {
+	case len(line) > MaxRequestBytes:
+		return Request{}, Response{Error: fmt.Sprintf("request larger than %d bytes: nothing was done (send one JSON line such as {\"command\":\"status\"})", MaxRequestBytes)}, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Request{}, Response{Error: fmt.Sprintf("no request within %v: send one JSON line such as {\"command\":\"status\"} as soon as you connect", requestReadTimeout)}, false
+	case err != nil && !(errors.Is(err, io.EOF) && len(line) > 0):
+		// The connection's own error, without its addresses: the local one
+		// is the private directory the socket was bound in, long gone.
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
 		return Request{}, Response{Error: fmt.Sprintf("reading request: %v (send one JSON line such as {\"command\":\"status\"})", err)}, false
 	}
 	var req Request

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 // configFlags are the flags of `hafeed run` that override the config file.
@@ -99,7 +100,7 @@ func (f *configFlags) socket(c *cobra.Command) string {
 		socket = config.DefaultControlSocket
 	}
 	if err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "warning: the configuration has problems (`hafeed config check` lists them); using control socket %s\n%v\n", socket, err)
+		printLines(c.ErrOrStderr(), "warning: ", fmt.Sprintf("the configuration has problems (`hafeed config check` lists them); using control socket %s\n%v", socket, termsafe.Text(err.Error())))
 	}
 	return socket
 }

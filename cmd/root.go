@@ -74,9 +74,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	// Errors may quote what HAProxy or the application sent.
-	fmt.Fprintln(stderr, "hafeed: "+termsafe.Text(err.Error()))
+	// Errors may quote what HAProxy or the application sent. One of
+	// several lines (a config's problems) says where each comes from.
+	printLines(stderr, "hafeed: ", termsafe.Text(err.Error()))
 	return exitCode(err)
+}
+
+// printLines writes text with prefix before each of its lines.
+func printLines(w io.Writer, prefix, text string) {
+	for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
+		fmt.Fprintln(w, prefix+line)
+	}
 }
 
 func exitCode(err error) int {

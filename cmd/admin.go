@@ -26,7 +26,8 @@ func newAdminCmd(name, short, long string) *cobra.Command {
 		Example: fmt.Sprintf(`  hafeed %[1]s
   hafeed %[1]s --control-socket /run/hafeed/control.sock
   HAFEED_CONTROL_SOCKET=./dev/control.sock hafeed %[1]s`, name),
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			resp, err := callAgent(c, flags.socket(c), control.Request{Command: name})
 			if err != nil {
@@ -35,7 +36,7 @@ func newAdminCmd(name, short, long string) *cobra.Command {
 			return printAdminResult(c, resp.Status, asJSON)
 		},
 	}
-	flags.register(c)
+	flags.register(c, clientFlags)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the agent's status as JSON")
 	return c
 }

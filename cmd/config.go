@@ -42,7 +42,7 @@ problem with its file, line and key. Exit 0 when valid, 2 when not.`,
 			return nil
 		},
 	}
-	flags.register(check)
+	flags.register(check, allFlags)
 	example := &cobra.Command{
 		Use:     "example",
 		Short:   "Print a commented configuration with every key and its default",

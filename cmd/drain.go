@@ -36,9 +36,10 @@ func newDrainCmd() *cobra.Command {
 The state is saved before this returns and survives restarts of the agent; with
 runtime endpoints configured (haproxy[].runtime) HAProxy shows it at once.
 
---wait then waits until this host's established connections on the watched
-ports reach zero (or --min), showing progress, and exits 0 when they do, or 1
-with the remaining count after --timeout. --shed-rate closes the remaining
+--wait then waits until this host's established connections on the ports the
+agent watches (sources.ports in its configuration) reach zero (or --min),
+showing progress, and exits 0 when they do, or 1 with the remaining count after
+--timeout; the host stays drained either way. --shed-rate closes the remaining
 connections at that many per second, spread evenly with jitter, so clients
 reconnect through HAProxy onto other hosts (shed.via: runtime closes them in
 HAProxy, shed.via: hook asks the application). Use it from a systemd ExecStop=
@@ -49,7 +50,8 @@ shedding this command started, and the host stays drained.`,
   hafeed drain --wait --timeout 10m
   hafeed drain --wait --shed-rate 100 --timeout 5m   # move sockets off, 100/s
   hafeed drain --wait --min 10                       # good enough at 10 left`,
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if !opts.wait && (c.Flags().Changed("timeout") || c.Flags().Changed("min") || c.Flags().Changed("shed-rate")) {
 				return usageErr(errors.New("--timeout, --min and --shed-rate go with --wait"))
@@ -80,7 +82,7 @@ shedding this command started, and the host stays drained.`,
 			return waitDrained(c, socket, opts, started, job)
 		},
 	}
-	flags.register(c)
+	flags.register(c, clientFlags)
 	c.Flags().BoolVar(&opts.asJSON, "json", false, "print the agent's status as JSON")
 	c.Flags().BoolVar(&opts.wait, "wait", false, "wait until the established connections reach --min (0)")
 	c.Flags().DurationVar(&opts.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 1)")

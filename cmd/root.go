@@ -122,9 +122,10 @@ the same binary.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr(fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath()))
-	})
+	root.SetFlagErrorFunc(flagError)
+	// --version, as HAProxy and most daemons have it, beside `hafeed version`.
+	root.Version = Version()
+	root.SetVersionTemplate("hafeed {{.Version}}\n")
 	root.AddCommand(
 		newRunCmd(),
 		newDrainCmd(),
@@ -150,6 +151,12 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// clientNote says why a command that acts on the running agent takes none
+// of the settings the agent reads from its own configuration.
+func clientNote() map[string]string {
+	return map[string]string{agentClientNote: "it acts on the running agent, which uses its own configuration: change the setting there (or on `hafeed run`) and reload the agent"}
 }
 
 func noArgs(c *cobra.Command, args []string) error {

@@ -91,7 +91,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad duration flag", args: slices.Concat(run, []string{"--interval", "soon"}), want: "--interval"},
 		{name: "extra args", args: []string{"version", "extra"}, want: `takes no arguments, got ["extra"]`},
 		{name: "extra args to drain", args: []string{"drain", "now"}, want: "takes no arguments"},
-		{name: "extra args to config check", args: []string{"config", "check", "hafeed.yaml"}, want: "takes no arguments"},
+		{name: "two files to config check", args: []string{"config", "check", "a.yaml", "b.yaml"}, want: `takes one config file, got ["a.yaml" "b.yaml"]`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		{name: "unknown config subcommand", args: []string{"config", "chekc"}, want: `unknown command "chekc"`},
 		{name: "bad ports", args: []string{"sample", "-c", empty, "--ports", "8080,http"}, want: `--ports: "http" is not a port number`},

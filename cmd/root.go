@@ -113,6 +113,7 @@ HAProxy's agent-check polls with it, so that a leastconn backend balances on
 load instead of connection counts. Operators drain and undrain the host with
 the same binary.`,
 		Example: `  hafeed run --ports 8080                 # the daemon (usually a systemd unit)
+  hafeed config check /etc/hafeed/hafeed.yaml   # is this config valid?
   hafeed drain                             # stop new connections to this host
   hafeed ready                             # take it back into rotation
   hafeed status                            # what the agent reports, and why

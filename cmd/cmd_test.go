@@ -217,9 +217,10 @@ func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 	}
 }
 
-func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
-	t.Setenv("HAFEED_CONTROL_SOCKET", "")
-	empty := emptyConfig(t)
+// startAgent runs an agent on a listener of the test's own until the test
+// ends, and returns its configuration once it is ready.
+func startAgent(t *testing.T) config.Config {
+	t.Helper()
 	dir := shortDir(t)
 	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
@@ -248,6 +249,13 @@ func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
 		}
 		return false
 	})
+	return cfg
+}
+
+func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	empty := emptyConfig(t)
+	cfg := startAgent(t)
 
 	ctl := []string{"-c", empty, "--control-socket", cfg.ControlSocket}
 	code, stdout, stderr := hafeed(t, append([]string{"drain"}, ctl...)...)

@@ -24,6 +24,7 @@ type drainOptions struct {
 	min      int
 	shedRate float64
 	asJSON   bool
+	reason   string
 }
 
 func newDrainCmd() *cobra.Command {
@@ -59,7 +60,10 @@ shedding this command started, and the host stays drained.`,
 			if opts.shedRate < 0 || opts.min < 0 || opts.timeout <= 0 {
 				return usageErr(errors.New("--shed-rate and --min must not be negative, --timeout must be positive"))
 			}
-			req := control.Request{Command: control.CommandDrain}
+			if err := control.CheckReason(opts.reason); err != nil {
+				return usageErr(fmt.Errorf("--reason: %w", err))
+			}
+			req := control.Request{Command: control.CommandDrain, Reason: opts.reason}
 			if opts.wait {
 				req.ShedRate, req.Min, req.Timeout = opts.shedRate, opts.min, opts.timeout
 			}
@@ -88,6 +92,7 @@ shedding this command started, and the host stays drained.`,
 	c.Flags().DurationVar(&opts.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 1)")
 	c.Flags().IntVar(&opts.min, "min", 0, "with --wait: done when at most this many connections remain")
 	c.Flags().Float64Var(&opts.shedRate, "shed-rate", 0, "with --wait: close remaining connections at this many per second (default: none, wait for clients to leave)")
+	registerReason(c, &opts.reason)
 	return c
 }
 

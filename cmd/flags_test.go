@@ -45,8 +45,8 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		{[]string{"run"}, all},
 		{[]string{"config", "check"}, all},
 		{[]string{"sample"}, []string{"agent-listen", "config", "help", "json", "ports"}},
-		{[]string{"drain"}, slices.Sorted(slices.Values(append(slices.Clone(client), "min", "shed-rate", "timeout", "wait")))},
-		{[]string{"maint"}, client},
+		{[]string{"drain"}, slices.Sorted(slices.Values(append(slices.Clone(client), "min", "reason", "shed-rate", "timeout", "wait")))},
+		{[]string{"maint"}, slices.Sorted(slices.Values(append(slices.Clone(client), "reason")))},
 		{[]string{"ready"}, client},
 		{[]string{"status"}, client},
 		{[]string{"config", "example"}, []string{"help"}},
@@ -101,6 +101,7 @@ func TestFlagSuggestions(t *testing.T) {
 		{[]string{"drain", "--shedrate", "5"}, "did you mean --shed-rate?"},
 		{[]string{"drain", "--wiat"}, "did you mean --wait?"},
 		{[]string{"drain", "--port", "1"}, "unknown flag: --port; did you mean --ports? `hafeed drain` does not take it either"},
+		{[]string{"maint", "--reasn", "x"}, "did you mean --reason?"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := hafeed(t, tt.args...)

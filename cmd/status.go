@@ -55,6 +55,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
+	if st.AdminReason != "" {
+		row("reason", "%s", st.AdminReason)
+	}
 	if st.StateError != "" {
 		row("state error", "%s", sty.bad(st.StateError))
 	}

@@ -266,7 +266,7 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 			return control.Response{Error: err.Error()}
 		}
 		if req.ShedRate > 0 && a.closer() == nil {
-			return control.Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
+			return control.Response{Config: true, Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
 		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
 		st, err := a.SetAdmin(ctx, admin, req.Reason)

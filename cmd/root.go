@@ -95,6 +95,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, control.ErrAgentUnreachable):
 		return ExitUnreachable
+	case errors.Is(err, control.ErrAgentConfig):
+		return ExitUsage
 	case errors.As(err, &ce):
 		return ExitUsage
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
@@ -111,7 +113,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 HAProxy. It samples the host's real load, turns it into a weight, and answers
 HAProxy's agent-check polls with it, so that a leastconn backend balances on
 load instead of connection counts. Operators drain and undrain the host with
-the same binary.`,
+the same binary.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error (the agent's
+included), 3 the agent is not reachable on its control socket.`,
 		Example: `  hafeed run --ports 8080                 # the daemon (usually a systemd unit)
   hafeed config check /etc/hafeed/hafeed.yaml   # is this config valid?
   hafeed drain                             # stop new connections to this host

@@ -45,7 +45,11 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	// Busy says the agent did not start the request because it was busy:
 	// nothing changed, and the same request may be sent again.
-	Busy   bool    `json:"busy,omitempty"`
+	Busy bool `json:"busy,omitempty"`
+	// Config says the request failed for want of something in the agent's
+	// configuration: nothing changed, and only a change there (and a
+	// reload) lets the same request succeed.
+	Config bool    `json:"config,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
@@ -70,6 +74,10 @@ var ErrAgentUnreachable = errors.New("agent not reachable")
 
 // ErrAlreadyRunning means another agent holds the control socket.
 var ErrAlreadyRunning = errors.New("another hafeed agent is running")
+
+// ErrAgentConfig marks an error the agent's configuration causes, such as
+// shedding with no way to close connections (Response.Config).
+var ErrAgentConfig = errors.New("the agent's configuration does not allow it")
 
 // ErrBusy means the agent stayed busy until the caller's deadline: the
 // request was never started, so nothing changed.

@@ -141,9 +141,9 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started tim
 			progress.finish()
 			stopShed(socket, job)
 			if left < 0 {
-				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget)", opts.timeout)
+				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget); %s", opts.timeout, staysDrained)
 			}
-			return fmt.Errorf("timed out after %s: %d connections remain on ports %s", opts.timeout, left, ports)
+			return fmt.Errorf("timed out after %s: %d connections remain on ports %s; %s", opts.timeout, left, ports, staysDrained)
 		}
 		select {
 		case <-ctx.Done():
@@ -153,6 +153,10 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started tim
 		}
 	}
 }
+
+// staysDrained ends the message of a wait that gave up: the drain itself
+// was applied and outlives the command.
+const staysDrained = "the host stays drained (no new connections); `hafeed ready` takes it back into rotation"
 
 // interrupted stops the drain's shedding job, if it started one, and says
 // what became of the host.

@@ -71,6 +71,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	}
 	for _, e := range st.HAProxy {
 		text := fmt.Sprintf("%s servers %s", e.Runtime, strings.Join(e.Servers, ","))
+		if len(e.Servers) == 0 {
+			text = e.Runtime + " (no server of this host found in it)"
+		}
 		if e.Applied != "" {
 			text += fmt.Sprintf(", pushed %s %s ago", e.Applied, ago(now, e.AppliedAt))
 		}

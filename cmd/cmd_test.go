@@ -128,6 +128,7 @@ func TestConfigCheckBadFile(t *testing.T) {
 		{name: "unknown key", yaml: "agent_check:\n  lisen: \":5555\"\n", want: []string{":2: agent_check.lisen: unknown key"}},
 		{name: "type error", yaml: "\n\ninterval: often\n", want: []string{":3: "}},
 		{name: "two errors", yaml: "interval: 1ms\npolicy:\n  targets:\n    cpu: 3\n", want: []string{":1: interval:", ":4: policy.targets.cpu:"}},
+		{name: "IPv4-mapped allow entry that matches no IPv4 peer", yaml: "agent_check:\n  allow: [\"::ffff:10.0.0.0/80\"]\n", want: []string{`:2: agent_check.allow: "::ffff:10.0.0.0/80": an IPv4-mapped prefix shorter than /96 matches no IPv4 peer`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -360,19 +360,16 @@ func keyLine(n *yaml.Node, key string) int {
 	return line
 }
 
-// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses.
+// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses,
+// each as the agent-check server matches it (haproxy.ParseAllow).
 func ParseAllow(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
+		p, err := haproxy.ParseAllow(s)
 		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an address", s)
+			return nil, err
 		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }

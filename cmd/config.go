@@ -27,7 +27,9 @@ func newConfigCmd() *cobra.Command {
 		Use:   "check [FILE]",
 		Short: "Validate the configuration (exit 0 if valid, 2 if not)",
 		Long: `Read the config file and the flags exactly as ` + "`hafeed run`" + ` would and report every
-problem with its file, line and key. Exit 0 when valid, 2 when not.
+problem with its file, line and key. Exit 0 when valid, 2 when not. A valid
+configuration that cannot do everything the package ships for it, such as
+shedding for the drop-in hafeed-drain.conf, gets a warning on stderr.
 
 FILE, like --config, names the file; without either, $HAFEED_CONFIG, else
 ` + config.DefaultConfigFile + ` when it exists, else the defaults are checked.`,
@@ -51,7 +53,7 @@ FILE, like --config, names the file; without either, $HAFEED_CONFIG, else
 					flags.file = file
 				}
 			}
-			_, path, err := flags.load(c)
+			cfg, path, err := flags.load(c)
 			if err != nil {
 				return err
 			}
@@ -59,6 +61,10 @@ FILE, like --config, names the file; without either, $HAFEED_CONFIG, else
 				path = "no config file (defaults)"
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s: configuration is valid\n", path)
+			// Valid, but the deploy drain it ships with cannot do its job.
+			if _, err := cfg.ShedWay(); err != nil {
+				printLines(c.ErrOrStderr(), "warning: ", path+": "+err.Error())
+			}
 			return nil
 		},
 	}

@@ -77,7 +77,7 @@ bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil (QUI
 	$(GO) run ./bench/conns $(if $(QUICK),-conns 10000,)
 
 .PHONY: sim
-sim: ## the load-balancing simulator, 10/100/1000 hosts (QUICK=1: a smoke run, plot into .dev/sim)
+sim: ## the load-balancing simulator, 10/100/1000 hosts; REWRITES the tracked docs/img/sim-utilisation.png (QUICK=1: a smoke run, plot into .dev/sim)
 	@mkdir -p $(if $(QUICK),$(DEV)/sim,docs/img)
 	$(GO) run ./bench/sim $(if $(QUICK),-quick -plot $(DEV)/sim,-plot docs/img)
 
@@ -159,7 +159,7 @@ docs: ## regenerate docs/CONFIG.md from the example configuration
 	$(GO) run ./cmd/gendocs
 
 .PHONY: bench-balance demo
-bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leastconn vs hafeed (QUICK=1: a subset, under 2 min)
+bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leastconn vs hafeed; REWRITES the tracked docs/img/balance-*.png (QUICK=1: a subset, under 2 min, plots into .dev/balance)
 	@mkdir -p docs/img $(DEV)/balance
 	$(GO) run ./bench/balance -json-out $(DEV)/balance/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/balance,-out docs/img)
 

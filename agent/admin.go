@@ -200,9 +200,11 @@ func (a *Agent) persistAnnounced() {
 var errAdminBusy = errors.New("busy: another admin change is in progress until this request's deadline; nothing was changed, try again")
 
 // SetAdmin changes the admin state, persisting it before it is served, and
-// returns the status right after the change. It starts nothing once ctx
-// has ended, and waits for HAProxy only until ctx's deadline.
-func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Status, error) {
+// returns the status right after the change. reason is the operator's note
+// on a drain or maint: kept until the state changes, replaced by a new one
+// for the same state. It starts nothing once ctx has ended, and waits for
+// HAProxy only until ctx's deadline.
+func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin, reason string) (control.Status, error) {
 	if !a.admin.acquire(ctx) {
 		return control.Status{}, errAdminBusy
 	}
@@ -214,11 +216,15 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	cur, corrupt := a.admin.state, a.admin.stateErr != ""
 	a.admin.mu.Unlock()
 	if cur.Admin == admin && !corrupt {
-		return a.Status(), nil
+		if reason == "" || reason == cur.Reason {
+			return a.Status(), nil
+		}
+		return a.setAdminReason(cur, reason)
 	}
 	next := State{
 		Admin:        admin,
 		Since:        time.Now(),
+		Reason:       reason,
 		ReadyPending: admin == haproxy.AdminReady && (cur.Admin != haproxy.AdminReady || cur.ReadyPending),
 		Baseline:     cur.Baseline,
 	}
@@ -246,7 +252,7 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	a.admin.desired = runtime.Desired{Admin: admin, Gen: a.admin.desired.Gen + 1, Push: true}
 	a.replies.SetAdmin(admin, next.ReadyPending)
 	a.admin.mu.Unlock()
-	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", "requested on the control socket (hafeed "+admin.String()+")").Msg("admin state changed")
+	a.log.Info().Str("from", cur.Admin.String()).Str("to", admin.String()).Str("reason", requestedReason(admin, reason)).Msg("admin state changed")
 	set := a.rt.set()
 	if cur.Admin == haproxy.AdminMaint && admin == haproxy.AdminDrain && (set == nil || len(set.Endpoints()) == 0) {
 		warnings = append(warnings, "HAProxy keeps this server in MAINT as well: the agent-check protocol cannot lift maint without also lifting drain; run `hafeed ready` to leave both")
@@ -260,6 +266,29 @@ func (a *Agent) SetAdmin(ctx context.Context, admin haproxy.Admin) (control.Stat
 	return st, nil
 }
 
+// setAdminReason replaces the operator's note on the current state, which
+// stays as it is. The caller holds the admin lock.
+func (a *Agent) setAdminReason(cur State, reason string) (control.Status, error) {
+	next := cur
+	next.Reason = reason
+	if err := a.stateFile().Save(next); err != nil {
+		return control.Status{}, fmt.Errorf("persisting the reason, so it stays %q: %w", cur.Reason, err)
+	}
+	a.admin.update(next)
+	a.log.Info().Str("admin", cur.Admin.String()).Str("reason", requestedReason(cur.Admin, reason)).Msg("admin state unchanged, reason recorded")
+	return a.Status(), nil
+}
+
+// requestedReason is the log's reason for a change asked for on the
+// control socket, with the operator's note.
+func requestedReason(admin haproxy.Admin, note string) string {
+	why := "requested on the control socket (hafeed " + admin.String() + ")"
+	if note != "" {
+		why += ": " + note
+	}
+	return why
+}
+
 // Handle answers one control-socket request.
 func (a *Agent) Handle(ctx context.Context, req control.Request) control.Response {
 	switch req.Command {
@@ -271,11 +300,17 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 		if req.ShedRate < 0 || req.Min < 0 {
 			return control.Response{Error: "shed_rate and min must not be negative"}
 		}
+		if req.Reason != "" && req.Command == control.CommandReady {
+			return control.Response{Error: "reason goes with drain and maint only"}
+		}
+		if err := control.CheckReason(req.Reason); err != nil {
+			return control.Response{Error: err.Error()}
+		}
 		if req.ShedRate > 0 && a.closer() == nil {
-			return control.Response{Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
+			return control.Response{Config: true, Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
 		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
-		st, err := a.SetAdmin(ctx, admin)
+		st, err := a.SetAdmin(ctx, admin, req.Reason)
 		if err != nil {
 			return control.Response{Error: err.Error()}
 		}
@@ -328,6 +363,7 @@ func (a *Agent) Status() control.Status {
 	a.admin.mu.Lock()
 	line, announcing := a.replies.Current()
 	st.Admin, st.Since, st.StateError = a.admin.state.Admin.String(), a.admin.state.Since, a.admin.stateErr
+	st.AdminReason = a.admin.state.Reason
 	a.admin.mu.Unlock()
 	st.Reply, st.AnnouncingReady = trimNewline(line), announcing
 	if s := a.sample.Load(); s != nil {

@@ -340,10 +340,10 @@ func (a *Agent) newRuntime(cfg config.Config) (*runtimeSet, error) {
 		return nil, err
 	}
 	rs := &runtimeSet{endpoints: set}
-	switch {
-	case cfg.Shed.Via == config.ShedViaHook:
+	switch via, _ := cfg.ShedWay(); via {
+	case config.ShedViaHook:
 		rs.closer = shed.NewHookCloser(cfg.Shed.HookURL)
-	case set.Closer() != nil:
+	case config.ShedViaRuntime:
 		rs.closer = set.Closer()
 	}
 	return rs, nil

@@ -345,7 +345,7 @@ func TestAgentMalformedRequest(t *testing.T) {
 		{name: "truncated JSON", request: `{"command":` + "\n", want: "malformed request"},
 		{name: "wrong type", request: `{"command":1}` + "\n", want: "malformed request"},
 		{name: "nothing", request: "", want: "reading request"},
-		{name: "too long", request: `{"command":"` + strings.Repeat("x", 2*control.MaxRequestBytes), want: "malformed request"},
+		{name: "too long", request: `{"command":"` + strings.Repeat("x", 2*control.MaxRequestBytes), want: "larger than"},
 	}
 	for _, tt := range tests {
 		conn, err := net.Dial("unix", cfg.ControlSocket)

@@ -20,15 +20,22 @@ func NewLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, *LevelFilter,
 	if err != nil {
 		return zerolog.Nop(), nil, err
 	}
+	terminal := false
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		terminal = true
+	}
 	format := cfg.Format
 	if format == "auto" || format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if terminal {
 			format = "console"
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", FormatPrepare: consolelog.Round}
+		// Colour codes only on a terminal: in a file or a pipe they are
+		// noise that grep and less show as such.
+		noColor := !terminal || os.Getenv("NO_COLOR") != ""
+		w = zerolog.ConsoleWriter{Out: w, NoColor: noColor, TimeFormat: "15:04:05.000", FormatPrepare: consolelog.Round}
 	}
 	filter := &LevelFilter{w: zerolog.LevelWriterAdapter{Writer: w}}
 	filter.Set(level)

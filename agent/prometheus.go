@@ -25,7 +25,7 @@ type collector struct {
 var (
 	descBuildInfo   = prometheus.NewDesc("hafeed_build_info", "hafeed's version; always 1.", []string{"version", "goversion"}, nil)
 	descAdmin       = prometheus.NewDesc("hafeed_admin_state", "1 for the current admin state (ready, drain, maint), 0 for the others.", []string{"state"}, nil)
-	descWeight      = prometheus.NewDesc("hafeed_weight_percent", "Weight reported to HAProxy, in percent of the configured weight; 0 while none is reported.", nil, nil)
+	descWeight      = prometheus.NewDesc("hafeed_weight_percent", "Weight reported to HAProxy, in percent of the configured weight; absent while none is reported (the start-up blackout, when HAProxy keeps the weight it has). Never 0: see hafeed_admin_state for drain and maint.", nil, nil)
 	descMaxconn     = prometheus.NewDesc("hafeed_maxconn", "maxconn reported to HAProxy by the overload guard; absent when none is sent.", nil, nil)
 	descUtilisation = prometheus.NewDesc("hafeed_utilisation_ratio", "Load relative to the targets (1 means at target), from the bottleneck signal.", nil, nil)
 	descCapacity    = prometheus.NewDesc("hafeed_capacity_connections", "Estimated connections this host holds at its targets.", nil, nil)
@@ -63,7 +63,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descAdmin, v, state)
 	}
 	if s := st.Sample; s != nil {
-		gauge(descWeight, float64(s.WeightPercent))
+		// 0 would read as a drained server: leave the series out instead.
+		if s.WeightPercent > 0 {
+			gauge(descWeight, float64(s.WeightPercent))
+		}
 		if s.SendMaxconn {
 			gauge(descMaxconn, float64(s.Maxconn))
 		}

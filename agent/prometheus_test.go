@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hafeed/hafeed/agent/control"
@@ -64,6 +65,46 @@ hafeed_shed_connections_total{reason="rebalance"} 0
 		}
 		return nil
 	})
+}
+
+// TestMetricsWeightNeverZero checks that hafeed_weight_percent is absent,
+// not 0, while the agent reports no weight (the start-up blackout), since
+// 0 reads as a drained server and would fire an alert at every restart
+// (issue 17), and that it is there once a weight is reported.
+func TestMetricsWeightNeverZero(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Policy.Blackout = time.Hour
+	a := startAgent(t, cfg)
+	c := collector{a: a, version: "test"}
+	if st := a.Status(); st.Sample == nil || st.Sample.WeightPercent != 0 {
+		t.Fatalf("sample in the blackout = %+v, want one with no weight reported", st.Sample)
+	}
+	if n := promtest.CollectAndCount(c, "hafeed_weight_percent"); n != 0 {
+		t.Errorf("hafeed_weight_percent in the blackout: %d series, want none", n)
+	}
+	if n := promtest.CollectAndCount(c, "hafeed_connections"); n != 1 {
+		t.Errorf("hafeed_connections in the blackout: %d series, want 1 (only the weight is left out)", n)
+	}
+
+	b := startAgent(t, testConfig(t)) // blackout 0: the weight is known at once
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collector{a: b, version: "test"})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var weights []float64
+	for _, f := range families {
+		if f.GetName() == "hafeed_weight_percent" {
+			for _, m := range f.GetMetric() {
+				weights = append(weights, m.GetGauge().GetValue())
+			}
+		}
+	}
+	if len(weights) != 1 || weights[0] < 1 {
+		t.Errorf("hafeed_weight_percent with a weight reported = %v, want one value of at least 1", weights)
+	}
 }
 
 // TestMetricsHTTP checks the /metrics endpoint over HTTP.

@@ -20,6 +20,9 @@ import (
 type State struct {
 	Admin haproxy.Admin
 	Since time.Time
+	// Reason is the operator's note on a drain or maint (--reason), "" if
+	// none was given.
+	Reason string
 	// ReadyPending is true from leaving drain or maint until every HAProxy
 	// polling the agent got the "ready" word, so a restart in between
 	// finishes the announcement instead of leaving HAProxy drained.
@@ -36,6 +39,7 @@ type stateJSON struct {
 	Version      int           `json:"version"`
 	Admin        string        `json:"admin"`
 	Since        time.Time     `json:"since"`
+	Reason       string        `json:"reason,omitempty"`
 	ReadyPending bool          `json:"ready_pending,omitempty"`
 	Peers        []netip.Addr  `json:"peers,omitempty"`
 	Baseline     *baselineJSON `json:"baseline,omitempty"`
@@ -103,7 +107,7 @@ func (f StateFile) Load() (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("%w: %s: %v", ErrCorruptState, f.Path, err)
 	}
-	st := State{Admin: admin, Since: sj.Since, ReadyPending: sj.ReadyPending, Peers: sj.Peers}
+	st := State{Admin: admin, Since: sj.Since, Reason: sj.Reason, ReadyPending: sj.ReadyPending, Peers: sj.Peers}
 	// A baseline that is not a measurement is measured again rather than
 	// trusted.
 	if b := sj.Baseline; b != nil && b.Measured > 0 && b.Baseline >= 0 && b.Baseline <= 1 {
@@ -172,7 +176,7 @@ func (f StateFile) CheckWritable() error {
 // rename that reports failure is taken as not done, as on a local file
 // system).
 func (f StateFile) Save(s State) error {
-	sj := stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), ReadyPending: s.ReadyPending, Peers: s.Peers}
+	sj := stateJSON{Version: 1, Admin: s.Admin.String(), Since: s.Since.UTC(), Reason: s.Reason, ReadyPending: s.ReadyPending, Peers: s.Peers}
 	if b := s.Baseline; b != nil {
 		sj.Baseline = &baselineJSON{Baseline: b.Baseline, Measured: b.Measured}
 	}

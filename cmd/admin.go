@@ -19,6 +19,7 @@ const controlCallTimeout = 10 * time.Second
 func newAdminCmd(name, short, long string) *cobra.Command {
 	var flags configFlags
 	var asJSON bool
+	var reason string
 	c := &cobra.Command{
 		Use:   name,
 		Short: short,
@@ -26,18 +27,31 @@ func newAdminCmd(name, short, long string) *cobra.Command {
 		Example: fmt.Sprintf(`  hafeed %[1]s
   hafeed %[1]s --control-socket /run/hafeed/control.sock
   HAFEED_CONTROL_SOCKET=./dev/control.sock hafeed %[1]s`, name),
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			resp, err := callAgent(c, flags.socket(c), control.Request{Command: name})
+			if err := control.CheckReason(reason); err != nil {
+				return usageErr(fmt.Errorf("--reason: %w", err))
+			}
+			resp, err := callAgent(c, flags.socket(c), control.Request{Command: name, Reason: reason})
 			if err != nil {
 				return err
 			}
 			return printAdminResult(c, resp.Status, asJSON)
 		},
 	}
-	flags.register(c)
+	flags.register(c, clientFlags)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the agent's status as JSON")
+	if name != control.CommandReady {
+		registerReason(c, &reason)
+	}
 	return c
+}
+
+// registerReason adds --reason to drain and maint.
+func registerReason(c *cobra.Command, reason *string) {
+	c.Flags().StringVar(reason, "reason", "", "a note on why (one line), kept with the state until it changes, written to the log and shown by hafeed status")
+	c.Example += fmt.Sprintf("\n  hafeed %s --reason \"kernel update, ticket 1234\"", c.Name())
 }
 
 // callAgent sends one request to the agent on the control socket found
@@ -67,6 +81,10 @@ func printAdminResult(c *cobra.Command, st *control.Status, asJSON bool) error {
 	if st.Warning != "" {
 		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
 	}
-	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
+	reason := ""
+	if st.AdminReason != "" {
+		reason = fmt.Sprintf(", reason %q", st.AdminReason)
+	}
+	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s%s (reply %q)\n", st.AgentListen, st.Admin, reason, st.Reply)
 	return nil
 }

@@ -91,7 +91,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad duration flag", args: slices.Concat(run, []string{"--interval", "soon"}), want: "--interval"},
 		{name: "extra args", args: []string{"version", "extra"}, want: `takes no arguments, got ["extra"]`},
 		{name: "extra args to drain", args: []string{"drain", "now"}, want: "takes no arguments"},
-		{name: "extra args to config check", args: []string{"config", "check", "hafeed.yaml"}, want: "takes no arguments"},
+		{name: "two files to config check", args: []string{"config", "check", "a.yaml", "b.yaml"}, want: `takes one config file, got ["a.yaml" "b.yaml"]`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		{name: "unknown config subcommand", args: []string{"config", "chekc"}, want: `unknown command "chekc"`},
 		{name: "bad ports", args: []string{"sample", "-c", empty, "--ports", "8080,http"}, want: `--ports: "http" is not a port number`},
@@ -128,6 +128,7 @@ func TestConfigCheckBadFile(t *testing.T) {
 		{name: "unknown key", yaml: "agent_check:\n  lisen: \":5555\"\n", want: []string{":2: agent_check.lisen: unknown key"}},
 		{name: "type error", yaml: "\n\ninterval: often\n", want: []string{":3: "}},
 		{name: "two errors", yaml: "interval: 1ms\npolicy:\n  targets:\n    cpu: 3\n", want: []string{":1: interval:", ":4: policy.targets.cpu:"}},
+		{name: "IPv4-mapped allow entry that matches no IPv4 peer", yaml: "agent_check:\n  allow: [\"::ffff:10.0.0.0/80\"]\n", want: []string{`:2: agent_check.allow: "::ffff:10.0.0.0/80": an IPv4-mapped prefix shorter than /96 matches no IPv4 peer`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,9 +218,10 @@ func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 	}
 }
 
-func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
-	t.Setenv("HAFEED_CONTROL_SOCKET", "")
-	empty := emptyConfig(t)
+// startAgent runs an agent on a listener of the test's own until the test
+// ends, and returns its configuration once it is ready.
+func startAgent(t *testing.T) config.Config {
+	t.Helper()
 	dir := shortDir(t)
 	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
@@ -248,6 +250,13 @@ func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
 		}
 		return false
 	})
+	return cfg
+}
+
+func TestAdminCommandsAgainstRunningAgent(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	empty := emptyConfig(t)
+	cfg := startAgent(t)
 
 	ctl := []string{"-c", empty, "--control-socket", cfg.ControlSocket}
 	code, stdout, stderr := hafeed(t, append([]string{"drain"}, ctl...)...)

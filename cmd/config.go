@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -23,15 +24,36 @@ func newConfigCmd() *cobra.Command {
 	}
 	var flags configFlags
 	check := &cobra.Command{
-		Use:   "check",
+		Use:   "check [FILE]",
 		Short: "Validate the configuration (exit 0 if valid, 2 if not)",
 		Long: `Read the config file and the flags exactly as ` + "`hafeed run`" + ` would and report every
-problem with its file, line and key. Exit 0 when valid, 2 when not.`,
-		Example: `  hafeed config check --config /etc/hafeed/hafeed.yaml
-  hafeed config example > hafeed.yaml && hafeed config check -c hafeed.yaml`,
-		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			_, path, err := flags.load(c)
+problem with its file, line and key. Exit 0 when valid, 2 when not. A valid
+configuration that cannot do everything the package ships for it, such as
+shedding for the drop-in hafeed-drain.conf, gets a warning on stderr.
+
+FILE, like --config, names the file; without either, $HAFEED_CONFIG, else
+` + config.DefaultConfigFile + ` when it exists, else the defaults are checked.`,
+		Example: `  hafeed config check /etc/hafeed/hafeed.yaml
+  hafeed config check --config /etc/hafeed/hafeed.yaml --ports 8080
+  hafeed config example > hafeed.yaml && hafeed config check hafeed.yaml`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErr(fmt.Errorf("%s takes one config file, got %q (see `%s --help`)", c.CommandPath(), args, c.CommandPath()))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				switch file := args[0]; {
+				case file == "":
+					return usageErr(errors.New("the config file named is empty: give a path, e.g. `hafeed config check /etc/hafeed/hafeed.yaml`"))
+				case c.Flags().Changed("config") && flags.file != file:
+					return usageErr(fmt.Errorf("two config files, %s and --config %s: give one", file, flags.file))
+				default:
+					flags.file = file
+				}
+			}
+			cfg, path, err := flags.load(c)
 			if err != nil {
 				return err
 			}
@@ -39,10 +61,14 @@ problem with its file, line and key. Exit 0 when valid, 2 when not.`,
 				path = "no config file (defaults)"
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s: configuration is valid\n", path)
+			// Valid, but the deploy drain it ships with cannot do its job.
+			if _, err := cfg.ShedWay(); err != nil {
+				printLines(c.ErrOrStderr(), "warning: ", path+": "+err.Error())
+			}
 			return nil
 		},
 	}
-	flags.register(check)
+	flags.register(check, allFlags)
 	example := &cobra.Command{
 		Use:     "example",
 		Short:   "Print a commented configuration with every key and its default",

@@ -24,6 +24,7 @@ type drainOptions struct {
 	min      int
 	shedRate float64
 	asJSON   bool
+	reason   string
 }
 
 func newDrainCmd() *cobra.Command {
@@ -36,9 +37,10 @@ func newDrainCmd() *cobra.Command {
 The state is saved before this returns and survives restarts of the agent; with
 runtime endpoints configured (haproxy[].runtime) HAProxy shows it at once.
 
---wait then waits until this host's established connections on the watched
-ports reach zero (or --min), showing progress, and exits 0 when they do, or 1
-with the remaining count after --timeout. --shed-rate closes the remaining
+--wait then waits until this host's established connections on the ports the
+agent watches (sources.ports in its configuration) reach zero (or --min),
+showing progress, and exits 0 when they do, or 1 with the remaining count after
+--timeout; the host stays drained either way. --shed-rate closes the remaining
 connections at that many per second, spread evenly with jitter, so clients
 reconnect through HAProxy onto other hosts (shed.via: runtime closes them in
 HAProxy, shed.via: hook asks the application). Use it from a systemd ExecStop=
@@ -49,7 +51,8 @@ shedding this command started, and the host stays drained.`,
   hafeed drain --wait --timeout 10m
   hafeed drain --wait --shed-rate 100 --timeout 5m   # move sockets off, 100/s
   hafeed drain --wait --min 10                       # good enough at 10 left`,
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if !opts.wait && (c.Flags().Changed("timeout") || c.Flags().Changed("min") || c.Flags().Changed("shed-rate")) {
 				return usageErr(errors.New("--timeout, --min and --shed-rate go with --wait"))
@@ -57,7 +60,10 @@ shedding this command started, and the host stays drained.`,
 			if opts.shedRate < 0 || opts.min < 0 || opts.timeout <= 0 {
 				return usageErr(errors.New("--shed-rate and --min must not be negative, --timeout must be positive"))
 			}
-			req := control.Request{Command: control.CommandDrain}
+			if err := control.CheckReason(opts.reason); err != nil {
+				return usageErr(fmt.Errorf("--reason: %w", err))
+			}
+			req := control.Request{Command: control.CommandDrain, Reason: opts.reason}
 			if opts.wait {
 				req.ShedRate, req.Min, req.Timeout = opts.shedRate, opts.min, opts.timeout
 			}
@@ -84,12 +90,13 @@ shedding this command started, and the host stays drained.`,
 			return waitDrained(c, socket, opts, started, drainCount, job)
 		},
 	}
-	flags.register(c)
+	flags.register(c, clientFlags)
 	c.Flags().BoolVar(&opts.asJSON, "json", false, "print the agent's status as JSON")
 	c.Flags().BoolVar(&opts.wait, "wait", false, "wait until the established connections reach --min (0)")
 	c.Flags().DurationVar(&opts.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 1)")
 	c.Flags().IntVar(&opts.min, "min", 0, "with --wait: done when at most this many connections remain")
 	c.Flags().Float64Var(&opts.shedRate, "shed-rate", 0, "with --wait: close remaining connections at this many per second (default: none, wait for clients to leave)")
+	registerReason(c, &opts.reason)
 	return c
 }
 
@@ -139,9 +146,9 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 			progress.finish()
 			stopShed(socket, job)
 			if left < 0 {
-				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget)", opts.timeout)
+				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget); %s", opts.timeout, staysDrained)
 			}
-			return fmt.Errorf("timed out after %s: %d connections remain on ports %s", opts.timeout, left, ports)
+			return fmt.Errorf("timed out after %s: %d connections remain on ports %s; %s", opts.timeout, left, ports, staysDrained)
 		}
 		select {
 		case <-ctx.Done():
@@ -160,6 +167,10 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 func freshCount(at, drainCount time.Time) bool {
 	return !at.IsZero() && !at.Equal(drainCount)
 }
+
+// staysDrained ends the message of a wait that gave up: the drain itself
+// was applied and outlives the command.
+const staysDrained = "the host stays drained (no new connections); `hafeed ready` takes it back into rotation"
 
 // interrupted stops the drain's shedding job, if it started one, and says
 // what became of the host.

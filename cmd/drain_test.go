@@ -17,13 +17,22 @@ import (
 )
 
 // fakeAgent answers every control request with a copy of status, its
-// admin state set to the command for admin commands.
-type fakeAgent struct{ status control.Status }
+// admin state set to the command for admin commands. With recount, each
+// status request shows a connection count taken at that moment, as a
+// running agent's samples do.
+type fakeAgent struct {
+	status  control.Status
+	recount bool
+}
 
 func (f fakeAgent) Handle(_ context.Context, req control.Request) control.Response {
 	st := f.status
 	if req.Command != control.CommandStatus {
 		st.Admin = req.Command
+	} else if f.recount && st.Sample != nil {
+		s := *st.Sample
+		s.Signals = map[string]control.SignalStatus{policy.SignalConnections: {Value: float64(s.Connections), At: time.Now()}}
+		st.Sample = &s
 	}
 	return control.Response{OK: true, Status: &st}
 }
@@ -68,6 +77,25 @@ func TestDrainWaitTimeoutByTheClock(t *testing.T) {
 	}
 	if r.code != cmd.ExitFailure || !strings.Contains(r.stderr, "timed out after 700ms: no connection count since the drain began") {
 		t.Errorf("drain --wait = exit %d, stderr %q; want %d, timed out without a count", r.code, r.stderr, cmd.ExitFailure)
+	}
+	if !strings.Contains(r.stderr, "the host stays drained") || !strings.Contains(r.stderr, "`hafeed ready`") {
+		t.Errorf("drain --wait stderr = %q, want it to say that the host stays drained and how to undo it", r.stderr)
+	}
+}
+
+// TestDrainWaitTimeoutSaysTheHostStaysDrained checks the message of a
+// drain whose connections did not all leave in time: the count, and that
+// the drain itself stays, with the command that lifts it (issue 17).
+func TestDrainWaitTimeoutSaysTheHostStaysDrained(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	socket := serveFake(t, fakeAgent{recount: true, status: control.Status{Admin: "drain", Sample: &control.Sample{
+		Connections: 7, Ports: []uint16{8080, 8443},
+		Signals: map[string]control.SignalStatus{policy.SignalConnections: {Value: 7, At: time.Now()}},
+	}}})
+	code, stdout, stderr := hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", socket, "--wait", "--timeout", "300ms")
+	want := "hafeed: timed out after 300ms: 7 connections remain on ports 8080,8443; the host stays drained (no new connections); `hafeed ready` takes it back into rotation\n"
+	if code != cmd.ExitFailure || stdout != "" || !strings.HasSuffix(stderr, want) {
+		t.Errorf("drain --wait = exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, cmd.ExitFailure, want)
 	}
 }
 

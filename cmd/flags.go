@@ -11,12 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 // configFlags are the flags of `hafeed run` that override the config file.
-// Every command that reads the configuration takes all of them, so that a
-// flag means the same everywhere.
+// A flag means the same on every command that takes it, and a command takes
+// only the groups it uses (flagGroups).
 type configFlags struct {
+	groups        flagGroups
 	file          string
 	agentListen   string
 	controlSocket string
@@ -27,16 +29,51 @@ type configFlags struct {
 	logLevel      string
 }
 
-func (f *configFlags) register(c *cobra.Command) {
+// flagGroups says which of run's flags a command takes.
+type flagGroups uint8
+
+const (
+	// withConfig is --config: every command that reads the config file.
+	withConfig flagGroups = 1 << iota
+	// withSocket is --control-socket: the commands that talk to the agent,
+	// and those that check or run it.
+	withSocket
+	// withSources are the flags that change what a sample counts:
+	// --ports, and --agent-listen, whose port is never counted.
+	withSources
+	// withDaemon are the flags only the running agent uses: --state-file,
+	// --interval and --log-*.
+	withDaemon
+
+	// clientFlags are those of drain, ready, maint and status, which act on
+	// the running agent and its own configuration.
+	clientFlags = withConfig | withSocket
+	// sampleFlags are those of sample, which samples load as run would.
+	sampleFlags = withConfig | withSources
+	// allFlags are those of run, and of config check, which reads the
+	// configuration exactly as run does.
+	allFlags = withConfig | withSocket | withSources | withDaemon
+)
+
+func (f *configFlags) register(c *cobra.Command, groups flagGroups) {
+	f.groups = groups
 	fs := c.Flags()
-	fs.StringVarP(&f.file, "config", "c", "", "config file (default $HAFEED_CONFIG, else "+config.DefaultConfigFile+" if it exists)")
-	fs.StringVar(&f.agentListen, "agent-listen", "", `agent-check address HAProxy polls (default ":5555")`)
-	fs.StringVar(&f.controlSocket, "control-socket", "", "control socket of the agent (default $HAFEED_CONTROL_SOCKET, else "+config.DefaultControlSocket+")")
-	fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the admin state across restarts (default "+config.DefaultStateFile+")")
-	fs.StringVar(&f.ports, "ports", "", "local ports whose established inbound connections count as load, e.g. 8080,8443 (default: every listening port)")
-	fs.DurationVar(&f.interval, "interval", 0, "sampling interval (default 1s)")
-	fs.StringVar(&f.logFormat, "log-format", "", "log format: auto, json or console (default auto)")
-	fs.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn or error (default info)")
+	if groups&withConfig != 0 {
+		fs.StringVarP(&f.file, "config", "c", "", "config file (default $HAFEED_CONFIG, else "+config.DefaultConfigFile+" if it exists)")
+	}
+	if groups&withSources != 0 {
+		fs.StringVar(&f.ports, "ports", "", "local ports whose established inbound connections count as load, e.g. 8080,8443 (default: every listening port)")
+		fs.StringVar(&f.agentListen, "agent-listen", "", `agent-check address HAProxy polls (default ":5555"); its port never counts as load`)
+	}
+	if groups&withSocket != 0 {
+		fs.StringVar(&f.controlSocket, "control-socket", "", "control socket of the agent (default $HAFEED_CONTROL_SOCKET, else "+config.DefaultControlSocket+")")
+	}
+	if groups&withDaemon != 0 {
+		fs.StringVar(&f.stateFile, "state-file", "", "file that keeps the admin state across restarts (default "+config.DefaultStateFile+")")
+		fs.DurationVar(&f.interval, "interval", 0, "sampling interval (default 1s)")
+		fs.StringVar(&f.logFormat, "log-format", "", "log format: auto, json or console (default auto)")
+		fs.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn or error (default info)")
+	}
 }
 
 // configPath says which file to read: the flag, $HAFEED_CONFIG, or the
@@ -99,7 +136,7 @@ func (f *configFlags) socket(c *cobra.Command) string {
 		socket = config.DefaultControlSocket
 	}
 	if err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "warning: the configuration has problems (`hafeed config check` lists them); using control socket %s\n%v\n", socket, err)
+		printLines(c.ErrOrStderr(), "warning: ", fmt.Sprintf("the configuration has problems (`hafeed config check` lists them); using control socket %s\n%v", socket, termsafe.Text(err.Error())))
 	}
 	return socket
 }
@@ -111,7 +148,7 @@ func (f *configFlags) apply(c *cobra.Command, cfg *config.Config) error {
 	}
 	if changed("control-socket") {
 		cfg.ControlSocket = f.controlSocket
-	} else if env := os.Getenv("HAFEED_CONTROL_SOCKET"); env != "" {
+	} else if env := os.Getenv("HAFEED_CONTROL_SOCKET"); env != "" && f.groups&withSocket != 0 {
 		cfg.ControlSocket = env
 	}
 	if changed("state-file") {

@@ -15,9 +15,10 @@ func ConfigReference() []byte {
 
 hafeed reads YAML from ` + "`--config`" + `, ` + "`$HAFEED_CONFIG`" + `, or ` + "`/etc/hafeed/hafeed.yaml`" + ` when it
 exists. Every key is optional; below is every key with its default and what it does, exactly
-as ` + "`hafeed config example`" + ` prints it. Unknown keys and values of the wrong type are errors,
-every error names the file, the line and the key, and all of them are reported at once: check
-a file with ` + "`hafeed config check --config FILE`" + `.
+as ` + "`hafeed config example`" + ` prints it. Unknown keys, keys given twice, tabs in the
+indentation and values of the wrong type are errors, every error names the file, the line and
+the key, and all of them are reported at once, in line order: check a file with
+` + "`hafeed config check FILE`" + `.
 Flags of ` + "`hafeed run`" + ` override the file: ` + "`--agent-listen`" + ` (agent_check.listen),
 ` + "`--control-socket`" + ` (control_socket), ` + "`--state-file`" + ` (state_file), ` + "`--ports`" + `
 (sources.ports), ` + "`--interval`" + ` (interval), ` + "`--log-format`" + ` and ` + "`--log-level`" + ` (log.*).

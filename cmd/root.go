@@ -74,9 +74,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	// Errors may quote what HAProxy or the application sent.
-	fmt.Fprintln(stderr, "hafeed: "+termsafe.Text(err.Error()))
+	// Errors may quote what HAProxy or the application sent. One of
+	// several lines (a config's problems) says where each comes from.
+	printLines(stderr, "hafeed: ", termsafe.Text(err.Error()))
 	return exitCode(err)
+}
+
+// printLines writes text with prefix before each of its lines.
+func printLines(w io.Writer, prefix, text string) {
+	for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
+		fmt.Fprintln(w, prefix+line)
+	}
 }
 
 func exitCode(err error) int {
@@ -87,6 +95,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, control.ErrAgentUnreachable):
 		return ExitUnreachable
+	case errors.Is(err, control.ErrAgentConfig):
+		return ExitUsage
 	case errors.As(err, &ce):
 		return ExitUsage
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
@@ -103,8 +113,12 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 HAProxy. It samples the host's real load, turns it into a weight, and answers
 HAProxy's agent-check polls with it, so that a leastconn backend balances on
 load instead of connection counts. Operators drain and undrain the host with
-the same binary.`,
+the same binary.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error (the agent's
+included), 3 the agent is not reachable on its control socket.`,
 		Example: `  hafeed run --ports 8080                 # the daemon (usually a systemd unit)
+  hafeed config check /etc/hafeed/hafeed.yaml   # is this config valid?
   hafeed drain                             # stop new connections to this host
   hafeed ready                             # take it back into rotation
   hafeed status                            # what the agent reports, and why
@@ -114,9 +128,10 @@ the same binary.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr(fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath()))
-	})
+	root.SetFlagErrorFunc(flagError)
+	// --version, as HAProxy and most daemons have it, beside `hafeed version`.
+	root.Version = Version()
+	root.SetVersionTemplate("hafeed {{.Version}}\n")
 	root.AddCommand(
 		newRunCmd(),
 		newDrainCmd(),
@@ -142,6 +157,12 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// clientNote says why a command that acts on the running agent takes none
+// of the settings the agent reads from its own configuration.
+func clientNote() map[string]string {
+	return map[string]string{agentClientNote: "it acts on the running agent, which uses its own configuration: change the setting there (or on `hafeed run`) and reload the agent"}
 }
 
 func noArgs(c *cobra.Command, args []string) error {

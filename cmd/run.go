@@ -73,7 +73,7 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 			return a.Serve(ctx)
 		},
 	}
-	flags.register(c)
+	flags.register(c, allFlags)
 	return c
 }
 

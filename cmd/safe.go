@@ -19,6 +19,7 @@ func safeStatus(st *control.Status) *control.Status {
 	out := *st
 	line := termsafe.Line
 	out.Reply, out.StateError, out.Warning = line(st.Reply), line(st.StateError), line(st.Warning)
+	out.AdminReason = line(st.AdminReason)
 	out.ConfigFile, out.StateFile, out.ControlSocket = line(st.ConfigFile), line(st.StateFile), line(st.ControlSocket)
 	out.Version, out.AgentListen = line(st.Version), line(st.AgentListen)
 	out.HAProxy = make([]control.EndpointStatus, len(st.HAProxy))

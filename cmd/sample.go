@@ -69,7 +69,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			return tw.Flush()
 		},
 	}
-	flags.register(c)
+	flags.register(c, sampleFlags)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return c
 }

@@ -26,12 +26,14 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the running agent's state, reply and load",
 		Long: `Ask the running agent what it reports to HAProxy and why: the admin state and
 since when, the reply line, the load inputs and score of the last sample, and
-the HAProxy addresses that poll it. The config flags locate the agent
-(control_socket); the sample shown is the agent's own.`,
+the HAProxy addresses that poll it. --config and --control-socket locate the
+agent. The sample shown is the agent's own, taken with the sources of its
+configuration; ` + "`hafeed sample --ports ...`" + ` takes one with other sources.`,
 		Example: `  hafeed status
   hafeed status --json | jq .sample.weight_percent
   hafeed status --config /etc/hafeed/hafeed.yaml`,
-		Args: noArgs,
+		Args:        noArgs,
+		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			resp, err := callAgent(c, flags.socket(c), control.Request{Command: control.CommandStatus})
 			if err != nil {
@@ -44,7 +46,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
 			return nil
 		},
 	}
-	flags.register(c)
+	flags.register(c, clientFlags)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (stable field names) instead of a table")
 	return c
 }
@@ -53,6 +55,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
+	if st.AdminReason != "" {
+		row("reason", "%s", st.AdminReason)
+	}
 	if st.StateError != "" {
 		row("state error", "%s", sty.bad(st.StateError))
 	}
@@ -66,6 +71,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	}
 	for _, e := range st.HAProxy {
 		text := fmt.Sprintf("%s servers %s", e.Runtime, strings.Join(e.Servers, ","))
+		if len(e.Servers) == 0 {
+			text = e.Runtime + " (no server of this host found in it)"
+		}
 		if e.Applied != "" {
 			text += fmt.Sprintf(", pushed %s %s ago", e.Applied, ago(now, e.AppliedAt))
 		}

@@ -38,3 +38,27 @@ func TestPrintStatusRestartNeeded(t *testing.T) {
 		t.Errorf("status does not list the keys waiting for a restart:\n%s", buf.String())
 	}
 }
+
+// TestPrintStatusEndpointWithoutServers checks the haproxy row of an
+// endpoint where this host has no server yet, which read "servers ," (issue
+// 17), and the row of one where it has.
+func TestPrintStatusEndpointWithoutServers(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := &control.Status{Admin: "drain", Since: now, StartedAt: now, HAProxy: []control.EndpointStatus{
+		{Runtime: "unix:///run/haproxy/admin.sock", Applied: "drain", AppliedAt: now.Add(-3 * time.Second), Error: "this host is not a server in HAProxy"},
+		{Runtime: "tcp://10.0.0.2:9999", Servers: []string{"ws/web1", "ws/web2"}, Applied: "drain", AppliedAt: now.Add(-3 * time.Second)},
+	}}
+	var buf bytes.Buffer
+	printStatus(&buf, st, now, style{})
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^haproxy +unix:///run/haproxy/admin\.sock \(no server of this host found in it\), pushed drain 3s ago: this host is not a server in HAProxy$`),
+		regexp.MustCompile(`(?m)^haproxy +tcp://10\.0\.0\.2:9999 servers ws/web1,ws/web2, pushed drain 3s ago$`),
+	} {
+		if !want.MatchString(buf.String()) {
+			t.Errorf("status:\n%s\nwant a line matching %s", buf.String(), want)
+		}
+	}
+	if strings.Contains(buf.String(), "servers ,") {
+		t.Errorf("status says \"servers ,\":\n%s", buf.String())
+	}
+}

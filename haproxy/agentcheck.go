@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -65,10 +66,45 @@ func NewAgentServer(ln net.Listener, source ReplySource, opts AgentServerOptions
 	return s
 }
 
-// SetAllow replaces the allowlist; an empty list allows every peer.
+// SetAllow replaces the allowlist; an empty list allows every peer. An
+// IPv4-mapped prefix (::ffff:10.0.0.0/104) is kept as the IPv4 one it
+// means, since peers are matched by their plain IPv4 address.
 func (s *AgentServer) SetAllow(allow []netip.Prefix) {
 	allow = append([]netip.Prefix(nil), allow...)
+	for i, p := range allow {
+		allow[i] = unmapPrefix(p)
+	}
 	s.allow.Store(&allow)
+}
+
+// ParseAllow parses one agent_check.allow entry, a CIDR prefix or a single
+// address, as the server matches it: a peer is compared by its address
+// without the IPv4-in-IPv6 mapping, so an IPv4-mapped entry becomes the
+// IPv4 prefix it means (::ffff:127.0.0.1/128 is 127.0.0.1/32), and one
+// shorter than the mapped range, which could only ever match IPv6 peers,
+// is refused.
+func ParseAllow(entry string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(entry)
+	if err != nil {
+		a, aerr := netip.ParseAddr(entry)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an address", entry)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() && p.Bits() < 96 {
+		return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix shorter than /96 matches no IPv4 peer, which is matched by its IPv4 address: write the IPv4 network, e.g. 10.0.0.0/8", entry)
+	}
+	return unmapPrefix(p).Masked(), nil
+}
+
+// unmapPrefix turns an IPv4-mapped prefix of at least /96 into the IPv4
+// prefix it covers; any other prefix stays as it is.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if !p.Addr().Is4In6() || p.Bits() < 96 {
+		return p
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked()
 }
 
 // Addr is the address the server listens on.

@@ -178,6 +178,10 @@ func TestAgentServerAllow(t *testing.T) {
 		{name: "other network", allow: []string{"10.0.0.0/8"}},
 		{name: "other loopback address", allow: []string{"127.0.0.2/32"}},
 		{name: "IPv6 loopback only", allow: []string{"::1/128"}},
+		// Issue 17: the peer is matched by its plain IPv4 address.
+		{name: "IPv4-mapped address", allow: []string{"::ffff:127.0.0.1/128"}, reply: true},
+		{name: "IPv4-mapped network", allow: []string{"::ffff:127.0.0.0/104"}, reply: true},
+		{name: "other IPv4-mapped address", allow: []string{"::ffff:127.0.0.2/128"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,6 +205,27 @@ func TestAgentServerAllow(t *testing.T) {
 				t.Errorf("AgentReply called %d times, want a reply: %t", n, tt.reply)
 			}
 		})
+	}
+}
+
+// TestParseAllowMatchesAsTheServerDoes checks that every form of an
+// allow entry for the loopback address lets a poll from 127.0.0.1 in.
+func TestParseAllowMatchesAsTheServerDoes(t *testing.T) {
+	t.Parallel()
+	for _, entry := range []string{"127.0.0.1", "127.0.0.0/8", "::ffff:127.0.0.1", "::ffff:127.0.0.1/128", "::ffff:127.0.0.0/104", "::ffff:0:0/96"} {
+		p, err := ParseAllow(entry)
+		if err != nil {
+			t.Errorf("ParseAllow(%q) = %v", entry, err)
+			continue
+		}
+		src := &fakeSource{reply: "up 50%\n"}
+		s := startServer(t, "127.0.0.1:0", src, AgentServerOptions{Timeout: time.Minute, Allow: []netip.Prefix{p}})
+		if got := readAll(t, dial(t, "tcp4", s.Addr())); got != "up 50%\n" {
+			t.Errorf("allow %q (parsed as %v): reply to 127.0.0.1 = %q, want %q", entry, p, got, "up 50%\n")
+		}
+	}
+	if p, err := ParseAllow("::ffff:10.0.0.0/80"); err == nil {
+		t.Errorf("ParseAllow(::ffff:10.0.0.0/80) = %v, want an error: it can match no IPv4 peer", p)
 	}
 }
 

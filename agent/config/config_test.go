@@ -378,6 +378,14 @@ func TestParseAllow(t *testing.T) {
 			in:   []string{"::ffff:10.0.0.5"},
 			want: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")},
 		},
+		{
+			// Issue 17: these passed config check and matched no peer,
+			// which the server compares by its plain IPv4 address.
+			name: "IPv4-mapped prefixes become IPv4",
+			in:   []string{"::ffff:127.0.0.1/128", "::ffff:10.0.0.0/104", "::ffff:192.168.1.77/120", "::ffff:0:0/96"},
+			want: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("0.0.0.0/0")},
+		},
+		{name: "IPv4-mapped prefix shorter than /96", in: []string{"::ffff:10.0.0.0/80"}, wantErr: "write the IPv4 network"},
 		{name: "junk", in: []string{"10.0.0.0/8", "haproxy1"}, wantErr: `"haproxy1"`},
 		{name: "prefix too long", in: []string{"10.0.0.0/33"}, wantErr: `"10.0.0.0/33"`},
 		{name: "empty string", in: []string{""}, wantErr: `""`},

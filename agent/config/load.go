@@ -1,10 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +54,7 @@ func Parse(name string, data []byte) (Config, error) {
 	cfg := Default()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return cfg, &Error{File: name, Line: yamlErrorLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return cfg, syntaxError(name, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return cfg, cfg.validate(name, nil) // an empty file means defaults
@@ -64,7 +67,74 @@ func Parse(name string, data []byte) (Config, error) {
 	if err := cfg.validate(name, root); err != nil {
 		d.errs = append(d.errs, err)
 	}
-	return cfg, errors.Join(d.errs...)
+	return cfg, inLineOrder(d.errs)
+}
+
+// inLineOrder joins errors, *Error ones (also inside joined errors) sorted
+// by line, those without a line last, so that a report reads down the file.
+func inLineOrder(errs []error) error {
+	var flat []error
+	var walk func(err error)
+	walk = func(err error) {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		flat = append(flat, err)
+	}
+	for _, err := range errs {
+		walk(err)
+	}
+	line := func(err error) int {
+		var ce *Error
+		if errors.As(err, &ce) && ce.Line > 0 {
+			return ce.Line
+		}
+		return math.MaxInt
+	}
+	slices.SortStableFunc(flat, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+	return errors.Join(flat...)
+}
+
+// syntaxError locates a YAML syntax error. yaml's own text repeats the
+// line ("line 2: found character that cannot start any token") and says
+// nothing of the usual cause, a tab in the indentation: that one is named.
+func syntaxError(name string, data []byte, err error) *Error {
+	line := yamlErrorLine(err)
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("line %d: ", line)); ok {
+		msg = rest
+	}
+	if strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token") {
+		if tab := tabIndentedLine(data, line); tab > 0 {
+			return &Error{File: name, Line: tab, Msg: "indented with a tab: YAML indents with spaces only, replace the tab with spaces"}
+		}
+	}
+	return &Error{File: name, Line: line, Msg: msg}
+}
+
+// tabIndentedLine is the first line from near line on (yaml may name the
+// line before) whose indentation holds a tab, else the first in the whole
+// file; 0 if none.
+func tabIndentedLine(data []byte, near int) int {
+	lines := strings.Split(string(data), "\n")
+	indentedWithTab := func(l string) bool {
+		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		return strings.Contains(indent, "\t")
+	}
+	for i := max(near-2, 0); i < len(lines); i++ {
+		if indentedWithTab(lines[i]) {
+			return i + 1
+		}
+	}
+	for i, l := range lines {
+		if indentedWithTab(l) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // decoder sets a Config from a YAML tree key by key, so that an unknown key
@@ -115,8 +185,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
+			if d.duplicate(seen, k, path+"."+k.Value) {
+				continue
+			}
 			elem := reflect.New(v.Type().Elem()).Elem()
 			before := len(d.errs)
 			d.decode(val, elem, path+"."+k.Value)
@@ -128,6 +202,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		d.scalar(n, v, path)
 	}
+}
+
+// duplicate reports a key given twice in one mapping, naming both lines:
+// YAML would keep the last one silently. seen maps the keys met so far to
+// their lines.
+func (d *decoder) duplicate(seen map[string]int, k *yaml.Node, path string) bool {
+	if first, ok := seen[k.Value]; ok {
+		d.fail(k, path, "given twice, at lines %d and %d: keep one", first, k.Line)
+		return true
+	}
+	seen[k.Value] = k.Line
+	return false
 }
 
 // mapping sets the fields of struct v from the mapping n.
@@ -147,6 +233,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		fields[name] = i
 		known = append(known, name)
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Tag == "!!merge" { // <<: *anchor merges a mapping's keys here
@@ -160,6 +247,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		key := path + "." + k.Value
+		if d.duplicate(seen, k, key) {
+			continue
+		}
 		f, ok := fields[k.Value]
 		if !ok {
 			d.fail(k, key, "unknown key; known keys here: %s", strings.Join(known, ", "))

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -111,15 +112,19 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if pc.ReferenceCapacity < 1 {
 		bad("policy.reference_capacity", "must be at least 1: the connections a host with weight 100%% holds at its targets, the same on every host")
 	}
-	for key, v := range map[string]float64{"cpu": pc.Targets.CPU, "memory": pc.Targets.Memory, "pressure": pc.Targets.Pressure, "app": pc.Targets.App} {
-		if v < 0 || v > 1 {
-			bad("policy.targets."+key, "%v is outside 0..1: it is the fraction counted as full load (0 leaves the signal out)", v)
+	for _, t := range []struct {
+		key string
+		v   float64
+	}{{"cpu", pc.Targets.CPU}, {"memory", pc.Targets.Memory}, {"pressure", pc.Targets.Pressure}, {"app", pc.Targets.App}} {
+		if t.v < 0 || t.v > 1 {
+			bad("policy.targets."+t.key, "%v is outside 0..1: it is the fraction counted as full load (0 leaves the signal out)", t.v)
 		}
 	}
 	if pc.Targets.Connections < 0 {
 		bad("policy.targets.connections", "must not be negative (0 leaves connections out of the utilisation)")
 	}
-	for name, w := range pc.Mix {
+	for _, name := range slices.Sorted(maps.Keys(pc.Mix)) {
+		w := pc.Mix[name]
 		if !policy.IsSignal(name) {
 			bad("policy.mix", "unknown signal %q: want cpu, memory, pressure, app or connections", name)
 		} else if w < 0 {
@@ -161,12 +166,12 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		if (h.Backend == "") != (h.Server == "") {
 			bad(key, "set both backend and server, or neither to find this host in show servers state")
 		}
-		for field, name := range map[string]string{"backend": h.Backend, "server": h.Server} {
-			if name == "" {
+		for _, f := range []struct{ field, name string }{{"backend", h.Backend}, {"server", h.Server}} {
+			if f.name == "" {
 				continue
 			}
-			if err := haproxy.ValidateName(field, name); err != nil {
-				bad(key+"."+field, "%v", err)
+			if err := haproxy.ValidateName(f.field, f.name); err != nil {
+				bad(key+"."+f.field, "%v", err)
 			}
 		}
 	}
@@ -355,19 +360,16 @@ func keyLine(n *yaml.Node, key string) int {
 	return line
 }
 
-// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses.
+// ParseAllow parses agent_check.allow: CIDR prefixes or single addresses,
+// each as the agent-check server matches it (haproxy.ParseAllow).
 func ParseAllow(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
+		p, err := haproxy.ParseAllow(s)
 		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an address", s)
+			return nil, err
 		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -70,7 +70,18 @@ func call(ctx context.Context, path string, req Request) (*Response, error) {
 		return nil, fmt.Errorf("reading reply from control socket %s: %w (the request may or may not have been applied: check `hafeed status`)", path, err)
 	}
 	if !resp.OK && !resp.Busy {
-		return &resp, fmt.Errorf("agent: %s", resp.Error)
+		return &resp, &agentError{msg: resp.Error, config: resp.Config}
 	}
 	return &resp, nil
 }
+
+// agentError is a request the agent refused; one its configuration caused
+// is ErrAgentConfig.
+type agentError struct {
+	msg    string
+	config bool
+}
+
+func (e *agentError) Error() string { return "agent: " + e.msg }
+
+func (e *agentError) Is(target error) bool { return e.config && target == ErrAgentConfig }

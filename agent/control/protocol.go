@@ -2,7 +2,10 @@ package control
 
 import (
 	"errors"
+	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Control commands.
@@ -24,6 +27,9 @@ type Request struct {
 	ShedRate float64       `json:"shed_rate,omitempty"`
 	Min      int           `json:"min,omitempty"`
 	Timeout  time.Duration `json:"timeout_ns,omitempty"`
+	// Reason, with drain or maint, is the operator's note on the change,
+	// kept with the state and shown by status (CheckReason).
+	Reason string `json:"reason,omitempty"`
 	// Job, with stop-shed, is the ShedStatus.Job to stop.
 	Job uint64 `json:"job,omitempty"`
 	// Within is how long after sending the caller stops waiting for the
@@ -45,7 +51,11 @@ type Response struct {
 	Error string `json:"error,omitempty"`
 	// Busy says the agent did not start the request because it was busy:
 	// nothing changed, and the same request may be sent again.
-	Busy   bool    `json:"busy,omitempty"`
+	Busy bool `json:"busy,omitempty"`
+	// Config says the request failed for want of something in the agent's
+	// configuration: nothing changed, and only a change there (and a
+	// reload) lets the same request succeed.
+	Config bool    `json:"config,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
@@ -76,6 +86,30 @@ var ErrAgentUnreachable = errors.New("agent not reachable")
 // ErrAlreadyRunning means another agent holds the control socket.
 var ErrAlreadyRunning = errors.New("another hafeed agent is running")
 
+// ErrAgentConfig marks an error the agent's configuration causes, such as
+// shedding with no way to close connections (Response.Config).
+var ErrAgentConfig = errors.New("the agent's configuration does not allow it")
+
 // ErrBusy means the agent stayed busy until the caller's deadline: the
 // request was never started, so nothing changed.
 var ErrBusy = errors.New("agent busy")
+
+// MaxReasonBytes bounds Request.Reason: a note for the log and status.
+const MaxReasonBytes = 200
+
+// CheckReason checks an operator's note on a drain or maint: one line of
+// text in UTF-8, at most MaxReasonBytes.
+func CheckReason(reason string) error {
+	if len(reason) > MaxReasonBytes {
+		return fmt.Errorf("the reason is %d bytes, more than the %d it may have: keep it to a short note, e.g. \"deploy v1.4 (ticket 123)\"", len(reason), MaxReasonBytes)
+	}
+	if !utf8.ValidString(reason) {
+		return errors.New("the reason is not UTF-8 text")
+	}
+	for _, r := range reason {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("the reason contains the control character %q: give one line of text", r)
+		}
+	}
+	return nil
+}

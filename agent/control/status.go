@@ -6,8 +6,10 @@ import (
 
 // Status is what `hafeed status` shows.
 type Status struct {
-	Admin           string       `json:"admin"`
-	Since           time.Time    `json:"since"`
+	Admin string    `json:"admin"`
+	Since time.Time `json:"since"`
+	// AdminReason is the operator's note on a drain or maint (--reason).
+	AdminReason     string       `json:"admin_reason,omitempty"`
 	Reply           string       `json:"reply"`
 	AnnouncingReady bool         `json:"announcing_ready"`
 	StateError      string       `json:"state_error,omitempty"`

@@ -46,7 +46,8 @@ const (
 	withDaemon
 
 	// clientFlags are those of drain, ready, maint and status, which act on
-	// the running agent and its own configuration.
+	// the running agent and its own configuration; status, which samples
+	// load too, adds withSources.
 	clientFlags = withConfig | withSocket
 	// sampleFlags are those of sample, which samples load as run would.
 	sampleFlags = withConfig | withSources
@@ -74,6 +75,11 @@ func (f *configFlags) register(c *cobra.Command, groups flagGroups) {
 		fs.StringVar(&f.logFormat, "log-format", "", "log format: auto, json or console (default auto)")
 		fs.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn or error (default info)")
 	}
+}
+
+// sourcesGiven says whether a source flag was given on the command line.
+func (f *configFlags) sourcesGiven(c *cobra.Command) bool {
+	return f.groups&withSources != 0 && (c.Flags().Changed("ports") || c.Flags().Changed("agent-listen"))
 }
 
 // configPath says which file to read: the flag, $HAFEED_CONFIG, or the

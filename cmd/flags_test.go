@@ -1,8 +1,12 @@
 package cmd_test
 
 import (
+	"encoding/json"
+	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,7 +52,7 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		{[]string{"drain"}, slices.Sorted(slices.Values(append(slices.Clone(client), "min", "reason", "shed-rate", "timeout", "wait")))},
 		{[]string{"maint"}, slices.Sorted(slices.Values(append(slices.Clone(client), "reason")))},
 		{[]string{"ready"}, client},
-		{[]string{"status"}, client},
+		{[]string{"status"}, slices.Sorted(slices.Values(append(slices.Clone(client), "agent-listen", "ports")))},
 		{[]string{"config", "example"}, []string{"help"}},
 		{[]string{"version"}, []string{"help"}},
 	}
@@ -72,7 +76,6 @@ func TestClientCommandsRefuseTheAgentsSettings(t *testing.T) {
 		{"drain", "--state-file", "/tmp/x.json"},
 		{"ready", "--interval", "1s"},
 		{"maint", "--agent-listen", ":5555"},
-		{"status", "--ports", "8080"},
 		{"status", "--log-level", "debug"},
 	} {
 		code, stdout, stderr := hafeed(t, append(args, "--control-socket", socket)...)
@@ -86,6 +89,56 @@ func TestClientCommandsRefuseTheAgentsSettings(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStatusTakesTheSourceFlags checks that status, which samples load as
+// sample does, honours run's source flags: --ports adds a local sample of
+// those ports beside the agent's status, also with the agent down (exit 3).
+func TestStatusTakesTheSourceFlags(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	socket := serveFake(t, fakeAgent{status: control.Status{Admin: "ready", Reply: "up 100%"}})
+	code, stdout, stderr := hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", socket, "--ports", port, "--json")
+	var st control.Status
+	if code != 0 || json.Unmarshal([]byte(stdout), &st) != nil || st.Admin != "ready" || st.LocalSample == nil ||
+		st.LocalSample.Connections != 1 || !slices.Equal(st.LocalSample.Ports, []uint16{uint16(atoiPort(t, port))}) {
+		t.Errorf("status --ports %s --json = exit %d, stdout %q, stderr %q; want the agent's status and a local sample of 1 connection on that port", port, code, stdout, stderr)
+	}
+	code, stdout, _ = hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", socket, "--ports", port)
+	if code != 0 || !strings.Contains(stdout, "local sample") || !strings.Contains(stdout, "admin") {
+		t.Errorf("status --ports %s = exit %d, stdout %q; want the status table with a local sample", port, code, stdout)
+	}
+
+	gone := filepath.Join(shortDir(t), "none.sock")
+	code, stdout, stderr = hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", gone, "--ports", port)
+	if code != cmd.ExitUnreachable || !strings.Contains(stdout, "not running: a local sample taken with the source flags") || !strings.Contains(stdout, "connections") {
+		t.Errorf("status with no agent = exit %d, stdout %q, stderr %q; want %d with a local sample", code, stdout, stderr, cmd.ExitUnreachable)
+	}
+}
+
+func atoiPort(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestFlagSuggestions checks "did you mean" for mistyped flags: the

@@ -39,6 +39,7 @@ func safeStatus(st *control.Status) *control.Status {
 		out.Rebalance = &r
 	}
 	out.Sample = safeSample(st.Sample)
+	out.LocalSample = safeSample(st.LocalSample)
 	out.RestartNeeded = lines(st.RestartNeeded)
 	return &out
 }

@@ -19,6 +19,25 @@ import (
 // needs two readings.
 const cpuWindow = 500 * time.Millisecond
 
+// takeSample takes one sample with cfg's sources, as the agent would.
+func takeSample(c *cobra.Command, cfg config.Config) (sampler.Sample, error) {
+	ctx, cancel := commandContext(c)
+	defer cancel()
+	src := cfg.Sources
+	src.CountBudget = 0 // one sample: count every time
+	smp := sampler.New(src, config.PortOf(cfg.AgentCheck.Listen))
+	// One sample has no history: report the estimate at once.
+	pc := cfg.Policy
+	pc.Blackout = 0
+	smp.Sample(ctx, pc, 1, 0)
+	select {
+	case <-time.After(cpuWindow):
+	case <-ctx.Done():
+		return sampler.Sample{}, ctx.Err()
+	}
+	return smp.Sample(ctx, pc, 1, 0), nil
+}
+
 func newSampleCmd() *cobra.Command {
 	var flags configFlags
 	var asJSON bool
@@ -36,21 +55,10 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := commandContext(c)
-			defer cancel()
-			src := cfg.Sources
-			src.CountBudget = 0 // one sample: count every time
-			smp := sampler.New(src, config.PortOf(cfg.AgentCheck.Listen))
-			// One sample has no history: report the estimate at once.
-			pc := cfg.Policy
-			pc.Blackout = 0
-			smp.Sample(ctx, pc, 1, 0)
-			select {
-			case <-time.After(cpuWindow):
-			case <-ctx.Done():
-				return ctx.Err()
+			s, err := takeSample(c, cfg)
+			if err != nil {
+				return err
 			}
-			s := smp.Sample(ctx, pc, 1, 0)
 			reply := strings.TrimSuffix(haproxy.Reply{Admin: haproxy.AdminReady, WeightPercent: s.WeightPercent, Maxconn: s.Maxconn, SendMaxconn: s.SendMaxconn}.Line(), "\n")
 			if asJSON {
 				return writeJSON(c, struct {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/agent/sampler"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -28,25 +30,56 @@ func newStatusCmd() *cobra.Command {
 since when, the reply line, the load inputs and score of the last sample, and
 the HAProxy addresses that poll it. --config and --control-socket locate the
 agent. The sample shown is the agent's own, taken with the sources of its
-configuration; ` + "`hafeed sample --ports ...`" + ` takes one with other sources.`,
+configuration. The source flags of ` + "`hafeed run`" + ` (--ports, --agent-listen) add a
+local sample taken with them, as ` + "`hafeed sample`" + ` takes it, also when the agent is
+not running (status then exits 3).`,
 		Example: `  hafeed status
   hafeed status --json | jq .sample.weight_percent
-  hafeed status --config /etc/hafeed/hafeed.yaml`,
+  hafeed status --config /etc/hafeed/hafeed.yaml
+  hafeed status --ports 8080,8443   # and a local sample of those ports`,
 		Args:        noArgs,
 		Annotations: clientNote(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			resp, err := callAgent(c, flags.socket(c), control.Request{Command: control.CommandStatus})
-			if err != nil {
+			down := errors.Is(err, control.ErrAgentUnreachable)
+			if err != nil && !down {
 				return err
 			}
-			if asJSON {
-				return writeJSON(c, resp.Status)
+			st := &control.Status{}
+			if !down {
+				st = resp.Status
 			}
-			printStatus(c.OutOrStdout(), safeStatus(resp.Status), time.Now(), styleFor(c.OutOrStdout()))
-			return nil
+			if flags.sourcesGiven(c) {
+				// What the agent would see, or what it sees on other ports.
+				cfg, _, lerr := flags.load(c)
+				if lerr == nil {
+					var s sampler.Sample
+					if s, lerr = takeSample(c, cfg); lerr == nil {
+						wire := control.SampleOf(s)
+						st.LocalSample = &wire
+					}
+				}
+				if lerr != nil && !down {
+					return lerr
+				}
+			}
+			switch {
+			case asJSON && (!down || st.LocalSample != nil):
+				if werr := writeJSON(c, st); werr != nil {
+					return werr
+				}
+			case down && st.LocalSample != nil:
+				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "agent	not running: a local sample taken with the source flags follows")
+				printSample(tw, safeSample(st.LocalSample), styleFor(c.OutOrStdout()))
+				tw.Flush()
+			case !asJSON && !down:
+				printStatus(c.OutOrStdout(), safeStatus(st), time.Now(), styleFor(c.OutOrStdout()))
+			}
+			return err
 		},
 	}
-	flags.register(c, clientFlags)
+	flags.register(c, clientFlags|withSources)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (stable field names) instead of a table")
 	return c
 }
@@ -68,6 +101,10 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	row("reply", "%s%s", st.Reply, ann)
 	if st.Sample != nil {
 		printSample(tw, st.Sample, sty)
+	}
+	if st.LocalSample != nil {
+		row("local sample", "taken by this command with its source flags:")
+		printSample(tw, st.LocalSample, sty)
 	}
 	for _, e := range st.HAProxy {
 		text := fmt.Sprintf("%s servers %s", e.Runtime, strings.Join(e.Servers, ","))

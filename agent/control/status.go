@@ -32,6 +32,9 @@ type Status struct {
 	// that take effect only on restart; the values above are those in
 	// effect.
 	RestartNeeded []string `json:"restart_needed,omitempty"`
+	// LocalSample is not the agent's: `hafeed status` takes it itself with
+	// its source flags (--ports, ...), or when the agent is not running.
+	LocalSample *Sample `json:"local_sample,omitempty"`
 }
 
 // Sample is one reading of every load source and the policy's verdict.

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Limits of the hook protocol; see the package documentation.
+// Limits of the hook protocol (docs/SHED-HOOK.md).
 const (
 	// MaxCount is the largest count a shed request may ask for.
 	MaxCount = 1 << 20
@@ -51,8 +51,8 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
-// Handler serves hafeed's shed hook for r, as the package documentation
-// describes.
+// Handler serves hafeed's shed hook for r, as docs/SHED-HOOK.md specifies:
+// POST sheds, GET and HEAD count.
 func Handler(r *Registry) http.Handler {
 	if r == nil {
 		panic("shed: Handler of a nil Registry")

@@ -257,6 +257,7 @@ func checkHafeed(args []string) error {
 		return err
 	}
 	c.InitDefaultHelpFlag()
+	c.InitDefaultVersionFlag() // on the root only: the one with a Version
 	rest = slices.Clone(rest)
 	for i, a := range rest {
 		if i == 0 || !placeholder.MatchString(a) {

@@ -49,24 +49,24 @@ func callAgent(c *cobra.Command, socket string, req control.Request) (*control.R
 }
 
 func writeJSON(c *cobra.Command, v any) error {
-	enc := json.NewEncoder(c.OutOrStdout())
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = c.OutOrStdout().Write(append(escapeJSON(out), '\n'))
+	return err
 }
 
 // printAdminResult reports an admin change: the new state and reply, or
 // the whole status as JSON; a warning goes to stderr.
 func printAdminResult(c *cobra.Command, st *control.Status, asJSON bool) error {
+	if st.Warning != "" {
+		fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(st.Warning))
+	}
 	if asJSON {
-		if st.Warning != "" {
-			fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(st.Warning))
-		}
 		return writeJSON(c, st)
 	}
-	st = safeStatus(st)
-	if st.Warning != "" {
-		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
-	}
-	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s (reply %q)\n", st.AgentListen, st.Admin, st.Reply)
+	// One line, whatever the agent's values hold.
+	fmt.Fprintln(c.OutOrStdout(), termsafe.Line(fmt.Sprintf("%s: admin state %s (reply %q)", st.AgentListen, st.Admin, st.Reply)))
 	return nil
 }

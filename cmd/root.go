@@ -71,11 +71,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
+	defer flushOutputs(root)
 	if err == nil {
 		return ExitOK
 	}
-	// Errors may quote what HAProxy or the application sent.
-	fmt.Fprintln(stderr, "hafeed: "+termsafe.Text(err.Error()))
+	// Errors may quote what HAProxy or the application sent: the root's
+	// writer strips what a terminal would act on.
+	fmt.Fprintln(root.ErrOrStderr(), "hafeed: "+err.Error())
 	return exitCode(err)
 }
 
@@ -112,8 +114,11 @@ the same binary.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	// Every byte printed passes one writer per stream that strips escape
+	// sequences and control characters: any text may quote HAProxy, the
+	// application or a file (safe.go).
+	root.SetOut(termsafe.NewWriter(stdout))
+	root.SetErr(termsafe.NewWriter(stderr))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath()))
 	})

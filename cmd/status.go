@@ -11,11 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -40,7 +40,7 @@ the HAProxy addresses that poll it. The config flags locate the agent
 			if asJSON {
 				return writeJSON(c, resp.Status)
 			}
-			printStatus(c.OutOrStdout(), safeStatus(resp.Status), time.Now(), styleFor(c.OutOrStdout()))
+			printStatus(c.OutOrStdout(), resp.Status, time.Now(), styleFor(c.OutOrStdout()))
 			return nil
 		},
 	}
@@ -51,7 +51,10 @@ the HAProxy addresses that poll it. The config flags locate the agent
 
 func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	// A row is one line, whatever its values hold.
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", termsafe.Line(k), termsafe.Line(fmt.Sprintf(format, args...)))
+	}
 	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
 	if st.StateError != "" {
 		row("state error", "%s", sty.bad(st.StateError))
@@ -115,7 +118,10 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 }
 
 func printSample(tw *tabwriter.Writer, s *control.Sample, sty style) {
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	// A row is one line, whatever its values hold.
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", termsafe.Line(k), termsafe.Line(fmt.Sprintf(format, args...)))
+	}
 	ports := "none listening"
 	if len(s.Ports) > 0 {
 		ps := make([]string, len(s.Ports))
@@ -205,19 +211,22 @@ func ago(now, t time.Time) string {
 	return d.Round(time.Minute).String()
 }
 
-// style colours values on a terminal, unless NO_COLOR is set.
-type style struct{ on bool }
+// style colours values on a terminal, unless NO_COLOR is set. The colours
+// are written to w, as stand-ins if w strips escape sequences (safe.go).
+type style struct {
+	on bool
+	w  io.Writer
+}
 
 func styleFor(w io.Writer) style {
-	f, ok := w.(*os.File)
-	return style{on: ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""}
+	return style{on: isTerminal(w) && os.Getenv("NO_COLOR") == "", w: w}
 }
 
 func (s style) paint(code, text string) string {
 	if !s.on {
 		return text
 	}
-	return "\033[" + code + "m" + text + "\033[0m"
+	return trusted(s.w, "\033["+code+"m") + text + trusted(s.w, "\033[0m")
 }
 
 func (s style) bad(text string) string  { return s.paint("31", text) }

@@ -91,17 +91,6 @@ func forEachHAProxy(t *testing.T, test func(t *testing.T, hb haproxytest.Build))
 	}
 }
 
-// shortTempDir is a temp dir short enough for Unix socket paths (108 bytes).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // --- hafeed ---
 
 type hafeed struct {
@@ -144,7 +133,7 @@ type hafeedOptions struct {
 // startHafeed starts `hafeed run` on a free loopback agent port.
 func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	h := &hafeed{
 		t:         t,
 		dir:       dir,
@@ -532,9 +521,9 @@ func newHAProxy(t *testing.T) *haproxyProc {
 // newHAProxyOf is newHAProxy with a given HAProxy build.
 func newHAProxyOf(t *testing.T, hb haproxytest.Build) *haproxyProc {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	return &haproxyProc{t: t, build: hb, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
-		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &syncBuffer{}}
+		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: testutil.FreeAddr(t), out: &syncBuffer{}}
 }
 
 // start writes the configuration and runs haproxy until the test ends.
@@ -597,18 +586,6 @@ func (h *haproxyProc) stop() {
 		h.cmd.Process.Kill()
 		<-h.exited
 	}
-}
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call, for servers that cannot bind port 0 themselves.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // runtime sends one command to HAProxy's runtime API.

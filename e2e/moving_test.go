@@ -383,7 +383,7 @@ haproxy:
 `
 	h := startHafeed(t, hafeedOptions{config: cfg, appPort: a.port(), vars: map[string]string{"Sock": hp.sock}})
 	hp.start(agentInter,
-		haproxyServer{Name: "other", AppPort: other.port(), AgentPort: freePort(t), NoAgent: true},
+		haproxyServer{Name: "other", AppPort: other.port(), AgentPort: testutil.FreePort(t), NoAgent: true},
 		haproxyServer{Name: "mine", AppPort: a.port(), AgentPort: h.agentPort(), NoAgent: true})
 	waitEndpoint(t, h)
 	if got := h.status().HAProxy[0].Servers; len(got) != 1 || got[0] != "ws/mine" {
@@ -393,9 +393,4 @@ haproxy:
 	if !hp.serverState("mine").drained() || hp.serverState("other").drained() {
 		t.Errorf("drain reached the wrong server: mine %v, other %v", hp.serverState("mine"), hp.serverState("other"))
 	}
-}
-
-func freePort(t *testing.T) int {
-	addr := freeAddr(t)
-	return atoi(t, addr[strings.LastIndexByte(addr, ':')+1:])
 }

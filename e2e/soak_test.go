@@ -74,7 +74,7 @@ func TestSoakUnderAttack(t *testing.T) {
 	hostile := startHostileRuntime(t)
 	runtimes := fmt.Sprintf("haproxy:\n  - runtime: unix://%s\n    backend: ws\n    server: a\n  - runtime: unix://%s\n    backend: ws\n    server: a\n", hp.sock, hostile)
 	a := startHafeed(t, hafeedOptions{appPort: appA.port(), config: soakConfig,
-		vars: map[string]string{"Allow": "127.0.0.1/32", "Metrics": freeAddr(t), "HAProxy": runtimes}})
+		vars: map[string]string{"Allow": "127.0.0.1/32", "Metrics": testutil.FreeAddr(t), "HAProxy": runtimes}})
 	// A runs the build without the race detector, whose shadow memory
 	// would hide what the flood costs; B runs the race build.
 	a.stop()
@@ -85,7 +85,7 @@ func TestSoakUnderAttack(t *testing.T) {
 	// B keeps its lingering agent-check connections (max_conns) well
 	// under the descriptor limit it gets below.
 	b := startHafeed(t, hafeedOptions{appPort: appB.port(), config: soakConfig + "  max_conns: 64\n",
-		vars: map[string]string{"Allow": "", "Metrics": freeAddr(t), "HAProxy": ""}})
+		vars: map[string]string{"Allow": "", "Metrics": testutil.FreeAddr(t), "HAProxy": ""}})
 	a.setUtil(0.9)
 	b.setUtil(0.9)
 	hp.start(500*time.Millisecond,
@@ -350,7 +350,7 @@ func (h *hafeed) mustUsage() usage {
 // turn with escape sequences, not at all, or an endless flood.
 func startHostileRuntime(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(shortTempDir(t), "hostile.sock")
+	path := filepath.Join(testutil.ShortTempDir(t), "hostile.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ backend ws
 // their ports in between.
 func startHAProxy(t *testing.T, bin string) *realHAProxy {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	agent := startServer(t, "127.0.0.1:0", &fakeSource{reply: "up\n"}, AgentServerOptions{})
 	frontend, frontendFile := inheritableListener(t)
 	stats, statsFile := inheritableListener(t)

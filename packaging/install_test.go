@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // How long to wait for READY=1 from the agent, and the WATCHDOG_USEC the
@@ -293,7 +295,7 @@ func testAgentAsUnit(t *testing.T, gid int) {
 		}
 		mustRun(t, nil, "chown", "hafeed:hafeed", dir)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 
 	// First start: no state yet. Drain through an operator, then stop.
 	a := startAgent(t, port)
@@ -337,16 +339,6 @@ func testAgentAsUnit(t *testing.T, gid int) {
 		t.Errorf("hafeed ready as a member of group hafeed: %v\n%s", err, res)
 	}
 	a.stop(t, notify)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // agentCheck reads one agent-check reply, as HAProxy does.

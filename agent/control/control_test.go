@@ -38,12 +38,7 @@ func (echo) Handle(_ context.Context, req Request) Response {
 
 func socketPath(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hfc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "control.sock")
+	return filepath.Join(testutil.ShortTempDir(t), "control.sock")
 }
 
 func TestCallRoundTrip(t *testing.T) {

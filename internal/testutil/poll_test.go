@@ -3,6 +3,9 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +80,34 @@ func TestRecv(t *testing.T) {
 	failed := run(func(tb TB) { Recv(tb, make(chan int), 10*time.Millisecond, "nothing") })
 	if failed != "nothing: nothing within 10ms" {
 		t.Errorf("Recv failure = %q", failed)
+	}
+}
+
+func TestFreeAddr(t *testing.T) {
+	t.Parallel()
+	addr := FreeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("FreeAddr gave %s, which cannot be bound: %v", addr, err)
+	}
+	ln.Close()
+	if p := FreePort(t); p <= 0 || p > 65535 {
+		t.Errorf("FreePort = %d", p)
+	}
+}
+
+func TestShortTempDir(t *testing.T) {
+	var dir string
+	t.Run("inner test with a long name that t.TempDir would put in the path", func(t *testing.T) {
+		dir = ShortTempDir(t)
+		if len(filepath.Join(dir, "control.sock")) > 60 {
+			t.Errorf("ShortTempDir = %s, too long for room to spare", dir)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			t.Errorf("ShortTempDir = %s: %v", dir, err)
+		}
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s is still there after its test: %v", dir, err)
 	}
 }

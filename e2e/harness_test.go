@@ -257,19 +257,21 @@ var errExited = errors.New("exited during start")
 // awaitStarted polls answers until it is true, for 10 s at most or until
 // the process exits.
 func awaitStarted(exited <-chan struct{}, answers func() bool) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for !answers() {
+	_, err := testutil.Wait(10*time.Second, func() error {
+		if answers() {
+			return nil
+		}
 		select {
 		case <-exited:
-			return errExited
-		case <-time.After(20 * time.Millisecond):
+			return testutil.Stop(errExited)
+		default:
+			return errNoAnswer
 		}
-		if time.Now().After(deadline) {
-			return errors.New("no answer within 10s")
-		}
-	}
-	return nil
+	})
+	return err
 }
+
+var errNoAnswer = errors.New("no answer within 10s")
 
 // stop ends hafeed with SIGTERM and checks it exits cleanly.
 func (h *hafeed) stop() {
@@ -724,17 +726,16 @@ func (h *haproxyProc) waitSince(since time.Time, server string, limit time.Durat
 // server is up, so that later changes are timed from a steady state.
 func (h *haproxyProc) waitPolled(server string) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.stat(server)
+	var st map[string]string
+	if _, err := testutil.Wait(10*time.Second, func() error {
+		st = h.stat(server)
 		if strings.HasPrefix(st["agent_status"], "L7OK") && st["status"] == "UP" {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: no successful agent check within 10s: status %q agent_status %q last_agt %q\n%s",
-				server, st["status"], st["agent_status"], st["last_agt"], h.out)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("not polled")
+	}); err != nil {
+		h.t.Fatalf("%s: no successful agent check within 10s: status %q agent_status %q last_agt %q\n%s",
+			server, st["status"], st["agent_status"], st["last_agt"], h.out)
 	}
 }
 

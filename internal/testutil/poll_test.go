@@ -61,6 +61,34 @@ func TestPollFailsWithTheLastError(t *testing.T) {
 	}
 }
 
+func TestPollStops(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	failed := run(func(tb TB) {
+		Poll(tb, time.Minute, "exited", func() error { calls++; return Stop(errors.New("the process exited")) })
+	})
+	if calls != 1 || !strings.Contains(failed, "exited: not done within 1m0s; last: the process exited") {
+		t.Errorf("Poll after Stop = %q after %d calls, want a failure after one", failed, calls)
+	}
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	if _, err := Wait(time.Second, func() error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Errorf("Wait = %v after %d calls, want nil on the third", err, calls)
+	}
+	took, err := Wait(20*time.Millisecond, func() error { return errors.New("still broken") })
+	if err == nil || err.Error() != "still broken" || took < 20*time.Millisecond {
+		t.Errorf("Wait on a check that never passes = %v after %v, want its error after 20ms", err, took)
+	}
+}
+
 func TestUntilFails(t *testing.T) {
 	t.Parallel()
 	failed := run(func(tb TB) { Until(tb, 10*time.Millisecond, "false", func() bool { return false }) })

@@ -286,7 +286,7 @@ func (h *hafeed) stop() {
 		}
 	case <-time.After(10 * time.Second):
 		h.cmd.Process.Kill()
-		<-h.exited
+		testutil.Recv(h.t, h.exited, 10*time.Second, "hafeed to exit after SIGKILL")
 		h.t.Errorf("hafeed did not stop within 10s of SIGTERM\n%s", h.logs())
 	}
 	h.cmd = nil
@@ -297,7 +297,7 @@ func (h *hafeed) stop() {
 func (h *hafeed) kill9() {
 	h.t.Helper()
 	h.cmd.Process.Kill()
-	<-h.exited
+	testutil.Recv(h.t, h.exited, 10*time.Second, "hafeed to exit after SIGKILL")
 	h.cmd = nil
 	h.log.Close()
 }
@@ -444,7 +444,7 @@ func (a *app) close() {
 		c.Close()
 	}
 	a.ln.Close()
-	<-a.done
+	testutil.Recv(a.t, a.done, 10*time.Second, "the app's accept loop to end")
 }
 
 // --- haproxy ---
@@ -586,7 +586,7 @@ func (h *haproxyProc) stop() {
 	case <-h.exited:
 	case <-time.After(5 * time.Second):
 		h.cmd.Process.Kill()
-		<-h.exited
+		testutil.Recv(h.t, h.exited, 10*time.Second, "haproxy to exit after SIGKILL")
 	}
 }
 

@@ -121,7 +121,7 @@ func startNode(t *testing.T, dir string, env []string, pipe bool, args ...string
 		case <-p.exited:
 		case <-time.After(5 * time.Second):
 			p.cmd.Process.Kill()
-			<-p.exited
+			testutil.Recv(t, p.exited, 10*time.Second, "the hook's node process to exit after SIGKILL")
 		}
 	})
 	return p

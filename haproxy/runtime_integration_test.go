@@ -100,7 +100,7 @@ func startHAProxy(t *testing.T, bin string) *realHAProxy {
 		case <-exited:
 		case <-time.After(waitLimit):
 			_ = cmd.Process.Kill()
-			<-exited
+			testutil.Recv(t, exited, waitLimit, "haproxy to exit after SIGKILL")
 			t.Errorf("haproxy did not stop within %v of SIGTERM", waitLimit)
 		}
 		if t.Failed() {

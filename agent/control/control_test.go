@@ -251,7 +251,14 @@ func TestListenNeverWiderThanFinalMode(t *testing.T) {
 		srv.Close()
 	}
 	close(stop)
-	if mode, ok := <-seen; ok {
+	var mode os.FileMode
+	var ok bool
+	select {
+	case mode, ok = <-seen:
+	case <-time.After(waitLimit):
+		t.Fatal("the watcher of the socket's mode did not stop")
+	}
+	if ok {
 		t.Errorf("control socket seen with mode %v, wider than %v", mode, os.FileMode(socketMode))
 	}
 	srv, err := Listen(path, echo{}, zerolog.Nop())
@@ -381,7 +388,7 @@ func idleClients(t *testing.T, path string, n int) {
 	}
 	t.Cleanup(func() {
 		close(stop)
-		wg.Wait()
+		testutil.Waited(t, &wg, waitLimit, "the idle clients to stop")
 	})
 }
 

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -84,4 +85,16 @@ func Recv[T any](t TB, ch <-chan T, limit time.Duration, what string) T {
 		t.Fatalf("%s: nothing within %v", what, limit)
 		panic("unreachable: Fatalf returns only to stop the goroutine")
 	}
+}
+
+// Waited waits for wg, failing the test if it is not done within limit. A
+// goroutine that never ends is left behind, blocked on wg.
+func Waited(t TB, wg *sync.WaitGroup, limit time.Duration, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	Recv(t, done, limit, what)
 }

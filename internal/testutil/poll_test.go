@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -137,5 +138,20 @@ func TestShortTempDir(t *testing.T) {
 	})
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s is still there after its test: %v", dir, err)
+	}
+}
+
+func TestWaited(t *testing.T) {
+	t.Parallel()
+	var wg sync.WaitGroup
+	wg.Go(func() {})
+	if failed := run(func(tb TB) { Waited(tb, &wg, time.Second, "done") }); failed != "" {
+		t.Errorf("Waited on a finished group failed: %q", failed)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	wg.Go(func() { <-release })
+	if failed := run(func(tb TB) { Waited(tb, &wg, 10*time.Millisecond, "stuck") }); failed != "stuck: nothing within 10ms" {
+		t.Errorf("Waited on a stuck group = %q", failed)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/runtime"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // hangingRuntime is a runtime API socket that accepts and never answers,
@@ -41,7 +42,7 @@ func hangingRuntime(t *testing.T, path string) {
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		wg.Wait()
+		testutil.Waited(t, &wg, waitLimit, "the fake runtime's connections to end")
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
@@ -89,7 +90,7 @@ func TestAgentAdminChangeAppliedOnlyWhenAnswered(t *testing.T) {
 	var last *control.Status
 	ok := 0
 	for range 8 {
-		r := <-results
+		r := testutil.Recv(t, results, 2*waitLimit, "an admin call to return")
 		if r.err != nil {
 			continue
 		}

@@ -39,31 +39,16 @@ const waitLimit = 5 * time.Second
 // loopback ports of its own.
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t)
 	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")
 	cfg.StateFile = filepath.Join(dir, "state.json")
-	cfg.Sources.Ports = []uint16{unusedPort(t)}
+	cfg.Sources.Ports = []uint16{uint16(testutil.FreePort(t))}
 	// No load signal but connections: the weight (100%) is known at once.
 	cfg.Sources.CPU, cfg.Sources.Memory = "none", "none"
 	cfg.Policy.Blackout = 0
 	return cfg
-}
-
-// unusedPort is a loopback port nothing listens on.
-func unusedPort(t *testing.T) uint16 {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // startAgent runs an agent until the test ends and returns it once it is
@@ -516,7 +501,7 @@ func TestAgentAgentCheckPortTaken(t *testing.T) {
 // agent-check port. Not parallel, so that goleak sees only this agent.
 func TestAgentMetricsPortTaken(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.AgentCheck.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(unusedPort(t))))
+	cfg.AgentCheck.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -575,13 +560,9 @@ func TestAgentServeReturnsOnCancel(t *testing.T) {
 
 func TestCallUnreachable(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testutil.ShortTempDir(t)
 	missing := filepath.Join(dir, "missing.sock")
-	_, err = callErr(missing, control.CommandStatus)
+	_, err := callErr(missing, control.CommandStatus)
 	if !errors.Is(err, control.ErrAgentUnreachable) {
 		t.Errorf("Call() on a missing socket = %v, want control.ErrAgentUnreachable", err)
 	}
@@ -662,7 +643,7 @@ func TestAgentReload(t *testing.T) {
 	}
 	old := a.rt.set().Endpoints()[0]
 
-	port := unusedPort(t)
+	port := uint16(testutil.FreePort(t))
 	st = reload(func(c *config.Config) {
 		c.HAProxy = []config.HAProxyConfig{{Runtime: "unix://" + filepath.Join(dir, "b.sock"), Backend: "ws", Server: "ws1"}}
 		c.Shed = config.ShedConfig{Via: "hook", HookURL: "http://127.0.0.1:1/hafeed/shed"}
@@ -909,7 +890,7 @@ func TestAgentCountsNeitherOfItsOwnPorts(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Sources.Ports = nil
-	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(unusedPort(t))))
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 	cfg.Metrics.Listen = metricsAddr
 	startAgent(t, cfg)
 	// A scraper's keep-alive connection, and a listener that does count.

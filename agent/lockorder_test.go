@@ -13,6 +13,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // TestLockOrder runs every path that takes a lock at once, for a while,
@@ -91,5 +92,5 @@ func TestLockOrder(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	})
-	wg.Wait()
+	testutil.Waited(t, &wg, time.Minute, "the callers to stop: a deadlock?")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -369,7 +370,7 @@ func TestReplyBookConcurrent(t *testing.T) {
 		b.Peers()
 	}
 	close(stop)
-	wg.Wait()
+	testutil.Waited(t, &wg, waitLimit, "the readers to stop: a deadlock?")
 	select {
 	case line := <-bad:
 		t.Errorf("AgentReply returned %q, not a reply the book was set to", line)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestStateFileRoundTrip(t *testing.T) {
@@ -255,7 +256,7 @@ func TestStateFileLoadRefusesFIFO(t *testing.T) {
 		if w, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
 			w.Close()
 		}
-		<-done
+		testutil.Recv(t, done, waitLimit, "Load() of a FIFO to return once a writer closed it")
 		t.Fatal("Load() of a FIFO still reading after 2s, want a prompt refusal")
 	}
 }

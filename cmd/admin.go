@@ -63,28 +63,28 @@ func callAgent(c *cobra.Command, socket string, req control.Request) (*control.R
 }
 
 func writeJSON(c *cobra.Command, v any) error {
-	enc := json.NewEncoder(c.OutOrStdout())
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = c.OutOrStdout().Write(append(escapeJSON(out), '\n'))
+	return err
 }
 
 // printAdminResult reports an admin change: the new state and reply, or
 // the whole status as JSON; a warning goes to stderr.
 func printAdminResult(c *cobra.Command, st *control.Status, asJSON bool) error {
+	if st.Warning != "" {
+		fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(st.Warning))
+	}
 	if asJSON {
-		if st.Warning != "" {
-			fmt.Fprintln(c.ErrOrStderr(), "warning: "+termsafe.Line(st.Warning))
-		}
 		return writeJSON(c, st)
 	}
-	st = safeStatus(st)
-	if st.Warning != "" {
-		fmt.Fprintln(c.ErrOrStderr(), "warning: "+st.Warning)
-	}
+	// One line, whatever the agent's values hold.
 	reason := ""
 	if st.AdminReason != "" {
 		reason = fmt.Sprintf(", reason %q", st.AdminReason)
 	}
-	fmt.Fprintf(c.OutOrStdout(), "%s: admin state %s%s (reply %q)\n", st.AgentListen, st.Admin, reason, st.Reply)
+	fmt.Fprintln(c.OutOrStdout(), termsafe.Line(fmt.Sprintf("%s: admin state %s%s (reply %q)", st.AgentListen, st.Admin, reason, st.Reply)))
 	return nil
 }

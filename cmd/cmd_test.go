@@ -52,17 +52,6 @@ func emptyConfig(t *testing.T) string {
 	return writeFile(t, "hafeed.yaml", "")
 }
 
-// shortDir is a fresh directory whose path is short enough for a Unix socket.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func TestVersion(t *testing.T) {
 	code, stdout, stderr := hafeed(t, "version")
 	if code != cmd.ExitOK || stderr != "" {
@@ -77,7 +66,7 @@ func TestUsageErrors(t *testing.T) {
 	empty := emptyConfig(t)
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	// Should run ever get past its checks, it stays out of /run and /var/lib.
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 	run := []string{"run", "-c", empty, "--control-socket", filepath.Join(dir, "control.sock"), "--state-file", filepath.Join(dir, "state.json")}
 	tests := []struct {
 		name string
@@ -186,7 +175,7 @@ func TestConfigCheckUsesEnvConfig(t *testing.T) {
 func TestAdminCommandsUnreachable(t *testing.T) {
 	t.Setenv("HAFEED_CONTROL_SOCKET", "")
 	empty := emptyConfig(t)
-	socket := filepath.Join(shortDir(t), "control.sock")
+	socket := filepath.Join(testutil.ShortTempDir(t), "control.sock")
 	for _, command := range []string{"drain", "ready", "maint", "status"} {
 		code, stdout, stderr := hafeed(t, command, "-c", empty, "--control-socket", socket)
 		if code != cmd.ExitUnreachable {
@@ -203,7 +192,7 @@ func TestAdminCommandsUnreachable(t *testing.T) {
 
 func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 	empty := emptyConfig(t)
-	socket := filepath.Join(shortDir(t), "env.sock")
+	socket := filepath.Join(testutil.ShortTempDir(t), "env.sock")
 	t.Setenv("HAFEED_CONTROL_SOCKET", socket)
 
 	code, _, stderr := hafeed(t, "drain", "-c", empty)
@@ -211,7 +200,7 @@ func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 		t.Errorf("drain with HAFEED_CONTROL_SOCKET=%s = exit %d, stderr %q; want %d naming the socket", socket, code, stderr, cmd.ExitUnreachable)
 	}
 	// The flag wins over the environment.
-	flagSocket := filepath.Join(shortDir(t), "flag.sock")
+	flagSocket := filepath.Join(testutil.ShortTempDir(t), "flag.sock")
 	code, _, stderr = hafeed(t, "drain", "-c", empty, "--control-socket", flagSocket)
 	if code != cmd.ExitUnreachable || !strings.Contains(stderr, flagSocket) {
 		t.Errorf("drain --control-socket %s = exit %d, stderr %q; want %d naming %s", flagSocket, code, stderr, cmd.ExitUnreachable, flagSocket)
@@ -222,7 +211,7 @@ func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 // ends, and returns its configuration once it is ready.
 func startAgent(t *testing.T) config.Config {
 	t.Helper()
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 	cfg := config.Default()
 	cfg.AgentCheck.Listen = "127.0.0.1:0"
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")

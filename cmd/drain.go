@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/control"
@@ -232,11 +230,7 @@ type rateSample struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, first: -1, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		p.tty = isatty.IsTerminal(f.Fd())
-	}
-	return p
+	return &progress{w: w, tty: isTerminal(w), first: -1, start: time.Now()}
 }
 
 func (p *progress) update(conns int, shed *control.ShedStatus) {
@@ -263,7 +257,7 @@ func (p *progress) update(conns int, shed *control.ShedStatus) {
 			done = width * (p.first - conns) / p.first
 		}
 		done = min(max(done, 0), width)
-		fmt.Fprintf(p.w, "\r\033[K[%s%s] %d left, %.1f/s%s, %s", strings.Repeat("#", done), strings.Repeat(".", width-done), conns, rate, shedText, time.Since(p.start).Round(time.Second))
+		fmt.Fprintf(p.w, "%s[%s%s] %d left, %.1f/s%s, %s", trusted(p.w, "\r\033[K"), strings.Repeat("#", done), strings.Repeat(".", width-done), conns, rate, shedText, time.Since(p.start).Round(time.Second))
 		p.shown = true
 		return
 	}

@@ -40,7 +40,7 @@ func (f fakeAgent) Handle(_ context.Context, req control.Request) control.Respon
 // serveFake serves h on a control socket until the test ends.
 func serveFake(t *testing.T, h control.Handler) string {
 	t.Helper()
-	path := filepath.Join(shortDir(t), "control.sock")
+	path := filepath.Join(testutil.ShortTempDir(t), "control.sock")
 	srv, err := control.Listen(path, h, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

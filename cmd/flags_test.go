@@ -14,6 +14,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/cmd"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // helpFlags lists the long flags `hafeed ARGS --help` shows.
@@ -125,7 +126,7 @@ func TestStatusTakesTheSourceFlags(t *testing.T) {
 		t.Errorf("status --ports %s = exit %d, stdout %q; want the status table with a local sample", port, code, stdout)
 	}
 
-	gone := filepath.Join(shortDir(t), "none.sock")
+	gone := filepath.Join(testutil.ShortTempDir(t), "none.sock")
 	code, stdout, stderr = hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", gone, "--ports", port)
 	if code != cmd.ExitUnreachable || !strings.Contains(stdout, "not running: a local sample taken with the source flags") || !strings.Contains(stdout, "connections") {
 		t.Errorf("status with no agent = exit %d, stdout %q, stderr %q; want %d with a local sample", code, stdout, stderr, cmd.ExitUnreachable)

@@ -71,12 +71,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
+	defer flushOutputs(root)
 	if err == nil {
 		return ExitOK
 	}
-	// Errors may quote what HAProxy or the application sent. One of
-	// several lines (a config's problems) says where each comes from.
-	printLines(stderr, "hafeed: ", termsafe.Text(err.Error()))
+	// Errors may quote what HAProxy or the application sent: the root's
+	// writer strips what a terminal would act on. One of several lines (a
+	// config's problems) says where each comes from.
+	printLines(root.ErrOrStderr(), "hafeed: ", err.Error())
 	return exitCode(err)
 }
 
@@ -126,8 +128,11 @@ included), 3 the agent is not reachable on its control socket.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	// Every byte printed passes one writer per stream that strips escape
+	// sequences and control characters: any text may quote HAProxy, the
+	// application or a file (safe.go).
+	root.SetOut(termsafe.NewWriter(stdout))
+	root.SetErr(termsafe.NewWriter(stderr))
 	root.SetFlagErrorFunc(flagError)
 	// --version, as HAProxy and most daemons have it, beside `hafeed version`.
 	root.Version = Version()

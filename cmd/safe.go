@@ -1,74 +1,78 @@
 package cmd
 
 import (
-	"maps"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
 
-	"github.com/hafeed/hafeed/agent/control"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
 	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
-// safeStatus is a copy of st fit for a terminal: every text that HAProxy,
-// the application or a file could have put there (runtime replies and
-// errors, server names, the app endpoint's errors) loses its escape
-// sequences and control characters. JSON output needs none of this: its
-// encoder escapes control characters.
-func safeStatus(st *control.Status) *control.Status {
-	if st == nil {
-		return nil
+// What hafeed prints may quote HAProxy's runtime replies and errors, server
+// names, the application's load endpoint, file names: text from elsewhere.
+// Rather than cleaning each such field, newRootCmd installs one
+// termsafe.Writer on stdout and one on stderr, so that every byte printed
+// loses the escape sequences and control characters a terminal would act
+// on. hafeed's own colours and progress bar pass as termsafe stand-ins
+// (trusted). Table rows are made single lines (termsafe.Line) where they
+// are formatted, so that a newline in a value cannot fake a row.
+
+// trusted returns what to print for hafeed's own escape sequence seq on w:
+// a stand-in the root's writer turns back into seq, or seq itself on a
+// writer that does not strip.
+func trusted(w io.Writer, seq string) string {
+	if sw, ok := w.(*termsafe.Writer); ok {
+		return sw.Trusted(seq)
 	}
-	out := *st
-	line := termsafe.Line
-	out.Reply, out.StateError, out.Warning = line(st.Reply), line(st.StateError), line(st.Warning)
-	out.AdminReason = line(st.AdminReason)
-	out.ConfigFile, out.StateFile, out.ControlSocket = line(st.ConfigFile), line(st.StateFile), line(st.ControlSocket)
-	out.Version, out.AgentListen = line(st.Version), line(st.AgentListen)
-	out.HAProxy = make([]control.EndpointStatus, len(st.HAProxy))
-	for i, e := range st.HAProxy {
-		e.Runtime, e.Applied, e.Error = line(e.Runtime), line(e.Applied), line(e.Error)
-		e.Servers = lines(e.Servers)
-		out.HAProxy[i] = e
-	}
-	if st.Shed != nil {
-		s := *st.Shed
-		s.Reason, s.Via, s.LastError, s.Ended = line(s.Reason), line(s.Via), line(s.LastError), line(s.Ended)
-		out.Shed = &s
-	}
-	if st.Rebalance != nil {
-		r := *st.Rebalance
-		r.Reason, r.Error = line(r.Reason), line(r.Error)
-		out.Rebalance = &r
-	}
-	out.Sample = safeSample(st.Sample)
-	out.LocalSample = safeSample(st.LocalSample)
-	out.RestartNeeded = lines(st.RestartNeeded)
-	return &out
+	return seq
 }
 
-// safeSample is safeStatus for a sample: the app endpoint's errors in
-// particular.
-func safeSample(in *control.Sample) *control.Sample {
-	if in == nil {
-		return nil
+// isTerminal reports whether w, or the writer the root's writer wraps, is
+// a terminal.
+func isTerminal(w io.Writer) bool {
+	if sw, ok := w.(*termsafe.Writer); ok {
+		w = sw.Unwrap()
 	}
-	line := termsafe.Line
-	s := *in
-	s.Errors = lines(s.Errors)
-	s.Reason, s.Bottleneck, s.ConnMethod = line(s.Reason), line(s.Bottleneck), line(s.ConnMethod)
-	s.Signals = maps.Clone(s.Signals)
-	for name, sig := range s.Signals {
-		sig.Error = line(sig.Error)
-		s.Signals[name] = sig
-	}
-	return &s
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
 }
 
-func lines(in []string) []string {
-	if in == nil {
-		return nil
+// flushOutputs writes what the root's writers hold back, such as the start
+// of a UTF-8 character cut off at the end.
+func flushOutputs(root *cobra.Command) {
+	for _, w := range []io.Writer{root.OutOrStdout(), root.ErrOrStderr()} {
+		if sw, ok := w.(*termsafe.Writer); ok {
+			sw.Flush()
+		}
 	}
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = termsafe.Line(s)
+}
+
+// escapeJSON writes the characters in encoded JSON that a terminal acts on
+// and encoding/json leaves as they are — DEL, the C1 controls and the
+// bidirectional overrides and isolates — as \u escapes, so that the root's
+// writer passes JSON through byte for byte and the values stay the same.
+// Outside strings JSON holds only ASCII, so every such character is inside
+// a string. encoding/json already escapes the C0 controls.
+func escapeJSON(in []byte) []byte {
+	var out []byte
+	for i := 0; i < len(in); {
+		r, size := utf8.DecodeRune(in[i:])
+		if r == 0x7f || r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 {
+			if out == nil {
+				out = append(make([]byte, 0, len(in)+16), in[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, in[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return in
 	}
 	return out
 }

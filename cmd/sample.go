@@ -68,7 +68,7 @@ how long the sample took. CPU is measured over ` + cpuWindow.String() + `.`,
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
 			wire := control.SampleOf(s)
-			printSample(tw, safeSample(&wire), styleFor(c.OutOrStdout()))
+			printSample(tw, &wire, styleFor(c.OutOrStdout()))
 			fmt.Fprintf(tw, "reply\t%s (when ready)\n", reply)
 			if s.Capacity > 0 {
 				fmt.Fprintf(tw, "reference\tpolicy.reference_capacity is %d; a host like this one would suggest about %d (weight 100%%)\n",

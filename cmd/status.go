@@ -12,12 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/agent/sampler"
+	"github.com/hafeed/hafeed/internal/termsafe"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -71,10 +71,10 @@ not running (status then exits 3).`,
 			case down && st.LocalSample != nil:
 				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "agent	not running: a local sample taken with the source flags follows")
-				printSample(tw, safeSample(st.LocalSample), styleFor(c.OutOrStdout()))
+				printSample(tw, st.LocalSample, styleFor(c.OutOrStdout()))
 				tw.Flush()
 			case !asJSON && !down:
-				printStatus(c.OutOrStdout(), safeStatus(st), time.Now(), styleFor(c.OutOrStdout()))
+				printStatus(c.OutOrStdout(), st, time.Now(), styleFor(c.OutOrStdout()))
 			}
 			return err
 		},
@@ -86,7 +86,10 @@ not running (status then exits 3).`,
 
 func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	// A row is one line, whatever its values hold.
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", termsafe.Line(k), termsafe.Line(fmt.Sprintf(format, args...)))
+	}
 	row("admin", "%s (since %s, %s ago)", sty.admin(st.Admin), st.Since.Local().Format(time.DateTime), ago(now, st.Since))
 	if st.AdminReason != "" {
 		row("reason", "%s", st.AdminReason)
@@ -160,7 +163,10 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 }
 
 func printSample(tw *tabwriter.Writer, s *control.Sample, sty style) {
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	// A row is one line, whatever its values hold.
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", termsafe.Line(k), termsafe.Line(fmt.Sprintf(format, args...)))
+	}
 	ports := "none listening"
 	if len(s.Ports) > 0 {
 		ps := make([]string, len(s.Ports))
@@ -250,19 +256,22 @@ func ago(now, t time.Time) string {
 	return d.Round(time.Minute).String()
 }
 
-// style colours values on a terminal, unless NO_COLOR is set.
-type style struct{ on bool }
+// style colours values on a terminal, unless NO_COLOR is set. The colours
+// are written to w, as stand-ins if w strips escape sequences (safe.go).
+type style struct {
+	on bool
+	w  io.Writer
+}
 
 func styleFor(w io.Writer) style {
-	f, ok := w.(*os.File)
-	return style{on: ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""}
+	return style{on: isTerminal(w) && os.Getenv("NO_COLOR") == "", w: w}
 }
 
 func (s style) paint(code, text string) string {
 	if !s.on {
 		return text
 	}
-	return "\033[" + code + "m" + text + "\033[0m"
+	return trusted(s.w, "\033["+code+"m") + text + trusted(s.w, "\033[0m")
 }
 
 func (s style) bad(text string) string  { return s.paint("31", text) }

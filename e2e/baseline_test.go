@@ -38,7 +38,7 @@ func startNodeApp(t *testing.T, baselineMs int) (pid, port int) {
 	if err != nil {
 		t.Fatal("node is not on PATH: this test runs a Node.js application (apt-get install -y nodejs)")
 	}
-	script := filepath.Join(shortTempDir(t), "app.js")
+	script := filepath.Join(testutil.ShortTempDir(t), "app.js")
 	if err := os.WriteFile(script, []byte(nodeApp), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // dnsServer is an authoritative DNS server on loopback UDP that answers A
@@ -33,7 +36,7 @@ func startDNS(t *testing.T) *dnsServer {
 	go d.serve()
 	t.Cleanup(func() {
 		conn.Close()
-		<-d.done
+		testutil.Recv(t, d.done, 10*time.Second, "the DNS server to stop")
 	})
 	return d
 }

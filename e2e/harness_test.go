@@ -91,17 +91,6 @@ func forEachHAProxy(t *testing.T, test func(t *testing.T, hb haproxytest.Build))
 	}
 }
 
-// shortTempDir is a temp dir short enough for Unix socket paths (108 bytes).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // --- hafeed ---
 
 type hafeed struct {
@@ -144,7 +133,7 @@ type hafeedOptions struct {
 // startHafeed starts `hafeed run` on a free loopback agent port.
 func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	h := &hafeed{
 		t:         t,
 		dir:       dir,
@@ -268,19 +257,21 @@ var errExited = errors.New("exited during start")
 // awaitStarted polls answers until it is true, for 10 s at most or until
 // the process exits.
 func awaitStarted(exited <-chan struct{}, answers func() bool) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for !answers() {
+	_, err := testutil.Wait(10*time.Second, func() error {
+		if answers() {
+			return nil
+		}
 		select {
 		case <-exited:
-			return errExited
-		case <-time.After(20 * time.Millisecond):
+			return testutil.Stop(errExited)
+		default:
+			return errNoAnswer
 		}
-		if time.Now().After(deadline) {
-			return errors.New("no answer within 10s")
-		}
-	}
-	return nil
+	})
+	return err
 }
+
+var errNoAnswer = errors.New("no answer within 10s")
 
 // stop ends hafeed with SIGTERM and checks it exits cleanly.
 func (h *hafeed) stop() {
@@ -295,7 +286,7 @@ func (h *hafeed) stop() {
 		}
 	case <-time.After(10 * time.Second):
 		h.cmd.Process.Kill()
-		<-h.exited
+		testutil.Recv(h.t, h.exited, 10*time.Second, "hafeed to exit after SIGKILL")
 		h.t.Errorf("hafeed did not stop within 10s of SIGTERM\n%s", h.logs())
 	}
 	h.cmd = nil
@@ -306,7 +297,7 @@ func (h *hafeed) stop() {
 func (h *hafeed) kill9() {
 	h.t.Helper()
 	h.cmd.Process.Kill()
-	<-h.exited
+	testutil.Recv(h.t, h.exited, 10*time.Second, "hafeed to exit after SIGKILL")
 	h.cmd = nil
 	h.log.Close()
 }
@@ -453,7 +444,7 @@ func (a *app) close() {
 		c.Close()
 	}
 	a.ln.Close()
-	<-a.done
+	testutil.Recv(a.t, a.done, 10*time.Second, "the app's accept loop to end")
 }
 
 // --- haproxy ---
@@ -532,9 +523,9 @@ func newHAProxy(t *testing.T) *haproxyProc {
 // newHAProxyOf is newHAProxy with a given HAProxy build.
 func newHAProxyOf(t *testing.T, hb haproxytest.Build) *haproxyProc {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	return &haproxyProc{t: t, build: hb, dir: dir, sock: filepath.Join(dir, "admin.sock"), operSock: filepath.Join(dir, "oper.sock"),
-		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: freeAddr(t), out: &syncBuffer{}}
+		cfgPath: filepath.Join(dir, "haproxy.cfg"), frontend: testutil.FreeAddr(t), out: &syncBuffer{}}
 }
 
 // start writes the configuration and runs haproxy until the test ends.
@@ -595,20 +586,8 @@ func (h *haproxyProc) stop() {
 	case <-h.exited:
 	case <-time.After(5 * time.Second):
 		h.cmd.Process.Kill()
-		<-h.exited
+		testutil.Recv(h.t, h.exited, 10*time.Second, "haproxy to exit after SIGKILL")
 	}
-}
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call, for servers that cannot bind port 0 themselves.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // runtime sends one command to HAProxy's runtime API.
@@ -747,17 +726,16 @@ func (h *haproxyProc) waitSince(since time.Time, server string, limit time.Durat
 // server is up, so that later changes are timed from a steady state.
 func (h *haproxyProc) waitPolled(server string) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.stat(server)
+	var st map[string]string
+	if _, err := testutil.Wait(10*time.Second, func() error {
+		st = h.stat(server)
 		if strings.HasPrefix(st["agent_status"], "L7OK") && st["status"] == "UP" {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: no successful agent check within 10s: status %q agent_status %q last_agt %q\n%s",
-				server, st["status"], st["agent_status"], st["last_agt"], h.out)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("not polled")
+	}); err != nil {
+		h.t.Fatalf("%s: no successful agent check within 10s: status %q agent_status %q last_agt %q\n%s",
+			server, st["status"], st["agent_status"], st["last_agt"], h.out)
 	}
 }
 

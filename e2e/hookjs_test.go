@@ -121,7 +121,7 @@ func startNode(t *testing.T, dir string, env []string, pipe bool, args ...string
 		case <-p.exited:
 		case <-time.After(5 * time.Second):
 			p.cmd.Process.Kill()
-			<-p.exited
+			testutil.Recv(t, p.exited, 10*time.Second, "the hook's node process to exit after SIGKILL")
 		}
 	})
 	return p
@@ -211,7 +211,7 @@ func testNodeShedHook(t *testing.T, example string) {
 	var apps []*nodeProc
 	for i := range hosts {
 		name := fmt.Sprintf("ws%d", i+1)
-		listen, hook := freeAddr(t), freeAddr(t)
+		listen, hook := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		apps = append(apps, startNode(t, dir, []string{"LISTEN=" + listen, "HOOK_LISTEN=" + hook, "NAME=" + name}, false, "server.js"))
 		awaitHook(t, hook, apps[i])
 		h := startHafeed(t, hafeedOptions{

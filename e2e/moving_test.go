@@ -235,15 +235,15 @@ func TestScaleUp(t *testing.T) {
 		}
 		h.cmd.Process.Signal(syscall.SIGHUP)
 	}
-	start := time.Now()
-	deadline := start.Add(30 * time.Second)
-	for float64(f.scur("ws4")) < 0.9*fair {
-		if time.Now().After(deadline) {
-			t.Fatalf("with rebalance ws4 holds %d after 30s, want at least %.0f (%s)\n%s", f.scur("ws4"), 0.9*fair, f.counts(), f.agents[0].logs())
+	took, err := testutil.Wait(30*time.Second, func() error {
+		if n := f.scur("ws4"); float64(n) < 0.9*fair {
+			return fmt.Errorf("ws4 holds %d", n)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("with rebalance ws4 holds %d after 30s, want at least %.0f (%s)\n%s", f.scur("ws4"), 0.9*fair, f.counts(), f.agents[0].logs())
 	}
-	took := time.Since(start)
 	s := f.await("every client connected", 30*time.Second, func(s wstest.Stats) bool { return s.Connected == 600 })
 	f.checkNoClientLost()
 	t.Logf("FIGURE scale-up with rebalance (sustain 3s, max_rate 2%%/s): ws4 reached 90%% of its fair share in %v; %s; %d reconnects, longest disconnect %v",
@@ -383,7 +383,7 @@ haproxy:
 `
 	h := startHafeed(t, hafeedOptions{config: cfg, appPort: a.port(), vars: map[string]string{"Sock": hp.sock}})
 	hp.start(agentInter,
-		haproxyServer{Name: "other", AppPort: other.port(), AgentPort: freePort(t), NoAgent: true},
+		haproxyServer{Name: "other", AppPort: other.port(), AgentPort: testutil.FreePort(t), NoAgent: true},
 		haproxyServer{Name: "mine", AppPort: a.port(), AgentPort: h.agentPort(), NoAgent: true})
 	waitEndpoint(t, h)
 	if got := h.status().HAProxy[0].Servers; len(got) != 1 || got[0] != "ws/mine" {
@@ -393,9 +393,4 @@ haproxy:
 	if !hp.serverState("mine").drained() || hp.serverState("other").drained() {
 		t.Errorf("drain reached the wrong server: mine %v, other %v", hp.serverState("mine"), hp.serverState("other"))
 	}
-}
-
-func freePort(t *testing.T) int {
-	addr := freeAddr(t)
-	return atoi(t, addr[strings.LastIndexByte(addr, ':')+1:])
 }

@@ -49,14 +49,8 @@ func TestSignalsAtStartAndStop(t *testing.T) {
 	for round := range 5 {
 		os.Remove(h.ctlSock)
 		h.relaunch()
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, err := os.Stat(h.ctlSock); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no control socket within 10s\n%s", round, h.logs())
-			}
-			time.Sleep(time.Millisecond) // polling the file system for the socket
+		if _, err := testutil.Wait(10*time.Second, func() error { _, err := os.Stat(h.ctlSock); return err }); err != nil {
+			t.Fatalf("round %d: no control socket within 10s: %v\n%s", round, err, h.logs())
 		}
 		h.hangUp(10)
 		if err := awaitStarted(h.exited, func() bool { _, err := h.call(control.CommandStatus); return err == nil }); err != nil {

@@ -74,7 +74,7 @@ func TestSoakUnderAttack(t *testing.T) {
 	hostile := startHostileRuntime(t)
 	runtimes := fmt.Sprintf("haproxy:\n  - runtime: unix://%s\n    backend: ws\n    server: a\n  - runtime: unix://%s\n    backend: ws\n    server: a\n", hp.sock, hostile)
 	a := startHafeed(t, hafeedOptions{appPort: appA.port(), config: soakConfig,
-		vars: map[string]string{"Allow": "127.0.0.1/32", "Metrics": freeAddr(t), "HAProxy": runtimes}})
+		vars: map[string]string{"Allow": "127.0.0.1/32", "Metrics": testutil.FreeAddr(t), "HAProxy": runtimes}})
 	// A runs the build without the race detector, whose shadow memory
 	// would hide what the flood costs; B runs the race build.
 	a.stop()
@@ -85,7 +85,7 @@ func TestSoakUnderAttack(t *testing.T) {
 	// B keeps its lingering agent-check connections (max_conns) well
 	// under the descriptor limit it gets below.
 	b := startHafeed(t, hafeedOptions{appPort: appB.port(), config: soakConfig + "  max_conns: 64\n",
-		vars: map[string]string{"Allow": "", "Metrics": freeAddr(t), "HAProxy": ""}})
+		vars: map[string]string{"Allow": "", "Metrics": testutil.FreeAddr(t), "HAProxy": ""}})
 	a.setUtil(0.9)
 	b.setUtil(0.9)
 	hp.start(500*time.Millisecond,
@@ -106,7 +106,7 @@ func TestSoakUnderAttack(t *testing.T) {
 		return nil
 	})
 	maxconn := a.status().Sample.Maxconn
-	base := map[*hafeed]usage{a: a.usage(), b: b.usage()}
+	base := map[*hafeed]usage{a: a.mustUsage(), b: b.mustUsage()}
 	t.Logf("baseline: A %+v, B %+v, maxconn %d", base[a], base[b], maxconn)
 
 	ctx, cancel := context.WithTimeout(context.Background(), soakFor)
@@ -216,7 +216,10 @@ func TestSoakUnderAttack(t *testing.T) {
 	// memory stays near it.
 	for h, u := range base {
 		testutil.Poll(t, 25*time.Second, "agent on "+h.agentAddr+" back to its baseline", func() error {
-			now := h.usage()
+			now, err := h.usage()
+			if err != nil {
+				return err
+			}
 			if now.fds > u.fds+5 || now.goroutines > u.goroutines+5 {
 				return fmt.Errorf("now %+v, baseline %+v", now, u)
 			}
@@ -225,7 +228,7 @@ func TestSoakUnderAttack(t *testing.T) {
 			}
 			return nil
 		})
-		t.Logf("agent on %s after: %+v (baseline %+v)", h.agentAddr, h.usage(), u)
+		t.Logf("agent on %s after: %+v (baseline %+v)", h.agentAddr, h.mustUsage(), u)
 	}
 
 	// Both agents live, and SIGTERM stops them at once even with idle
@@ -282,31 +285,63 @@ type usage struct {
 	rssMiB          int
 }
 
-func (h *hafeed) usage() usage {
-	h.t.Helper()
+// usage measures it. A figure it cannot read is an error, never a zero
+// that would pass for "back to the baseline".
+func (h *hafeed) usage() (usage, error) {
 	pid := h.cmd.Process.Pid
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
-		h.t.Fatal(err)
+		return usage{}, err
 	}
-	u := usage{fds: len(fds)}
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(status), "\n") {
+	u := usage{fds: len(fds), rssMiB: -1, goroutines: -1}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return usage{}, err
+	}
+	for line := range strings.Lines(string(status)) {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				return usage{}, fmt.Errorf("/proc/%d/status: VmRSS: %w", pid, err)
+			}
 			u.rssMiB = kb / 1024
 		}
 	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + h.vars["Metrics"] + "/metrics")
+	if u.rssMiB < 0 {
+		return usage{}, fmt.Errorf("/proc/%d/status has no VmRSS line", pid)
+	}
+	url := "http://" + h.vars["Metrics"] + "/metrics"
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(url)
 	if err != nil {
-		h.t.Fatal(err)
+		return usage{}, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			u.goroutines, _ = strconv.Atoi(v)
+			if u.goroutines, err = strconv.Atoi(v); err != nil {
+				return usage{}, fmt.Errorf("GET %s: go_goroutines: %w", url, err)
+			}
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return usage{}, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if u.goroutines < 0 {
+		return usage{}, fmt.Errorf("GET %s: no go_goroutines", url)
+	}
+	return u, nil
+}
+
+// mustUsage is usage for a figure the test cannot go on without.
+func (h *hafeed) mustUsage() usage {
+	h.t.Helper()
+	u, err := h.usage()
+	if err != nil {
+		h.t.Fatalf("measuring the agent on %s: %v", h.agentAddr, err)
 	}
 	return u
 }
@@ -315,7 +350,7 @@ func (h *hafeed) usage() usage {
 // turn with escape sequences, not at all, or an endless flood.
 func startHostileRuntime(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(shortTempDir(t), "hostile.sock")
+	path := filepath.Join(testutil.ShortTempDir(t), "hostile.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)

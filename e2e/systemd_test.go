@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // TestSystemdNotify runs the agent as systemd would with Type=notify and
@@ -14,7 +16,7 @@ import (
 // keep-alives, announce a reload and its stop.
 func TestSystemdNotify(t *testing.T) {
 	t.Parallel()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {

@@ -61,7 +61,7 @@ backend ws
 // their ports in between.
 func startHAProxy(t *testing.T, bin string) *realHAProxy {
 	t.Helper()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	agent := startServer(t, "127.0.0.1:0", &fakeSource{reply: "up\n"}, AgentServerOptions{})
 	frontend, frontendFile := inheritableListener(t)
 	stats, statsFile := inheritableListener(t)
@@ -100,7 +100,7 @@ func startHAProxy(t *testing.T, bin string) *realHAProxy {
 		case <-exited:
 		case <-time.After(waitLimit):
 			_ = cmd.Process.Kill()
-			<-exited
+			testutil.Recv(t, exited, waitLimit, "haproxy to exit after SIGKILL")
 			t.Errorf("haproxy did not stop within %v of SIGTERM", waitLimit)
 		}
 		if t.Failed() {
@@ -121,22 +121,19 @@ func startHAProxy(t *testing.T, bin string) *realHAProxy {
 	h.tcp = runtime("tcp://" + stats)
 
 	// Ready once every socket answers.
-	deadline := time.Now().Add(waitLimit)
 	for _, rt := range []*Runtime{h.admin, h.operator, h.user, h.tcp} {
-		for {
+		testutil.Poll(t, waitLimit, "haproxy's "+rt.Endpoint()+" to answer", func() error {
 			_, err := rt.CLILevel(t.Context())
 			if err == nil {
-				break
+				return nil
 			}
 			select {
 			case err := <-exited:
 				t.Fatalf("haproxy exited: %v\n%s", err, output.String())
-			case <-time.After(10 * time.Millisecond):
+			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("haproxy's %s did not answer within %v: %v", rt.Endpoint(), waitLimit, err)
-			}
-		}
+			return err
+		})
 	}
 	return h
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // floodMB is how much a flooding endpoint offers: the size of the reply
@@ -37,7 +39,7 @@ type floodingHAProxy struct {
 func startFloodingHAProxy(tb testing.TB, chunk string, total int64) *floodingHAProxy {
 	tb.Helper()
 	f := &floodingHAProxy{
-		path:  filepath.Join(shortTempDir(tb), "flood.sock"),
+		path:  filepath.Join(testutil.ShortTempDir(tb), "flood.sock"),
 		chunk: []byte(strings.Repeat(chunk, max(1, 64<<10/len(chunk)))),
 		total: total,
 		done:  make(chan struct{}),

@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // fixture is a raw reply HAProxy 2.6.12 sent to
@@ -39,18 +41,6 @@ func fixtureOutput(t testing.TB, name string) string {
 		t.Fatalf("fixture %s: %v", name, err)
 	}
 	return out
-}
-
-// shortTempDir is a temporary directory whose path leaves room for a Unix
-// socket name (108 bytes at most), unlike t.TempDir for long test names.
-func shortTempDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }
 
 // fakeHAProxy is a runtime API on a Unix socket that answers each command
@@ -78,7 +68,7 @@ func startFakeHAProxy(t *testing.T, replies map[string]string) (*fakeHAProxy, *R
 	t.Helper()
 	f := &fakeHAProxy{
 		t:        t,
-		path:     filepath.Join(shortTempDir(t), "admin.sock"),
+		path:     filepath.Join(testutil.ShortTempDir(t), "admin.sock"),
 		replies:  replies,
 		unknown:  fixture(t, "err_unknown_command"),
 		received: make(chan string, 64),
@@ -658,7 +648,7 @@ func TestRuntimeUnreachable(t *testing.T) {
 
 	t.Run("no socket file", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(shortTempDir(t), "admin.sock")
+		path := filepath.Join(testutil.ShortTempDir(t), "admin.sock")
 		rt, err := NewRuntime(path)
 		if err != nil {
 			t.Fatal(err)
@@ -675,7 +665,7 @@ func TestRuntimeUnreachable(t *testing.T) {
 
 	t.Run("socket file nobody listens on", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(shortTempDir(t), "admin.sock")
+		path := filepath.Join(testutil.ShortTempDir(t), "admin.sock")
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 		if err != nil {
 			t.Fatal(err)

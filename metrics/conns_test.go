@@ -6,10 +6,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestParseProcNetTCP(t *testing.T) {
@@ -125,7 +128,7 @@ func listen(t testing.TB, network, addr string) net.Listener {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		<-done
+		testutil.Recv(t, done, 10*time.Second, "the accept loop to end")
 		for _, c := range accepted {
 			c.Close()
 		}

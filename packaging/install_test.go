@@ -4,6 +4,7 @@ package packaging
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // How long to wait for READY=1 from the agent, and the WATCHDOG_USEC the
@@ -293,7 +296,7 @@ func testAgentAsUnit(t *testing.T, gid int) {
 		}
 		mustRun(t, nil, "chown", "hafeed:hafeed", dir)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 
 	// First start: no state yet. Drain through an operator, then stop.
 	a := startAgent(t, port)
@@ -337,16 +340,6 @@ func testAgentAsUnit(t *testing.T, gid int) {
 		t.Errorf("hafeed ready as a member of group hafeed: %v\n%s", err, res)
 	}
 	a.stop(t, notify)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // agentCheck reads one agent-check reply, as HAProxy does.
@@ -500,23 +493,30 @@ func (a *agentProc) find(t *testing.T, key, value string) []notifyMsg {
 // socket instead, so that the other checks still run.
 func (a *agentProc) waitReady(t *testing.T) bool {
 	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for time.Now().Before(deadline) {
+	_, err := testutil.Wait(readyTimeout, func() error {
 		if m := a.find(t, "READY", "1"); len(m) > 0 {
 			a.ready = m[0].at
-			return true
+			return nil
 		}
 		select {
 		case err := <-a.done:
 			t.Fatalf("the agent exited before READY=1: %v\n%s", err, a.output.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
+		return errors.New("no READY=1")
+	})
+	if err == nil {
+		return true
 	}
 	t.Errorf("no READY=1 on NOTIFY_SOCKET within %v: deploy/hafeed.service is Type=notify, so systemd would kill this agent after TimeoutStartSec. "+
 		"The agent must call daemon.SdNotify(false, daemon.SdNotifyReady) (coreos/go-systemd) once the state is loaded and the ports listen.", readyTimeout)
-	for i := 0; i < 100 && !exists(t, "/run/hafeed/control.sock"); i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The checks that follow say what is missing if the socket never comes.
+	testutil.Wait(5*time.Second, func() error {
+		if exists(t, "/run/hafeed/control.sock") {
+			return nil
+		}
+		return errors.New("no control socket")
+	})
 	return false
 }
 

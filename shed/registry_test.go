@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/shed"
 )
 
@@ -185,7 +186,7 @@ func TestRegistryConcurrentUse(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Waited(t, &wg, 30*time.Second, "the workers to finish: a deadlock?")
 	rest := reg.Shed(t.Context(), workers*perWork)
 
 	closed := rest

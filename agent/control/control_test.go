@@ -39,12 +39,7 @@ func (echo) Handle(_ context.Context, req Request) Response {
 
 func socketPath(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hfc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "control.sock")
+	return filepath.Join(testutil.ShortTempDir(t), "control.sock")
 }
 
 func TestCallRoundTrip(t *testing.T) {
@@ -136,15 +131,17 @@ func TestServerBusyAnswersAtOnce(t *testing.T) {
 		holders.Go(func() { Call(context.Background(), path, Request{Command: CommandStatus}) })
 		testutil.Recv(t, g.started, waitLimit, "a request to start")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// The slots are held until the test ends: a server that made the
+	// caller wait for one would answer only at the caller's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	start := time.Now()
 	resp, err := Call(ctx, path, Request{Command: CommandDrain})
 	if !errors.Is(err, ErrBusy) || resp == nil || !resp.Busy {
 		t.Fatalf("Call(drain) with every slot taken = %+v, %v; want ErrBusy", resp, err)
 	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("busy answer took %v", took)
+	if took := time.Since(start); took > waitLimit/2 {
+		t.Errorf("busy answer took %v: it waited for a slot instead of answering at once", took)
 	}
 	select {
 	case req := <-g.started:
@@ -257,7 +254,14 @@ func TestListenNeverWiderThanFinalMode(t *testing.T) {
 		srv.Close()
 	}
 	close(stop)
-	if mode, ok := <-seen; ok {
+	var mode os.FileMode
+	var ok bool
+	select {
+	case mode, ok = <-seen:
+	case <-time.After(waitLimit):
+		t.Fatal("the watcher of the socket's mode did not stop")
+	}
+	if ok {
 		t.Errorf("control socket seen with mode %v, wider than %v", mode, os.FileMode(socketMode))
 	}
 	srv, err := Listen(path, echo{}, zerolog.Nop())
@@ -387,7 +391,7 @@ func idleClients(t *testing.T, path string, n int) {
 	}
 	t.Cleanup(func() {
 		close(stop)
-		wg.Wait()
+		testutil.Waited(t, &wg, waitLimit, "the idle clients to stop")
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/haproxy"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -74,12 +74,9 @@ type fakeRuntime struct {
 
 func startFakeRuntime(t *testing.T) *fakeRuntime {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t)
 	f := &fakeRuntime{path: filepath.Join(dir, "admin.sock")}
+	var err error
 	if f.ln, err = net.Listen("unix", f.path); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hafeed/hafeed/internal/supervise"
+	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/metrics"
 )
 
@@ -86,7 +87,7 @@ func measureCounters(ctx context.Context, o options, port int, res *results) err
 // measureAgent runs the real agent on the port and measures its steady CPU
 // and RSS.
 func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*agentResult, error) {
-	agentAddr, err := freeAddr()
+	agentAddr, err := testutil.FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -191,15 +192,6 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 // the agent at another config or control socket.
 func hafeedEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HAFEED_") })
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // waitListening waits until the agent accepts connections on addr.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hafeed/hafeed/haproxy"
 	"github.com/hafeed/hafeed/internal/supervise"
+	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // haproxyConfig is the configuration the harness generates. Health checks
@@ -72,7 +73,7 @@ type HAProxy struct {
 
 // startHAProxy writes the configuration and runs HAProxy until stopped.
 func startHAProxy(ctx context.Context, sup *supervise.Supervisor, dir string, spec haproxySpec) (*HAProxy, error) {
-	frontend, err := freeAddr()
+	frontend, err := testutil.FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -179,17 +180,6 @@ func HAProxyVersion() string {
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(line)
-}
-
-// freeAddr is a loopback address whose port is free at the time of the
-// call, for processes that cannot report the port they bound.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func portOf(addr string) int {

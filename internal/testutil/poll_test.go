@@ -3,7 +3,11 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,6 +62,34 @@ func TestPollFailsWithTheLastError(t *testing.T) {
 	}
 }
 
+func TestPollStops(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	failed := run(func(tb TB) {
+		Poll(tb, time.Minute, "exited", func() error { calls++; return Stop(errors.New("the process exited")) })
+	})
+	if calls != 1 || !strings.Contains(failed, "exited: not done within 1m0s; last: the process exited") {
+		t.Errorf("Poll after Stop = %q after %d calls, want a failure after one", failed, calls)
+	}
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	if _, err := Wait(time.Second, func() error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Errorf("Wait = %v after %d calls, want nil on the third", err, calls)
+	}
+	took, err := Wait(20*time.Millisecond, func() error { return errors.New("still broken") })
+	if err == nil || err.Error() != "still broken" || took < 20*time.Millisecond {
+		t.Errorf("Wait on a check that never passes = %v after %v, want its error after 20ms", err, took)
+	}
+}
+
 func TestUntilFails(t *testing.T) {
 	t.Parallel()
 	failed := run(func(tb TB) { Until(tb, 10*time.Millisecond, "false", func() bool { return false }) })
@@ -77,5 +109,49 @@ func TestRecv(t *testing.T) {
 	failed := run(func(tb TB) { Recv(tb, make(chan int), 10*time.Millisecond, "nothing") })
 	if failed != "nothing: nothing within 10ms" {
 		t.Errorf("Recv failure = %q", failed)
+	}
+}
+
+func TestFreeAddr(t *testing.T) {
+	t.Parallel()
+	addr := FreeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("FreeAddr gave %s, which cannot be bound: %v", addr, err)
+	}
+	ln.Close()
+	if p := FreePort(t); p <= 0 || p > 65535 {
+		t.Errorf("FreePort = %d", p)
+	}
+}
+
+func TestShortTempDir(t *testing.T) {
+	var dir string
+	t.Run("inner test with a long name that t.TempDir would put in the path", func(t *testing.T) {
+		dir = ShortTempDir(t)
+		if len(filepath.Join(dir, "control.sock")) > 60 {
+			t.Errorf("ShortTempDir = %s, too long for room to spare", dir)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			t.Errorf("ShortTempDir = %s: %v", dir, err)
+		}
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s is still there after its test: %v", dir, err)
+	}
+}
+
+func TestWaited(t *testing.T) {
+	t.Parallel()
+	var wg sync.WaitGroup
+	wg.Go(func() {})
+	if failed := run(func(tb TB) { Waited(tb, &wg, time.Second, "done") }); failed != "" {
+		t.Errorf("Waited on a finished group failed: %q", failed)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	wg.Go(func() { <-release })
+	if failed := run(func(tb TB) { Waited(tb, &wg, 10*time.Millisecond, "stuck") }); failed != "stuck: nothing within 10ms" {
+		t.Errorf("Waited on a stuck group = %q", failed)
 	}
 }

@@ -132,16 +132,20 @@ func TestServerBusyAnswersAtOnce(t *testing.T) {
 		testutil.Recv(t, g.started, waitLimit, "a request to start")
 	}
 	// The slots are held until the test ends: a server that made the
-	// caller wait for one would answer only at the caller's deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
+	// request wait for one would answer only at its deadline. One exchange,
+	// since Call retries a busy answer until near its own deadline.
 	start := time.Now()
-	resp, err := Call(ctx, path, Request{Command: CommandDrain})
-	if !errors.Is(err, ErrBusy) || resp == nil || !resp.Busy {
-		t.Fatalf("Call(drain) with every slot taken = %+v, %v; want ErrBusy", resp, err)
+	resp, err := send(path, Request{Command: CommandDrain, Within: waitLimit})
+	if err != nil || resp == nil || !resp.Busy || resp.OK {
+		t.Fatalf("drain with every slot taken = %+v, %v; want a busy answer", resp, err)
 	}
 	if took := time.Since(start); took > waitLimit/2 {
 		t.Errorf("busy answer took %v: it waited for a slot instead of answering at once", took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := Call(ctx, path, Request{Command: CommandDrain}); !errors.Is(err, ErrBusy) {
+		t.Errorf("Call(drain) with every slot taken until its deadline = %v, want ErrBusy", err)
 	}
 	select {
 	case req := <-g.started:

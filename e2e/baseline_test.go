@@ -169,44 +169,8 @@ rebalance:
 func TestBaselineFarm(t *testing.T) {
 	const hosts, clients = 4, 300
 	hp := newHAProxy(t)
-	var agents []*hafeed
-	var servers []haproxyServer
-	for i := range hosts {
-		pid, port := startNodeApp(t, 8)
-		name := fmt.Sprintf("ws%d", i+1)
-		admin := ""
-		if i == hosts-1 {
-			admin = "maint"
-		}
-		h := startHafeed(t, hafeedOptions{
-			config:          baselineFarmConfig,
-			appPort:         port,
-			admin:           admin,
-			defaultInterval: true,
-			vars:            map[string]string{"Pid": strconv.Itoa(pid), "Sock": hp.sock, "Server": name},
-		})
-		agents = append(agents, h)
-		servers = append(servers, haproxyServer{Name: name, AppPort: port, AgentPort: h.agentPort()})
-	}
-	hp.start(agentInter, servers...)
-	for _, s := range servers[:hosts-1] {
-		hp.waitPolled(s.Name)
-	}
-	hp.waitFor("ws4", 10*time.Second, "maint", serverState.maint)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	pop := runIdleClients(ctx, &wg, hp.frontend, clients)
-	testutil.Poll(t, 30*time.Second, "every client connected", func() error {
-		if n := pop.connected.Load(); n != clients {
-			return fmt.Errorf("%d of %d connected", n, clients)
-		}
-		return nil
-	})
+	agents, servers := startNodeFarm(t, hp, "ws", hosts, hosts-1)
+	pop := connectIdleClients(t, hp, clients)
 	scur := func(name string) int { return atoi(t, hp.stat(name)["scur"]) }
 	weight := func(name string) int { return atoi(t, hp.stat(name)["weight"]) }
 	counts := func() string {
@@ -293,6 +257,61 @@ func TestBaselineFarm(t *testing.T) {
 		t.Logf("FIGURE ws1's model: baseline %.3f (measured %v), cost %.3f, headroom %.2f, share %.2f: %s; reply %q",
 			d.Model.Baseline, d.Model.Measured, d.Model.Cost, d.Model.Headroom, d.Model.Share, d.Reason, agents[0].agentReply())
 	}
+}
+
+// startNodeFarm starts n Node.js servers with a baseline of 8% of a core,
+// each with a hafeed at baselineFarmConfig (defaults plus rebalancing),
+// named prefix1 to prefixN, and HAProxy with a server for each: the first
+// inService in rotation, the others in maint, as hosts not yet in service.
+func startNodeFarm(t *testing.T, hp *haproxyProc, prefix string, n, inService int) ([]*hafeed, []haproxyServer) {
+	t.Helper()
+	var agents []*hafeed
+	var servers []haproxyServer
+	for i := range n {
+		pid, port := startNodeApp(t, 8)
+		name := fmt.Sprintf("%s%d", prefix, i+1)
+		admin := ""
+		if i >= inService {
+			admin = "maint"
+		}
+		h := startHafeed(t, hafeedOptions{
+			config:          baselineFarmConfig,
+			appPort:         port,
+			admin:           admin,
+			defaultInterval: true,
+			vars:            map[string]string{"Pid": strconv.Itoa(pid), "Sock": hp.sock, "Server": name},
+		})
+		agents = append(agents, h)
+		servers = append(servers, haproxyServer{Name: name, AppPort: port, AgentPort: h.agentPort()})
+	}
+	hp.start(agentInter, servers...)
+	for _, s := range servers[:inService] {
+		hp.waitPolled(s.Name)
+	}
+	for _, s := range servers[inService:] {
+		hp.waitFor(s.Name, 10*time.Second, "maint", serverState.maint)
+	}
+	return agents, servers
+}
+
+// connectIdleClients runs n idle clients through HAProxy until the test
+// ends, and returns once all are connected.
+func connectIdleClients(t *testing.T, hp *haproxyProc, n int) *idleClients {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	pop := runIdleClients(ctx, &wg, hp.frontend, n)
+	testutil.Poll(t, 30*time.Second, "every client connected", func() error {
+		if c := pop.connected.Load(); c != int64(n) {
+			return fmt.Errorf("%d of %d connected", c, n)
+		}
+		return nil
+	})
+	return pop
 }
 
 // spread is max/min of positive weights.

@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hafeed/hafeed/internal/haproxytest"
-	"github.com/hafeed/hafeed/internal/testutil"
 )
 
 // TestSuccessiveJoins is the farm an autoscaler changes again and again, at
@@ -41,46 +37,8 @@ func TestSuccessiveJoins(t *testing.T) {
 func successiveJoins(t *testing.T, hb haproxytest.Build, steadyMinute bool) {
 	const hosts, clients = 5, 600
 	hp := newHAProxyOf(t, hb)
-	var agents []*hafeed
-	var servers []haproxyServer
-	for i := range hosts {
-		pid, port := startNodeApp(t, 8)
-		name := fmt.Sprintf("s%d", i+1)
-		admin := ""
-		if i >= 2 {
-			admin = "maint" // not in service yet
-		}
-		h := startHafeed(t, hafeedOptions{
-			config:          baselineFarmConfig,
-			appPort:         port,
-			admin:           admin,
-			defaultInterval: true,
-			vars:            map[string]string{"Pid": strconv.Itoa(pid), "Sock": hp.sock, "Server": name},
-		})
-		agents = append(agents, h)
-		servers = append(servers, haproxyServer{Name: name, AppPort: port, AgentPort: h.agentPort()})
-	}
-	hp.start(agentInter, servers...)
-	for _, s := range servers[:2] {
-		hp.waitPolled(s.Name)
-	}
-	for _, s := range servers[2:] {
-		hp.waitFor(s.Name, 10*time.Second, "maint", serverState.maint)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	pop := runIdleClients(ctx, &wg, hp.frontend, clients)
-	testutil.Poll(t, 30*time.Second, "every client connected", func() error {
-		if n := pop.connected.Load(); n != clients {
-			return fmt.Errorf("%d of %d connected", n, clients)
-		}
-		return nil
-	})
+	agents, servers := startNodeFarm(t, hp, "s", hosts, 2)
+	pop := connectIdleClients(t, hp, clients)
 	counts := func() string {
 		var parts []string
 		for _, s := range servers {

@@ -215,44 +215,6 @@ func (s *simulation) runAutoscaled(events []autoEvent, end int, wall time.Time) 
 	return res
 }
 
-// advance runs step k of the farm: departures, arrivals, and every agent's
-// sampling, rebalancing and HAProxy's polls.
-func (s *simulation) advance(k int) {
-	for _, v := range s.wheel[k] {
-		h, lb, hot := unpack(v)
-		s.lbs[lb].release(h)
-		s.total[h]--
-		if hot {
-			s.hot[h]--
-		}
-	}
-	s.wheel[k] = nil
-	end := float64(k+1) / stepsPerSecond
-	for s.nextArrival < end {
-		lb := s.arrivals.IntN(len(s.lbs))
-		hot := s.arrivals.Float64() < hotFraction
-		s.connect(s.nextArrival, lb, hot, s.life.lifetime(s.arrivals.Float64()))
-		s.nextArrival += s.arrivals.ExpFloat64() / s.rate
-	}
-	var view []hpolicy.ServerLoad
-	for _, h := range s.samples[k%agentSample] {
-		if s.agentOn[h] {
-			s.sample(int(h), k)
-		}
-		if s.joined[h] && !s.drained[h] {
-			if view == nil {
-				view = s.backendView()
-			}
-			s.rebalanceStep(int(h), k, view)
-		}
-	}
-	for lb, polls := range s.polls {
-		for _, h := range polls[k%agentInter] {
-			s.poll(lb, int(h))
-		}
-	}
-}
-
 // undrain puts a drained host back in rotation, as hafeed ready does: it
 // enters service again, holding what it has.
 func (s *simulation) undrain(h, k int) {

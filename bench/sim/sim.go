@@ -280,46 +280,53 @@ func (s *simulation) run() Result {
 		case t.Noisy * stepsPerSecond:
 			s.speed[s.fleet.noisy] *= noisySlowdown
 		}
-		for _, v := range s.wheel[k] {
-			h, lb, hot := unpack(v)
-			s.lbs[lb].release(h)
-			s.total[h]--
-			if hot {
-				s.hot[h]--
-			}
-		}
-		s.wheel[k] = nil
-		end := float64(k+1) / stepsPerSecond
-		for s.nextArrival < end {
-			lb := s.arrivals.IntN(len(s.lbs))
-			hot := s.arrivals.Float64() < hotFraction
-			s.connect(s.nextArrival, lb, hot, s.life.lifetime(s.arrivals.Float64()))
-			s.nextArrival += s.arrivals.ExpFloat64() / s.rate
-		}
-		if s.pol.hafeed {
-			var view []hpolicy.ServerLoad
-			for _, h := range s.samples[k%agentSample] {
-				if s.agentOn[h] {
-					s.sample(int(h), k)
-				}
-				if s.pol.rebalance && s.joined[h] && !s.drained[h] {
-					if view == nil {
-						view = s.backendView()
-					}
-					s.rebalanceStep(int(h), k, view)
-				}
-			}
-			for lb, polls := range s.polls {
-				for _, h := range polls[k%agentInter] {
-					s.poll(lb, int(h))
-				}
-			}
-		}
+		s.advance(k)
 		if (k+1)%stepsPerSecond == 0 {
 			s.measure((k + 1) / stepsPerSecond)
 		}
 	}
 	return s.result()
+}
+
+// advance runs step k of the farm: departures, arrivals, and, where the
+// policy has agents, their sampling and rebalancing and HAProxy's polls.
+func (s *simulation) advance(k int) {
+	for _, v := range s.wheel[k] {
+		h, lb, hot := unpack(v)
+		s.lbs[lb].release(h)
+		s.total[h]--
+		if hot {
+			s.hot[h]--
+		}
+	}
+	s.wheel[k] = nil
+	end := float64(k+1) / stepsPerSecond
+	for s.nextArrival < end {
+		lb := s.arrivals.IntN(len(s.lbs))
+		hot := s.arrivals.Float64() < hotFraction
+		s.connect(s.nextArrival, lb, hot, s.life.lifetime(s.arrivals.Float64()))
+		s.nextArrival += s.arrivals.ExpFloat64() / s.rate
+	}
+	if !s.pol.hafeed {
+		return
+	}
+	var view []hpolicy.ServerLoad
+	for _, h := range s.samples[k%agentSample] {
+		if s.agentOn[h] {
+			s.sample(int(h), k)
+		}
+		if s.pol.rebalance && s.joined[h] && !s.drained[h] {
+			if view == nil {
+				view = s.backendView()
+			}
+			s.rebalanceStep(int(h), k, view)
+		}
+	}
+	for lb, polls := range s.polls {
+		for _, h := range polls[k%agentInter] {
+			s.poll(lb, int(h))
+		}
+	}
 }
 
 // preJoin is how long the added host's agent runs before the host joins,

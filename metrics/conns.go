@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+
+	"github.com/hafeed/hafeed/internal/sockdiag"
 )
 
 // TCP states as the kernel numbers them (include/net/tcp_states.h).
 const (
-	tcpEstablished = 1
-	tcpListen      = 10
+	tcpEstablished = sockdiag.StateEstablished
+	tcpListen      = sockdiag.StateListen
 )
 
 // Connection counting methods, as reported by Conns.Method.
@@ -63,7 +65,7 @@ func (c *Conns) Count(ctx context.Context) (ConnCount, error) {
 			c.method.Store(MethodNetlink)
 			return n, nil
 		}
-		if !errors.Is(err, errNetlinkUnavailable) {
+		if !errors.Is(err, sockdiag.ErrUnavailable) {
 			return ConnCount{}, err
 		}
 		c.noNetlink.Store(true)

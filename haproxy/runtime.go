@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,6 +136,20 @@ func NewRuntime(endpoint string, opts ...RuntimeOption) (*Runtime, error) {
 // accept it, so that a configuration can be rejected before it runs.
 func ValidateEndpoint(endpoint string) error {
 	return new(Runtime).parseEndpoint(endpoint)
+}
+
+// CanonicalEndpoint is the one spelling of a runtime API address: two
+// spellings of one HAProxy ("/run/a.sock", "unix:///run/./a.sock") give
+// the same.
+func CanonicalEndpoint(endpoint string) (string, error) {
+	r := new(Runtime)
+	if err := r.parseEndpoint(endpoint); err != nil {
+		return "", err
+	}
+	if r.network == "unix" {
+		return "unix://" + filepath.Clean(r.address), nil
+	}
+	return r.endpoint, nil
 }
 
 const endpointForms = `want "unix:///path/to/admin.sock", "/path/to/admin.sock" or "tcp://127.0.0.1:9999"`

@@ -448,12 +448,31 @@ func TestParseConfigHAProxyEndpoints(t *testing.T) {
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: \"ws1;shutdown\"\n", "cfg.yaml:4: haproxy[0].server:"},
 		{"shed:\n  via: hook\n", "shed.hook_url: shed.via: hook needs"},
 		{"shed:\n  via: kill\n", `cfg.yaml:2: shed.via: "kill": want runtime (HAProxy closes sessions) or hook`},
+		// Issue 17, item 1: one HAProxy listed twice doubled the shedding rate.
+		{"haproxy:\n  - runtime: /a.sock\n  - runtime: unix:///./a.sock\n", "cfg.yaml:3: haproxy[1].runtime: unix:///./a.sock is haproxy[0]'s HAProxy again"},
+		{"haproxy:\n  - runtime: tcp://127.0.0.1:9999\n    backend: ws\n    server: s1\n  - runtime: tcp://127.0.0.1:9999\n    backend: ws\n    server: s1\n", "cfg.yaml:5: haproxy[1].runtime: tcp://127.0.0.1:9999 is haproxy[0]'s HAProxy again"},
+		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: s1\n  - runtime: /a.sock\n", "haproxy[1].runtime: /a.sock is haproxy[0]'s HAProxy again"},
 		{"rebalance:\n  enabled: true\n", "needs at least one haproxy[].runtime endpoint"},
 		{"rebalance:\n  max_rate: 2\n", "cfg.yaml:2: rebalance.max_rate: 2 is outside (0, 1]"},
 	} {
 		_, err := Parse("cfg.yaml", []byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+// TestOneHAProxyPerListingPasses keeps what the check for an HAProxy
+// listed twice must let through: several HAProxies, and one HAProxy once
+// per backend/server pair this host is in.
+func TestOneHAProxyPerListingPasses(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{
+		"haproxy:\n  - runtime: /a.sock\n  - runtime: /b.sock\n  - runtime: tcp://127.0.0.1:9999\n",
+		"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: s1\n  - runtime: /a.sock\n    backend: chat\n    server: s1\n",
+	} {
+		if _, err := Parse("cfg.yaml", []byte(yaml)); err != nil {
+			t.Errorf("Parse(%q) = %v, want it accepted", yaml, err)
 		}
 	}
 }

@@ -158,10 +158,42 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if pc.StaleAfter <= 0 {
 		bad("policy.stale_after", "must be positive, for example 10s")
 	}
+	// Each HAProxy once: listed twice, its sessions are closed and its
+	// connections counted twice, so rebalancing sheds at twice its rate.
+	// One HAProxy may be listed once per backend/server pair this host is
+	// in; a listing without them finds every line of this host, so it
+	// stands alone.
+	var (
+		anyOf   = map[string]int{} // endpoint: its first listing
+		wholeOf = map[string]int{} // endpoint: its listing without backend/server
+		pairOf  = map[string]int{} // endpoint backend/server: its listing
+	)
 	for i, h := range c.HAProxy {
 		key := fmt.Sprintf("haproxy[%d]", i)
-		if err := haproxy.ValidateEndpoint(h.Runtime); err != nil {
+		canon, err := haproxy.CanonicalEndpoint(h.Runtime)
+		if err != nil {
 			bad(key+".runtime", "%v", err)
+		} else {
+			pair := canon + " " + h.Backend + "/" + h.Server
+			j, again := wholeOf[canon]
+			if !again && h.Backend == "" {
+				j, again = anyOf[canon]
+			}
+			if !again && h.Backend != "" {
+				j, again = pairOf[pair]
+			}
+			if again {
+				bad(key+".runtime", "%s is haproxy[%d]'s HAProxy again: list each HAProxy once, or its connections count twice and rebalancing sheds at twice max_rate "+
+					"(one HAProxy may be listed once per backend/server pair, but not beside a listing without them, which finds every line of this host)", h.Runtime, j)
+			}
+			if _, ok := anyOf[canon]; !ok {
+				anyOf[canon] = i
+			}
+			if h.Backend == "" {
+				wholeOf[canon] = i
+			} else {
+				pairOf[pair] = i
+			}
 		}
 		if (h.Backend == "") != (h.Server == "") {
 			bad(key, "set both backend and server, or neither to find this host in show servers state")

@@ -345,6 +345,14 @@ func (a *Agent) newRuntime(cfg config.Config) (*runtimeSet, error) {
 		rs.closer = shed.NewHookCloser(cfg.Shed.HookURL)
 	case config.ShedViaRuntime:
 		rs.closer = set.Closer()
+	case config.ShedViaKernel:
+		// Checked here, so that the agent fails at start (or keeps its
+		// old config on a reload) rather than at the first drain.
+		k, err := shed.NewKernelCloser(cfg.Sources.Ports)
+		if err != nil {
+			return nil, err
+		}
+		rs.closer = k
 	}
 	return rs, nil
 }

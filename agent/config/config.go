@@ -65,6 +65,9 @@ const (
 	ShedViaRuntime ShedVia = "runtime"
 	// ShedViaHook asks the application to close sockets (shed.hook_url).
 	ShedViaHook ShedVia = "hook"
+	// ShedViaKernel has the kernel close the sockets on sources.ports
+	// (sock_diag SOCK_DESTROY, as ss -K does; needs CAP_NET_ADMIN).
+	ShedViaKernel ShedVia = "kernel"
 )
 
 // AgentCheckConfig is the agent-check server HAProxy polls.

@@ -447,7 +447,8 @@ func TestParseConfigHAProxyEndpoints(t *testing.T) {
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n", "cfg.yaml:2: haproxy[0]: set both backend and server"},
 		{"haproxy:\n  - runtime: /a.sock\n    backend: ws\n    server: \"ws1;shutdown\"\n", "cfg.yaml:4: haproxy[0].server:"},
 		{"shed:\n  via: hook\n", "shed.hook_url: shed.via: hook needs"},
-		{"shed:\n  via: kill\n", `cfg.yaml:2: shed.via: "kill": want runtime (HAProxy closes sessions) or hook`},
+		{"shed:\n  via: kill\n", `cfg.yaml:2: shed.via: "kill": want runtime (HAProxy closes sessions), hook`},
+		{"shed:\n  via: kernel\n", "cfg.yaml:2: shed.via: shed.via: kernel closes the established connections on sources.ports, which is empty"},
 		// Issue 17, item 1: one HAProxy listed twice doubled the shedding rate.
 		{"haproxy:\n  - runtime: /a.sock\n  - runtime: unix:///./a.sock\n", "cfg.yaml:3: haproxy[1].runtime: unix:///./a.sock is haproxy[0]'s HAProxy again"},
 		{"haproxy:\n  - runtime: tcp://127.0.0.1:9999\n    backend: ws\n    server: s1\n  - runtime: tcp://127.0.0.1:9999\n    backend: ws\n    server: s1\n", "cfg.yaml:5: haproxy[1].runtime: tcp://127.0.0.1:9999 is haproxy[0]'s HAProxy again"},

@@ -20,9 +20,12 @@ func (c Config) ShedWay() (ShedVia, error) {
 		return ShedViaHook, nil
 	case c.Shed.Via == ShedViaRuntime && len(c.HAProxy) > 0:
 		return ShedViaRuntime, nil
+	case c.Shed.Via == ShedViaKernel && len(c.Sources.Ports) > 0:
+		return ShedViaKernel, nil
 	case c.Shed.Via == ShedViaRuntime && c.Shed.HookURL != "":
 		return "", fmt.Errorf("%w: shed.hook_url is set, but shed.via is runtime and no haproxy[].runtime endpoint is configured: set shed.via: hook to have the application close them", ErrCannotShed)
 	}
 	return "", fmt.Errorf("%w, so `hafeed drain --wait --shed-rate` (what the packaged hafeed-drain.conf runs) closes none: "+
-		"configure haproxy[].runtime (shed.via: runtime, HAProxy closes sessions) or shed.hook_url with shed.via: hook (the application closes its sockets)", ErrCannotShed)
+		"configure haproxy[].runtime (shed.via: runtime, HAProxy closes sessions), shed.hook_url with shed.via: hook (the application closes its sockets), "+
+		"or sources.ports with shed.via: kernel (the kernel closes the sockets; the agent needs CAP_NET_ADMIN)", ErrCannotShed)
 }

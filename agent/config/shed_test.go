@@ -13,11 +13,13 @@ func TestShedWay(t *testing.T) {
 		name     string
 		shed     ShedConfig
 		haproxy  []HAProxyConfig
+		ports    []uint16
 		want     ShedVia
 		wantText []string // in the error, when there is no way
 	}{
 		{name: "defaults, as packaged", shed: ShedConfig{Via: ShedViaRuntime},
-			wantText: []string{"hafeed-drain.conf", "configure haproxy[].runtime (shed.via: runtime", "shed.hook_url with shed.via: hook"}},
+			wantText: []string{"hafeed-drain.conf", "configure haproxy[].runtime (shed.via: runtime", "shed.hook_url with shed.via: hook", "shed.via: kernel"}},
+		{name: "kernel", shed: ShedConfig{Via: ShedViaKernel}, ports: []uint16{8080}, want: ShedViaKernel},
 		{name: "runtime endpoint", shed: ShedConfig{Via: ShedViaRuntime}, haproxy: runtime, want: ShedViaRuntime},
 		{name: "hook", shed: ShedConfig{Via: ShedViaHook, HookURL: "http://127.0.0.1:8080/hafeed/shed"}, want: ShedViaHook},
 		{name: "hook beside runtime endpoints", shed: ShedConfig{Via: ShedViaHook, HookURL: "http://127.0.0.1:8080/hafeed/shed"}, haproxy: runtime, want: ShedViaHook},
@@ -28,7 +30,7 @@ func TestShedWay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := Default()
-			cfg.Shed, cfg.HAProxy = tt.shed, tt.haproxy
+			cfg.Shed, cfg.HAProxy, cfg.Sources.Ports = tt.shed, tt.haproxy, tt.ports
 			if err := cfg.Validate("test"); err != nil {
 				t.Fatalf("the case's config is invalid: %v", err)
 			}

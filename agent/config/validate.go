@@ -213,8 +213,12 @@ func (c Config) validate(file string, root *yaml.Node) error {
 		if c.Shed.HookURL == "" {
 			bad("shed.hook_url", "shed.via: hook needs the application's URL, for example http://127.0.0.1:8080/hafeed/shed")
 		}
+	case ShedViaKernel:
+		if len(c.Sources.Ports) == 0 {
+			bad("shed.via", "shed.via: kernel closes the established connections on sources.ports, which is empty: list the application's ports, e.g. sources.ports: [8080] (with none it would close every service's connections, ssh's too)")
+		}
 	default:
-		bad("shed.via", "%q: want runtime (HAProxy closes sessions) or hook (the application closes sockets)", c.Shed.Via)
+		bad("shed.via", "%q: want runtime (HAProxy closes sessions), hook (the application closes sockets) or kernel (the kernel closes the sockets on sources.ports)", c.Shed.Via)
 	}
 	if c.Shed.HookURL != "" {
 		if u, err := url.Parse(c.Shed.HookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/runtime"
 	"github.com/hafeed/hafeed/haproxy"
@@ -306,15 +307,21 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 		if err := control.CheckReason(req.Reason); err != nil {
 			return control.Response{Error: err.Error()}
 		}
-		if req.ShedRate > 0 && a.closer() == nil {
-			return control.Response{Config: true, Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
-		}
 		admin, _ := haproxy.ParseAdmin(req.Command)
 		st, err := a.SetAdmin(ctx, admin, req.Reason)
 		if err != nil {
 			return control.Response{Error: err.Error()}
 		}
-		if req.ShedRate > 0 {
+		switch {
+		case req.ShedRate > 0 && a.closer() == nil:
+			// The drain a deploy runs before stopping the server must
+			// happen wherever hafeed is installed, the packaged config
+			// too: drained, HAProxy sends no new connections, and the
+			// wait lasts while clients leave by themselves. Refusing it
+			// would leave the host in rotation while the server stops.
+			st.Warning = strings.TrimPrefix(st.Warning+"; "+noCloserWarning(a.conf()), "; ")
+			a.log.Warn().Str("why", noCloserWarning(a.conf())).Msg("drain with shedding asked, but nothing can close connections: drained without shedding")
+		case req.ShedRate > 0:
 			job, err := a.shedder.Start(ctx, req.ShedRate, req.Min, req.Timeout)
 			if err != nil {
 				st.Warning = strings.TrimPrefix(st.Warning+"; "+err.Error(), "; ")
@@ -402,3 +409,15 @@ func (a *Agent) statusLine() string {
 }
 
 var _ control.Handler = (*Agent)(nil)
+
+// noCloserWarning is what a drain with shedding says on a host where
+// nothing can close connections: applied, but nothing is closed, and what
+// to configure.
+func noCloserWarning(cfg config.Config) string {
+	why := "nothing can close connections to move them off this host"
+	if _, err := cfg.ShedWay(); err != nil {
+		why = err.Error()
+	}
+	return "NOTHING IS BEING CLOSED: the host is drained (HAProxy sends it no new connections), but " + why +
+		"; until then its connections stay until their clients leave"
+}

@@ -41,10 +41,14 @@ showing progress, and exits 0 when they do, or 1 with the remaining count after
 --timeout; the host stays drained either way. --shed-rate closes the remaining
 connections at that many per second, spread evenly with jitter, so clients
 reconnect through HAProxy onto other hosts (shed.via: runtime closes them in
-HAProxy, shed.via: hook asks the application). Use it from a systemd ExecStop=
-or a deploy script before stopping the WebSocket server. --timeout is kept by
-the clock, even when no fresh connection count comes; Ctrl-C stops the
-shedding this command started, and the host stays drained.`,
+HAProxy, hook asks the application, kernel has the kernel abort the sockets on
+sources.ports). Where the configuration has no way to close them, the drain
+is still applied and waits for clients to leave, and a warning says so and
+what to configure. Use it from a systemd ExecStop= or a deploy script before
+stopping the WebSocket server. --timeout is kept by the clock, even when no
+fresh connection count comes, and a status poll the agent cannot answer is
+asked again until then; Ctrl-C stops the shedding this command started, and
+the host stays drained.`,
 		Example: `  hafeed drain
   hafeed drain --wait --timeout 10m
   hafeed drain --wait --shed-rate 100 --timeout 5m   # move sockets off, 100/s
@@ -85,7 +89,11 @@ shedding this command started, and the host stays drained.`,
 			if s := resp.Status.Sample; s != nil {
 				drainCount = s.Signals[policy.SignalConnections].At
 			}
-			return waitDrained(c, socket, opts, started, drainCount, job)
+			// Shedding asked for, and no job started: nothing on this
+			// host closes connections (the warning above says what to
+			// configure), and the wait is for clients to leave.
+			unshed := opts.shedRate > 0 && job == 0
+			return waitDrained(c, socket, opts, started, drainCount, job, unshed)
 		},
 	}
 	flags.register(c, clientFlags)
@@ -103,13 +111,20 @@ shedding this command started, and the host stays drained.`,
 // drainCount is when the count the drain's reply showed was taken; job is
 // the shedding job the drain started (0: none): stopped when the wait ends
 // without draining.
-func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, drainCount time.Time, job uint64) error {
+//
+// A status poll that fails (the agent busy with another request, or
+// restarting) is asked again until the timeout: the drain stands whatever
+// the poll says, and giving up early would leave the job shedding behind a
+// command that reported failure. unshed says that --shed-rate was asked
+// for and nothing closes connections; the last line says so again.
+func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, drainCount time.Time, job uint64, unshed bool) error {
 	ctx, cancel := commandContext(c)
 	defer cancel()
 	deadline := started.Add(opts.timeout)
 	progress := newProgress(c.ErrOrStderr())
 	defer progress.finish()
 	left, ports := -1, ""
+	var pollErr error // the last poll's failure; nil once one answers
 	for {
 		callDeadline := time.Now().Add(controlCallTimeout)
 		if deadline.Before(callDeadline) {
@@ -122,9 +137,14 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 		case ctx.Err() != nil:
 			progress.finish()
 			return interrupted(socket, job)
-		case err != nil && time.Now().Before(deadline):
-			return err
+		case err != nil:
+			if pollErr == nil || pollErr.Error() != err.Error() {
+				progress.finish()
+				fmt.Fprintf(c.ErrOrStderr(), "asking the agent how many connections are left failed: %s; asking again until --timeout (the host stays drained)\n", termsafe.Line(err.Error()))
+			}
+			pollErr = err
 		case err == nil:
+			pollErr = nil
 			st := resp.Status
 			if st.Admin != "drain" {
 				return fmt.Errorf("the drain was lifted (admin state is now %s) while waiting", termsafe.Line(st.Admin))
@@ -135,7 +155,11 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 				progress.update(s.Connections, st.Shed)
 				if s.Connections <= opts.min {
 					progress.finish()
-					fmt.Fprintf(c.OutOrStdout(), "drained: %d connections left after %s\n", s.Connections, time.Since(started).Round(time.Second))
+					how := ""
+					if unshed {
+						how = " (nothing closed them: their clients left; see the warning above to have them closed)"
+					}
+					fmt.Fprintf(c.OutOrStdout(), "drained: %d connections left after %s%s\n", s.Connections, time.Since(started).Round(time.Second), how)
 					return nil
 				}
 			}
@@ -143,10 +167,19 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 		if !time.Now().Before(deadline) {
 			progress.finish()
 			stopShed(socket, job)
-			if left < 0 {
-				return fmt.Errorf("timed out after %s: no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget); %s", opts.timeout, staysDrained)
+			var why string
+			switch {
+			case pollErr != nil:
+				why = fmt.Sprintf("the agent did not answer how many connections are left: %s", pollErr)
+			case left < 0:
+				why = "no connection count since the drain began (see `hafeed status`: with very many connections a count takes long, sources.count_budget)"
+			default:
+				why = fmt.Sprintf("%d connections remain on ports %s", left, ports)
 			}
-			return fmt.Errorf("timed out after %s: %d connections remain on ports %s; %s", opts.timeout, left, ports, staysDrained)
+			if unshed {
+				why += ", and nothing closed them (see the warning above)"
+			}
+			return fmt.Errorf("timed out after %s: %s; %s", opts.timeout, why, staysDrained)
 		}
 		select {
 		case <-ctx.Done():

@@ -9,12 +9,11 @@ import (
 	"github.com/hafeed/hafeed/cmd"
 )
 
-// configErrorAgent refuses every request for want of configuration, as the
-// agent does a drain with shedding and no way to close connections.
+// configErrorAgent refuses every request for want of configuration.
 type configErrorAgent struct{}
 
 func (configErrorAgent) Handle(context.Context, control.Request) control.Response {
-	return control.Response{Config: true, Error: "shedding needs a way to close connections: configure haproxy[].runtime (shed.via: runtime) or shed.hook_url (shed.via: hook)"}
+	return control.Response{Config: true, Error: "shedding needs a way to close connections: configure haproxy[].runtime"}
 }
 
 // TestAgentConfigurationErrorExits2 checks that a request the agent's
@@ -29,12 +28,6 @@ func TestAgentConfigurationErrorExits2(t *testing.T) {
 		t.Errorf("drain --wait --shed-rate = exit %d, stdout %q, stderr %q; want %d and the agent's reason", code, stdout, stderr, cmd.ExitUsage)
 	}
 
-	// The real agent, configured without haproxy[] or shed.hook_url.
-	cfg := startAgent(t)
-	code, _, stderr = hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", cfg.ControlSocket, "--wait", "--shed-rate", "50", "--timeout", "5m")
-	if code != cmd.ExitUsage || !strings.Contains(stderr, "shed.hook_url") {
-		t.Errorf("drain --wait --shed-rate against an agent that cannot shed = exit %d, stderr %q; want %d", code, stderr, cmd.ExitUsage)
-	}
 	// A refusal that is not the configuration's stays a failure.
 	code, _, stderr = hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", serveFake(t, refusingAgent{}))
 	if code != cmd.ExitFailure {

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +72,9 @@ func startNodeApp(t *testing.T, baselineMs int) (pid, port int) {
 // browser tab's WebSocket client does.
 type idleClients struct {
 	connected, reconnects atomic.Int64
+	// eofs and resets count how connections ended: a FIN from HAProxy
+	// (a read of EOF) or a reset (ECONNRESET).
+	eofs, resets atomic.Int64
 	// maxDown is the longest a client that had been connected went without
 	// a connection, in nanoseconds, counting only gaps that have ended.
 	maxDown atomic.Int64
@@ -135,6 +141,12 @@ func (c *idleClients) session(ctx context.Context, addr string, lost time.Time) 
 			return true
 		}
 		if _, err := conn.Read(buf); err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				c.eofs.Add(1)
+			case errors.Is(err, syscall.ECONNRESET):
+				c.resets.Add(1)
+			}
 			return true
 		}
 		select {

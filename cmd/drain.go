@@ -137,6 +137,8 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 		case ctx.Err() != nil:
 			progress.finish()
 			return interrupted(socket, job)
+		case err != nil && !time.Now().Before(deadline):
+			// Cut short by the wait's own deadline: the count before it stands.
 		case err != nil:
 			if pollErr == nil || pollErr.Error() != err.Error() {
 				progress.finish()

@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -148,7 +149,12 @@ func (r *Rebalancer) step(ctx context.Context, rb policy.RebalanceConfig, st pol
 			status.Error = err.Error()
 			return st, 0
 		}
-		st, d = rb.Step(st, servers, self, r.opts.Entered(now), now, dt)
+		own, _, ok := r.opts.Local()
+		if !ok {
+			status.Reason = "no count of this host's own connections yet, which bounds what it sheds"
+			return st, 0
+		}
+		st, d = rb.Step(st, boundSelf(servers, self, own), self, r.opts.Entered(now), now, dt)
 	} else {
 		conns, util, ok := r.opts.Local()
 		if !ok {
@@ -170,4 +176,20 @@ func (r *Rebalancer) step(ctx context.Context, rb policy.RebalanceConfig, st pol
 	}
 	ev.Int("closed", closed).Float64("fair", d.Fair).Float64("excess", d.Excess).Str("reason", d.Reason).Msg("rebalance shed connections")
 	return st, closed
+}
+
+// boundSelf is servers with this host's count, as the HAProxies report it,
+// bounded by its own count of its connections: the excess and the rate a
+// host sheds at are shares of what it holds, whatever an HAProxy reports
+// (one that listed this host at a million sessions while it held 50 made
+// it shed 50,000 a second). A count that lags arrivals bounds it low, which
+// sheds less, never more.
+func boundSelf(servers []policy.ServerLoad, self string, own int) []policy.ServerLoad {
+	out := slices.Clone(servers)
+	for i := range out {
+		if out[i].Name == self {
+			out[i].Conns = min(out[i].Conns, own)
+		}
+	}
+	return out
 }

@@ -89,7 +89,7 @@ func TestRebalancerShedsTheExcessAndSaysWhy(t *testing.T) {
 		Config:  func() policy.RebalanceConfig { return rb },
 		Ready:   ready.Load,
 		View:    func() BackendView { return v },
-		Local:   func() (int, float64, bool) { return 0, 0, false },
+		Local:   func() (int, float64, bool) { return 1000, 0.5, true },
 		Closer:  func() shed.Closer { return c },
 		Entered: func(time.Time) time.Time { return time.Time{} },
 		Log:     zerolog.Nop(),
@@ -132,4 +132,34 @@ func TestRebalancerStepIsBounded(t *testing.T) {
 		st, ok := r.Status()
 		return ok && strings.Contains(st.Error, "deadline exceeded")
 	})
+}
+
+// TestRebalancerSheddingIsBoundedByTheHostsOwnCount checks that an
+// HAProxy reporting this host at a million sessions, while it holds 50,
+// makes it shed at most max_rate of its 50 a second (issue 17, item 1: it
+// shed "50000.0 a second", every listed session at once).
+func TestRebalancerSheddingIsBoundedByTheHostsOwnCount(t *testing.T) {
+	t.Parallel()
+	v := &view{servers: []policy.ServerLoad{{Name: "a", Conns: 1_000_000, Weight: 100}, {Name: "b", Weight: 100}}}
+	c := &closer{}
+	rb := policy.DefaultRebalance()
+	rb.Enabled, rb.Sustain = true, time.Millisecond
+	r := run(t, Options{
+		Config:  func() policy.RebalanceConfig { return rb },
+		Ready:   func() bool { return true },
+		View:    func() BackendView { return v },
+		Local:   func() (int, float64, bool) { return 50, 0.5, true },
+		Closer:  func() shed.Closer { return c },
+		Entered: func(time.Time) time.Time { return time.Time{} },
+		Log:     zerolog.Nop(),
+	})
+	testutil.Until(t, waitLimit, "a rebalance shed", func() bool {
+		st, ok := r.Status()
+		return ok && st.Shed > 0
+	})
+	st, _ := r.Status()
+	// max_rate 0.05 of 50 is 2.5 a second; one step may round up.
+	if got := c.closed.Load(); got > 3 || st.Excess > 25 {
+		t.Errorf("first shed closed %d with excess %v; want at most 3 (max_rate of the host's own 50) and excess at most 25", got, st.Excess)
+	}
 }

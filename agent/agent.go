@@ -143,10 +143,10 @@ func New(opts Options) *Agent {
 	a.shedder = shed.NewRunner(shed.RunnerOptions{
 		Closer: a.closer,
 		Keep:   func() bool { return a.admin.current().Admin == haproxy.AdminDrain },
-		Counter: func() func(context.Context) int {
+		Remaining: shed.NewSourcesCounter(func() shed.Sources {
 			src := a.conf().Sources
-			return shed.NewConnCounter(src.Ports, src.ProcRoot, a.ownPorts...).Count
-		},
+			return shed.Sources{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: a.ownPorts}
+		}).Count,
 		Log: opts.Log,
 	})
 	a.rebal = rebalance.New(rebalance.Options{

@@ -2,6 +2,8 @@ package shed
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hafeed/hafeed/metrics"
@@ -51,4 +53,46 @@ func (c *ConnCounter) Count(ctx context.Context) int {
 	c.last = n.Established
 	c.pacer.Counted(start, time.Since(start))
 	return c.last
+}
+
+// Sources are what a count covers: the ports (all listening ports when
+// empty) less Exclude, read through ProcRoot when netlink is unavailable.
+type Sources struct {
+	Ports    []uint16
+	ProcRoot string
+	Exclude  []uint16
+}
+
+func (s Sources) equal(o Sources) bool {
+	return slices.Equal(s.Ports, o.Ports) && s.ProcRoot == o.ProcRoot && slices.Equal(s.Exclude, o.Exclude)
+}
+
+// SourcesCounter counts with the sources in effect at each count, so that
+// a job running across a reload that changes sources.ports counts the new
+// ports, as the sampler and the CLI's wait do. It keeps one ConnCounter
+// (and its budget) while the sources stay the same.
+type SourcesCounter struct {
+	// Set once by NewSourcesCounter.
+	sources func() Sources
+
+	mu      sync.Mutex // guards the fields below, held across a count
+	current Sources
+	counter *ConnCounter
+}
+
+// NewSourcesCounter counts over the sources in effect at each count.
+func NewSourcesCounter(sources func() Sources) *SourcesCounter {
+	return &SourcesCounter{sources: sources}
+}
+
+// Count is ConnCounter.Count over the sources in effect.
+func (s *SourcesCounter) Count(ctx context.Context) int {
+	src := s.sources()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counter == nil || !src.equal(s.current) {
+		s.current = Sources{Ports: slices.Clone(src.Ports), ProcRoot: src.ProcRoot, Exclude: slices.Clone(src.Exclude)}
+		s.counter = NewConnCounter(s.current.Ports, s.current.ProcRoot, s.current.Exclude...)
+	}
+	return s.counter.Count(ctx)
 }

@@ -17,10 +17,11 @@ type RunnerOptions struct {
 	Closer func() Closer
 	// Keep says whether the host is still drained.
 	Keep func() bool
-	// Counter builds the count a new job stops by (a ConnCounter's Count),
-	// from the sources in effect when it starts.
-	Counter func() func(ctx context.Context) int
-	Log     zerolog.Logger
+	// Remaining counts the connections left, the count a job stops by,
+	// over the sources in effect at each count (a SourcesCounter's Count):
+	// a reload that changes sources.ports mid-drain moves it too.
+	Remaining func(ctx context.Context) int
+	Log       zerolog.Logger
 }
 
 // Runner runs the drain's shedding jobs, one at a time: a new job replaces
@@ -114,11 +115,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			jobCtx, jobCancel := context.WithCancel(ctx)
 			cancel = jobCancel
 			done = make(chan struct{})
-			counter := r.opts.Counter()
 			go func() {
 				defer close(done)
 				r.log.Info().Float64("rate", job.rate).Int("min", job.min).Time("deadline", job.deadline).Str("reason", job.reason).Msg("shedding connections to empty this host")
-				job.Run(jobCtx, JobDeps{Closer: r.opts.Closer, Remaining: counter, Keep: r.opts.Keep, Log: r.log})
+				job.Run(jobCtx, JobDeps{Closer: r.opts.Closer, Remaining: r.opts.Remaining, Keep: r.opts.Keep, Log: r.log})
 				st := job.Snapshot()
 				r.log.Info().Int("closed", st.Closed).Str("ended", st.Ended).Msg("shedding job ended")
 			}()

@@ -240,10 +240,10 @@ func TestRunnerReplacesAndStopsJobs(t *testing.T) {
 	var tally Tally
 	pool := &poolCloser{left: 100000}
 	r := NewRunner(RunnerOptions{
-		Closer:  func() Closer { return tally.Counted(pool) },
-		Keep:    func() bool { return true },
-		Counter: func() func(context.Context) int { return pool.remaining },
-		Log:     zerolog.Nop(),
+		Closer:    func() Closer { return tally.Counted(pool) },
+		Keep:      func() bool { return true },
+		Remaining: pool.remaining,
+		Log:       zerolog.Nop(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

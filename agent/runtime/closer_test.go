@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -65,4 +66,79 @@ func TestSessionCloserClosesOnlyThisHost(t *testing.T) {
 		t.Errorf("Close while busy = %v, want ErrCloserBusy", err)
 	}
 	<-c.turn
+}
+
+// TestSessionCloserListsOncePerRun closes one session at a time, seconds
+// apart, as a drain at a low rate does: "show sess" is read once and the
+// closes come from that list (issue 17, item 10: the whole list, 54 MB at
+// 200,000 streams, was read again every second). A session that ended
+// meanwhile is skipped; once the list runs out it is read again, and a
+// list with none of this host's is not read again within a second.
+func TestSessionCloserListsOncePerRun(t *testing.T) {
+	t.Parallel()
+	f := startFakeRuntime(t)
+	f.setServers([3]string{"ws1", "127.0.0.2", "0"})
+	f.mu.Lock()
+	for i := range 4 {
+		f.sessions = append(f.sessions, fmt.Sprintf("0x%d: proto=tcpv4 src=127.0.0.1:%d fe=fe be=ws srv=ws1 ts=00 age=%dm", i+1, i+1, 10-i))
+	}
+	f.mu.Unlock()
+	set, err := NewSet([]config.HAProxyConfig{{Runtime: "unix://" + f.path}}, EndpointOptions{
+		Ports:    func() []uint16 { return []uint16{8080} },
+		Wanted:   func() Desired { return Desired{Admin: haproxy.AdminReady, Gen: 1} },
+		ListenIP: netip.MustParseAddr("127.0.0.2"),
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := set.Endpoints()[0].sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	c := set.Closer()
+	clock := time.Now()
+	c.now = func() time.Time { return clock }
+	listings := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.listings
+	}
+	for i := range 3 {
+		if n, err := c.Close(ctx, 1, "drain"); err != nil || n != 1 {
+			t.Fatalf("close %d = %d, %v; want 1", i, n, err)
+		}
+		clock = clock.Add(2 * time.Second)
+	}
+	if got := listings(); got != 1 {
+		t.Errorf("show sess read %d times for 3 closes of one, 2 s apart; want once", got)
+	}
+	// The last listed session ends by itself, and two new ones come.
+	f.mu.Lock()
+	f.sessions = []string{
+		"0x5: proto=tcpv4 src=127.0.0.1:5 fe=fe be=ws srv=ws1 ts=00 age=1s",
+		"0x6: proto=tcpv4 src=127.0.0.1:6 fe=fe be=ws srv=ws1 ts=00 age=2s",
+	}
+	f.gone = []string{"0x4"}
+	f.mu.Unlock()
+	if n, err := c.Close(ctx, 1, "drain"); err != nil || n != 1 {
+		t.Fatalf("close after the list's last session ended = %d, %v; want 1 from a new list", n, err)
+	}
+	if got := listings(); got != 2 {
+		t.Errorf("show sess read %d times, want 2: again once the first list ran out", got)
+	}
+	if n, err := c.Close(ctx, 5, "drain"); err != nil || n != 1 {
+		t.Fatalf("Close(5) = %d, %v; want the 1 left", n, err)
+	}
+	f.mu.Lock()
+	f.sessions = nil
+	f.mu.Unlock()
+	for range 3 {
+		if _, err := c.Close(ctx, 1, "drain"); !errors.Is(err, ErrNoSessions) {
+			t.Errorf("Close with none left = %v, want ErrNoSessions", err)
+		}
+	}
+	if got := listings(); got != 3 {
+		t.Errorf("show sess read %d times, want 3: one empty list stands for a second", got)
+	}
 }

@@ -70,6 +70,8 @@ type fakeRuntime struct {
 	// sessions are "show sess" lines; shutdowns the ids shut down.
 	sessions  []string
 	shutdowns []string
+	listings  int      // "show sess" commands answered
+	gone      []string // sessions "shutdown session" finds gone
 }
 
 func startFakeRuntime(t *testing.T) *fakeRuntime {
@@ -116,9 +118,16 @@ func (f *fakeRuntime) answer(c net.Conn) {
 		io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n"+
 			strings.Join(f.servers, "\n")+"\n\n")
 	case command == "show sess":
+		f.listings++
 		io.WriteString(c, strings.Join(f.sessions, "\n")+"\n\n")
 	case strings.HasPrefix(command, "shutdown session "):
-		f.shutdowns = append(f.shutdowns, strings.TrimPrefix(command, "shutdown session "))
+		id := strings.TrimPrefix(command, "shutdown session ")
+		if slices.Contains(f.gone, id) {
+			io.WriteString(c, "[3]: No such session (use 'show sess').\n\n")
+			break
+		}
+		f.shutdowns = append(f.shutdowns, id)
+		f.sessions = slices.DeleteFunc(f.sessions, func(s string) bool { return strings.HasPrefix(s, id+":") })
 		io.WriteString(c, "\n")
 	case strings.HasPrefix(command, "set server "):
 		f.sets = append(f.sets, command)

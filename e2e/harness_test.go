@@ -104,8 +104,9 @@ type hafeed struct {
 	utilFile  string
 	vars      map[string]string
 	env       []string
-	// defaultInterval: see hafeedOptions.
+	// defaultInterval, portsInConfig: see hafeedOptions.
 	defaultInterval bool
+	portsInConfig   bool
 	cmd             *exec.Cmd
 	exited          chan struct{} // closed when the process has exited
 	exitErr         error
@@ -128,6 +129,9 @@ type hafeedOptions struct {
 	// defaultInterval leaves the sampling interval at its default (1s)
 	// instead of the tests' 100ms.
 	defaultInterval bool
+	// portsInConfig leaves --ports out, for a config that sets
+	// sources.ports itself (and a reload that changes them).
+	portsInConfig bool
 }
 
 // startHafeed starts `hafeed run` on a free loopback agent port.
@@ -147,7 +151,7 @@ func startHafeed(t *testing.T, opts hafeedOptions) *hafeed {
 		h.agentAddr = opts.listen
 	}
 	h.utilFile = filepath.Join(dir, "util")
-	h.vars, h.env, h.defaultInterval = opts.vars, opts.env, opts.defaultInterval
+	h.vars, h.env, h.defaultInterval, h.portsInConfig = opts.vars, opts.env, opts.defaultInterval, opts.portsInConfig
 	h.setUtil(0) // an application with no connections yet is idle
 	if opts.admin != "" {
 		os.MkdirAll(filepath.Dir(h.stateFile), 0o755)
@@ -206,8 +210,10 @@ func (h *hafeed) relaunchWith(bin string) {
 		"--agent-listen", h.agentAddr,
 		"--control-socket", h.ctlSock,
 		"--state-file", h.stateFile,
-		"--ports", strconv.Itoa(h.appPort),
 		"--log-format", "json", "--log-level", "debug"}
+	if !h.portsInConfig {
+		args = append(args, "--ports", strconv.Itoa(h.appPort))
+	}
 	if !h.defaultInterval {
 		args = append(args, "--interval", "100ms")
 	}

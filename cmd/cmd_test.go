@@ -208,8 +208,9 @@ func TestAdminCommandsUseEnvControlSocket(t *testing.T) {
 }
 
 // startAgent runs an agent on a listener of the test's own until the test
-// ends, and returns its configuration once it is ready.
-func startAgent(t *testing.T) config.Config {
+// ends, with change's changes to its configuration, and returns the
+// configuration once it is ready.
+func startAgent(t *testing.T, change ...func(*config.Config)) config.Config {
 	t.Helper()
 	dir := testutil.ShortTempDir(t)
 	cfg := config.Default()
@@ -217,6 +218,9 @@ func startAgent(t *testing.T) config.Config {
 	cfg.ControlSocket = filepath.Join(dir, "control.sock")
 	cfg.StateFile = filepath.Join(dir, "state.json")
 	cfg.Sources.Ports = []uint16{listenerPort(t, listen(t))}
+	for _, f := range change {
+		f(&cfg)
+	}
 
 	ready := make(chan struct{})
 	a := agent.New(agent.Options{Config: cfg, Ready: func() { close(ready) }})

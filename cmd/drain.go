@@ -168,7 +168,7 @@ func waitDrained(c *cobra.Command, socket string, opts drainOptions, started, dr
 		}
 		if !time.Now().Before(deadline) {
 			progress.finish()
-			stopShed(socket, job)
+			endShed(ctx, socket, job)
 			var why string
 			switch {
 			case pollErr != nil:
@@ -220,6 +220,29 @@ func interrupted(socket string, job uint64) error {
 		closed = st.Shed.Closed
 	}
 	return fmt.Errorf("interrupted: the host stays drained; shedding stopped after closing %d connections", closed)
+}
+
+// endShed ends the shedding job numbered job, if any, when the wait
+// times out: the job was given the same --timeout, counted from when the
+// agent started it a moment later, so it is given a moment to end by
+// itself and say it timed out; only then is it stopped.
+func endShed(ctx context.Context, socket string, job uint64) {
+	if job == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		resp, err := control.Call(ctx, socket, control.Request{Command: control.CommandStatus})
+		if err == nil && (resp.Status.Shed == nil || resp.Status.Shed.Job != job || !resp.Status.Shed.Active) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	stopShed(socket, job)
 }
 
 // stopShed stops the shedding job numbered job, if any.

@@ -2,11 +2,16 @@ package cmd_test
 
 import (
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/cmd"
@@ -87,5 +92,39 @@ func TestDrainShedWithoutCloserDrains(t *testing.T) {
 	}
 	if code, stdout, _ := hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", cfg.ControlSocket, "--json"); code != cmd.ExitOK || !strings.Contains(stdout, `"admin": "drain"`) {
 		t.Errorf("status after the drain = exit %d, %s; want admin drain", code, stdout)
+	}
+}
+
+// TestDrainWaitTimeoutLetsTheJobSayItTimedOut drains with shedding through
+// a hook that closes nothing, so that --timeout ends the wait: the job it
+// started ends as timed out, not "stopped on request" (issue 17: the CLI
+// stopped it first, and status said an operator had).
+func TestDrainWaitTimeoutLetsTheJobSayItTimedOut(t *testing.T) {
+	t.Setenv("HAFEED_CONTROL_SOCKET", "")
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`{"closed": 0}`))
+	}))
+	t.Cleanup(hook.Close)
+	ln := listen(t)
+	cfg := startAgent(t, func(c *config.Config) {
+		c.Sources.Ports = []uint16{listenerPort(t, ln)}
+		c.Shed = config.ShedConfig{Via: config.ShedViaHook, HookURL: hook.URL}
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	code, _, stderr := hafeed(t, "drain", "-c", emptyConfig(t), "--control-socket", cfg.ControlSocket, "--wait", "--shed-rate", "5", "--timeout", "2s")
+	if code != cmd.ExitFailure || !strings.Contains(stderr, "timed out after 2s") {
+		t.Fatalf("drain --wait with a connection nothing closes = exit %d, stderr %q; want 1, timed out", code, stderr)
+	}
+	code, stdout, _ := hafeed(t, "status", "-c", emptyConfig(t), "--control-socket", cfg.ControlSocket, "--json")
+	var st control.Status
+	if err := json.Unmarshal([]byte(stdout), &st); code != cmd.ExitOK || err != nil || st.Shed == nil {
+		t.Fatalf("status = exit %d, %v: %s", code, err, stdout)
+	}
+	if st.Shed.Active || !strings.HasPrefix(st.Shed.Ended, "timed out with 1 connections left") {
+		t.Errorf("the job after the wait's timeout: active %v, ended %q; want it ended, timed out with 1 left", st.Shed.Active, st.Shed.Ended)
 	}
 }

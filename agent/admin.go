@@ -338,8 +338,17 @@ func (a *Agent) Handle(ctx context.Context, req control.Request) control.Respons
 			st.Shed = &js
 		}
 		return control.Response{OK: true, Status: &st}
+	case control.CommandFleet:
+		f, err := a.Fleet(ctx)
+		switch {
+		case errors.Is(err, ErrNoRuntime):
+			return control.Response{Config: true, Error: err.Error()}
+		case err != nil:
+			return control.Response{Error: err.Error()}
+		}
+		return control.Response{OK: true, Fleet: &f}
 	default:
-		return control.Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain, maint or stop-shed", req.Command)}
+		return control.Response{Error: fmt.Sprintf("unknown command %q: want status, ready, drain, maint, stop-shed or fleet", req.Command)}
 	}
 	st := a.Status()
 	return control.Response{OK: true, Status: &st}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,20 @@ var (
 	descReplies     = prometheus.NewDesc("hafeed_agent_check_replies_total", "Agent-check replies served, per polling HAProxy address.", []string{"peer"}, nil)
 	descShed        = prometheus.NewDesc("hafeed_shed_connections_total", "Connections closed to move them, by reason (drain, rebalance).", []string{"reason"}, nil)
 	descPushErrors  = prometheus.NewDesc("hafeed_runtime_errors_total", "Failed runtime API calls (pushes, discovery, restart checks), per HAProxy endpoint.", []string{"endpoint"}, nil)
+
+	// The backend's figures (hafeed fleet), the same on every agent of the
+	// backend; absent without a runtime endpoint or when HAProxy cannot be
+	// read at scrape time.
+	descBackendConns    = prometheus.NewDesc("hafeed_backend_connections", "Connections of the backend's servers in rotation, summed over the HAProxies.", []string{"backend"}, nil)
+	descBackendCapacity = prometheus.NewDesc("hafeed_backend_capacity_connections", "Connections the backend's servers in rotation hold at their targets: their weights times reference_capacity / 100.", []string{"backend"}, nil)
+	descBackendUtil     = prometheus.NewDesc("hafeed_backend_utilisation_ratio", "hafeed_backend_connections / hafeed_backend_capacity_connections: 1 means every host at its targets.", []string{"backend"}, nil)
+	descBackendServers  = prometheus.NewDesc("hafeed_backend_servers", "The backend's servers by state (ready: in rotation).", []string{"backend", "state"}, nil)
+	descBackendDesired  = prometheus.NewDesc("hafeed_backend_desired_servers", "Servers the backend needs for fleet.target_utilisation, as Kubernetes' HPA computes it: ceil(in rotation x utilisation / target), unchanged within fleet.tolerance.", []string{"backend"}, nil)
+	descDrainCost       = prometheus.NewDesc("hafeed_drain_cost_connections", "Connections draining this host would move: its sessions over the HAProxies.", []string{"backend", "server"}, nil)
 )
+
+// fleetScrapeTimeout bounds the runtime API reads of one scrape.
+const fleetScrapeTimeout = 2 * time.Second
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
@@ -103,6 +117,29 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, e := range st.HAProxy {
 		counter(descPushErrors, float64(e.Errors), e.Runtime)
 	}
+	if len(st.HAProxy) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetScrapeTimeout)
+	defer cancel()
+	f, err := c.a.Fleet(ctx)
+	if err != nil {
+		return
+	}
+	gauge(descBackendConns, float64(f.Connections), f.Backend)
+	gauge(descBackendCapacity, float64(f.CapacityConnections), f.Backend)
+	gauge(descBackendUtil, f.Utilisation, f.Backend)
+	gauge(descBackendDesired, float64(f.DesiredServers), f.Backend)
+	byState := map[string]int{policy.StateReady: 0, policy.StateDrain: 0, policy.StateMaint: 0, policy.StateDown: 0}
+	for _, s := range f.Servers {
+		byState[s.State]++
+		if s.Name == f.Self {
+			gauge(descDrainCost, float64(s.Connections), f.Backend, s.Name)
+		}
+	}
+	for state, n := range byState {
+		gauge(descBackendServers, float64(n), f.Backend, state)
+	}
 }
 
 // maxMetricsConns bounds the open /metrics connections; metricsIdleTimeout
@@ -118,7 +155,7 @@ type metricsServer struct {
 	srv *http.Server
 }
 
-func newMetricsServer(addr string, c prometheus.Collector) (*metricsServer, error) {
+func newMetricsServer(addr string, c collector) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(c); err != nil {
 		return nil, err
@@ -126,6 +163,7 @@ func newMetricsServer(addr string, c prometheus.Collector) (*metricsServer, erro
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /fleet", fleetHandler{c.a})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
@@ -153,4 +191,28 @@ func (m *metricsServer) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// fleetHandler serves the JSON of hafeed fleet --json, for autoscalers
+// that read an HTTP endpoint (KEDA's metrics-api scaler): 503 when HAProxy
+// cannot be read, 501 without a runtime endpoint, each with the reason.
+type fleetHandler struct{ a *Agent }
+
+func (h fleetHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), fleetScrapeTimeout)
+	defer cancel()
+	f, err := h.a.Fleet(ctx)
+	switch {
+	case errors.Is(err, ErrNoRuntime):
+		http.Error(w, err.Error(), http.StatusNotImplemented)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(f)
 }

@@ -28,7 +28,10 @@ type Config struct {
 	HAProxy   []HAProxyConfig        `yaml:"haproxy"`
 	Shed      ShedConfig             `yaml:"shed"`
 	Rebalance policy.RebalanceConfig `yaml:"rebalance"`
-	Metrics   MetricsConfig          `yaml:"metrics"`
+	// Fleet is what the backend's figures for autoscalers (hafeed fleet,
+	// /fleet, the hafeed_backend_* metrics) are computed against.
+	Fleet   policy.FleetConfig `yaml:"fleet"`
+	Metrics MetricsConfig      `yaml:"metrics"`
 	Log       LogConfig              `yaml:"log"`
 }
 
@@ -158,6 +161,7 @@ func Default() Config {
 		Policy:    policy.DefaultConfig(),
 		Shed:      ShedConfig{Via: ShedViaRuntime},
 		Rebalance: policy.DefaultRebalance(),
+		Fleet:     policy.DefaultFleet(),
 		Log:       LogConfig{Format: "auto", Level: "info"},
 	}
 }

@@ -241,6 +241,15 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if rb.HighWater <= 0 {
 		bad("rebalance.high_water", "must be positive (1.0 is the utilisation at the targets)")
 	}
+	if fl := c.Fleet; fl.TargetUtilisation <= 0 || fl.TargetUtilisation > 2 {
+		bad("fleet.target_utilisation", "%v is outside (0, 2]: the backend utilisation (1 = every host at its targets) to size the farm for, for example 0.75", fl.TargetUtilisation)
+	}
+	if fl := c.Fleet; fl.Tolerance < 0 || fl.Tolerance >= 1 {
+		bad("fleet.tolerance", "%v is outside [0, 1): how far from the target, as a fraction of it, desired_servers lets the utilisation go, for example 0.1", fl.Tolerance)
+	}
+	if c.Fleet.Settle < 0 {
+		bad("fleet.settle", "must not be negative, for example 2m")
+	}
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%v (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", err)

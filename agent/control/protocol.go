@@ -17,6 +17,9 @@ const (
 	// CommandStopShed stops the drain's shedding job named by Request.Job
 	// (0: whichever runs) and leaves the admin state as it is.
 	CommandStopShed = "stop-shed"
+	// CommandFleet reads the backend's figures for autoscalers
+	// (Response.Fleet); it needs a runtime endpoint.
+	CommandFleet = "fleet"
 )
 
 // Request is one control-socket request: a single JSON line.
@@ -57,6 +60,7 @@ type Response struct {
 	// reload) lets the same request succeed.
 	Config bool    `json:"config,omitempty"`
 	Status *Status `json:"status,omitempty"`
+	Fleet  *Fleet  `json:"fleet,omitempty"`
 }
 
 const (

@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/haproxy"
+)
+
+// Backend is this host's backend as the HAProxies show it: every server's
+// state, weight and connections, for the fleet figures.
+type Backend struct {
+	Name    string
+	Self    string // this host's server in it
+	Servers []policy.FleetServer
+}
+
+// Backend reads this host's first backend from every endpoint: each
+// server's connections summed over the HAProxies, its smallest weight,
+// the state that takes it out of rotation if any HAProxy shows one, and
+// its most recent change. It waits at most PushTimeout.
+func (s *Set) Backend(ctx context.Context) (Backend, error) {
+	ctx, cancel := context.WithTimeout(ctx, PushTimeout)
+	defer cancel()
+	var own Target
+	byName := map[string]*policy.FleetServer{}
+	var order []string
+	for _, e := range s.endpoints {
+		targets := e.Targets()
+		if len(targets) == 0 {
+			continue
+		}
+		if own.Backend == "" {
+			own = targets[0]
+		}
+		if !containsBackend(targets, own.Backend) {
+			continue
+		}
+		stats, err := e.rt.Stats(ctx, own.Backend)
+		if err != nil {
+			return Backend{}, err
+		}
+		for _, st := range stats {
+			if st.Server == "FRONTEND" || st.Server == "BACKEND" {
+				continue
+			}
+			row := fleetServer(st)
+			fs := byName[st.Server]
+			if fs == nil {
+				byName[st.Server] = &row
+				order = append(order, st.Server)
+				continue
+			}
+			fs.Conns += row.Conns
+			fs.Weight = min(fs.Weight, row.Weight)
+			fs.Since = min(fs.Since, row.Since)
+			if fs.State == policy.StateReady {
+				fs.State = row.State
+			}
+		}
+	}
+	if own.Backend == "" {
+		return Backend{}, ErrNoTargets
+	}
+	b := Backend{Name: own.Backend, Self: own.Server}
+	for _, n := range order {
+		b.Servers = append(b.Servers, *byName[n])
+	}
+	return b, nil
+}
+
+func containsBackend(targets []Target, backend string) bool {
+	for _, t := range targets {
+		if t.Backend == backend {
+			return true
+		}
+	}
+	return false
+}
+
+// fleetServer is a show stat row as the fleet counts it.
+func fleetServer(st haproxy.Stat) policy.FleetServer {
+	fs := policy.FleetServer{Name: st.Server, Weight: st.Weight, Conns: st.Scur, State: ServerState(st.Status)}
+	if secs, err := strconv.Atoi(st.Fields["lastchg"]); err == nil {
+		fs.Since = time.Duration(secs) * time.Second
+	}
+	return fs
+}
+
+// ServerState is the fleet's name for a show stat status: MAINT (and
+// "MAINT (via)", "MAINT (resolution)") is maint; DRAIN, "DRAIN (agent)"
+// and NOLB drain; DOWN (health check or agent) down; UP, "UP 1/3" and
+// "no check" ready.
+func ServerState(status string) string {
+	switch {
+	case strings.HasPrefix(status, "MAINT"):
+		return policy.StateMaint
+	case strings.HasPrefix(status, "DRAIN"), strings.HasPrefix(status, "NOLB"):
+		return policy.StateDrain
+	case strings.HasPrefix(status, "DOWN"):
+		return policy.StateDown
+	}
+	return policy.StateReady
+}

@@ -34,7 +34,10 @@ type Fleet struct {
 
 // FleetServer is one server's row.
 type FleetServer struct {
-	Name                string `json:"name"`
+	Name string `json:"name"`
+	// Address is its ip:port in HAProxy: what maps it to a pod or an
+	// instance.
+	Address             string `json:"address"`
 	State               string `json:"state"`
 	WeightPercent       int    `json:"weight_percent"`
 	Connections         int    `json:"connections"`
@@ -61,7 +64,7 @@ func FleetOf(backend, self string, cfg policy.FleetConfig, f policy.Fleet, at ti
 	}
 	for _, s := range f.Servers {
 		out.Servers = append(out.Servers, FleetServer{
-			Name: s.Name, State: s.State, WeightPercent: s.Weight, Connections: s.Conns,
+			Name: s.Name, Address: s.Address, State: s.State, WeightPercent: s.Weight, Connections: s.Conns,
 			CapacityConnections: s.Capacity, SinceChangeSeconds: int(s.Since / time.Second),
 		})
 	}

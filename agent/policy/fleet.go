@@ -37,8 +37,10 @@ const (
 
 // FleetServer is one server of the backend as the HAProxies show it.
 type FleetServer struct {
-	Name  string
-	State string // StateReady, StateDrain, StateMaint or StateDown
+	Name string
+	// Address is the server's ip:port, as HAProxy has it.
+	Address string
+	State   string // StateReady, StateDrain, StateMaint or StateDown
 	// Weight is the server's effective weight: its percentage, with the
 	// weight 100 of the recommended haproxy.cfg.
 	Weight int

@@ -83,7 +83,7 @@ func containsBackend(targets []Target, backend string) bool {
 
 // fleetServer is a show stat row as the fleet counts it.
 func fleetServer(st haproxy.Stat) policy.FleetServer {
-	fs := policy.FleetServer{Name: st.Server, Weight: st.Weight, Conns: st.Scur, State: ServerState(st.Status)}
+	fs := policy.FleetServer{Name: st.Server, Address: st.Addr, Weight: st.Weight, Conns: st.Scur, State: ServerState(st.Status)}
 	if secs, err := strconv.Atoi(st.Fields["lastchg"]); err == nil {
 		fs.Since = time.Duration(secs) * time.Second
 	}

@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +155,12 @@ func TestFleetFigures(t *testing.T) {
 		if got := metrics[`hafeed_backend_utilisation_ratio{backend="ws"}`]; math.Abs(got-f.Utilisation) > 0.01 {
 			t.Errorf("hafeed_backend_utilisation_ratio = %v, want %v", got, f.Utilisation)
 		}
+		for _, s := range web.Servers {
+			if want := "127.0.0.1:" + strconv.Itoa(atoi(t, strings.TrimPrefix(hp.stat(s.Name)["addr"], "127.0.0.1:"))); s.Address != want {
+				t.Errorf("%s's address %q, want HAProxy's %q", s.Name, s.Address, want)
+			}
+		}
+		checkAutoscalingDoc(t, agents[0].vars["Metrics"], metrics)
 	})
 }
 
@@ -247,4 +255,62 @@ func TestAgentTextInShowStat(t *testing.T) {
 			t.Errorf("%s shows last_agt %q; docs/AUTOSCALING.md says an unknown word shows there, in parentheses, and the '#' text does not", hb.Name(), st["last_agt"])
 		}
 	})
+}
+
+// checkAutoscalingDoc checks docs/AUTOSCALING.md's recipes against a real
+// agent: every JSON path they read from hafeed fleet --json or /fleet
+// (jq's .field, KEDA's valueLocation, the fields of the servers filter)
+// holds a value in the agent's /fleet, and every hafeed_ metric they name
+// is on its /metrics. Their PromQL is run by TestPrometheusRules.
+func checkAutoscalingDoc(t *testing.T, metricsAddr string, metrics map[string]float64) {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/AUTOSCALING.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fleet map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&fleet)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, m := range regexp.MustCompile(`jq -r \.([a-z_]+)`).FindAllStringSubmatch(string(doc), -1) {
+		paths = append(paths, m[1])
+	}
+	for _, m := range regexp.MustCompile(`valueLocation: "([a-z_]+)"`).FindAllStringSubmatch(string(doc), -1) {
+		paths = append(paths, m[1])
+	}
+	if len(paths) < 4 {
+		t.Fatalf("found %d JSON paths in AUTOSCALING.md (%v): the patterns no longer match its recipes", len(paths), paths)
+	}
+	for _, p := range paths {
+		if v, ok := fleet[p]; !ok || v == nil {
+			t.Errorf("AUTOSCALING.md reads .%s, which /fleet does not have", p)
+		}
+	}
+	servers, _ := fleet["servers"].([]any)
+	if len(servers) == 0 {
+		t.Fatal("/fleet has no servers")
+	}
+	first, _ := servers[0].(map[string]any)
+	for _, field := range []string{"name", "address"} { // the pod-deletion-cost filter
+		if _, ok := first[field]; !ok {
+			t.Errorf("AUTOSCALING.md's servers filter reads .%s, which /fleet's servers do not have", field)
+		}
+	}
+	names := map[string]bool{}
+	for series := range metrics {
+		names[strings.SplitN(series, "{", 2)[0]] = true
+	}
+	// Metric names, not recording rules (backend:hafeed_...:max).
+	for _, m := range regexp.MustCompile(`(?:^|[^:a-z_])(hafeed_[a-z_]+)`).FindAllStringSubmatch(string(doc), -1) {
+		if !names[m[1]] {
+			t.Errorf("AUTOSCALING.md names the metric %s, which the agent does not export", m[1])
+		}
+	}
 }

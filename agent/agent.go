@@ -68,9 +68,11 @@ type Options struct {
 //  2. runtime.Endpoint's mu: one sync at a time, bounded by PushTimeout.
 //  3. runtime.SessionCloser's turn: one close at a time, bounded by the
 //     caller's deadline (a rebalance step's, or a job's closeTimeout).
-//  4. admin.mu, then the reply book's mu: the state and the reply change
+//  4. the fleet cache's turn: one read of the backend at a time, bounded
+//     by the caller's deadline and PushTimeout.
+//  5. admin.mu, then the reply book's mu: the state and the reply change
 //     together, so that a status shows the two in agreement.
-//  5. leaves, never held across I/O nor around another lock: settings.mu,
+//  6. leaves, never held across I/O nor around another lock: settings.mu,
 //     rt.mu, the shed Runner's and Job's mu, the Tally's, the
 //     Rebalancer's.
 //
@@ -87,6 +89,7 @@ type Agent struct {
 	tally      *shed.Tally
 	shedder    *shed.Runner
 	rebal      *rebalance.Rebalancer
+	fleet      *fleetCache
 	// sample is the last sample; baseline the load model's measured
 	// baseline for the persister.
 	sample   atomic.Pointer[sampler.Sample]
@@ -138,6 +141,7 @@ func New(opts Options) *Agent {
 		admin:       newAdminState(),
 		settings:    &settings{cfg: opts.Config},
 		tally:       &shed.Tally{},
+		fleet:       newFleetCache(),
 		persistWake: make(chan struct{}, 1),
 	}
 	a.shedder = shed.NewRunner(shed.RunnerOptions{

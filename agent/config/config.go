@@ -32,7 +32,7 @@ type Config struct {
 	// /fleet, the hafeed_backend_* metrics) are computed against.
 	Fleet   policy.FleetConfig `yaml:"fleet"`
 	Metrics MetricsConfig      `yaml:"metrics"`
-	Log       LogConfig              `yaml:"log"`
+	Log     LogConfig          `yaml:"log"`
 }
 
 // MetricsConfig is the optional Prometheus endpoint.

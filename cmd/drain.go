@@ -250,7 +250,9 @@ func stopShed(socket string, job uint64) (*control.Status, error) {
 	if job == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The agent waits for a close in flight (at most 5 s, the job's close
+	// timeout) so that the count it answers includes it.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	resp, err := control.Call(ctx, socket, control.Request{Command: control.CommandStopShed, Job: job})
 	if err != nil {

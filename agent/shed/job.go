@@ -33,6 +33,8 @@ type Job struct {
 	min      int
 	deadline time.Time
 	reason   string
+	// closeTimeout bounds one round of closes (closeTimeout; tests shorten it).
+	closeTimeout time.Duration
 	// cancel, closed by Stop, asks Run to end; done is closed once it has.
 	cancel   chan struct{}
 	stopOnce sync.Once
@@ -46,13 +48,14 @@ type Job struct {
 // min remain or deadline (zero: none) passes.
 func NewJob(rate float64, min int, reason string, deadline time.Time) *Job {
 	return &Job{
-		rate: rate, min: min, reason: reason, deadline: deadline,
+		rate: rate, min: min, reason: reason, deadline: deadline, closeTimeout: closeTimeout,
 		cancel: make(chan struct{}), done: make(chan struct{}),
 		status: JobStatus{Reason: reason, Rate: rate, Min: min, Deadline: deadline, Started: time.Now(), Active: true},
 	}
 }
 
-// Stop asks the job to end; it waits until it has or ctx ends.
+// Stop asks the job to end; it waits until it has, a close in flight
+// included (at most the close timeout), or until ctx ends.
 func (j *Job) Stop(ctx context.Context) {
 	j.stopOnce.Do(func() { close(j.cancel) })
 	select {
@@ -116,6 +119,12 @@ func (j *Job) Run(ctx context.Context, deps JobDeps) {
 			return
 		case <-timer.C:
 		}
+		select {
+		case <-j.cancel: // both were ready: a stopped job starts no close
+			j.update(func(s *JobStatus) { s.Ended = "stopped on request (hafeed drain --wait interrupted)" })
+			return
+		default:
+		}
 		now := time.Now()
 		left := deps.Remaining(ctx)
 		switch {
@@ -156,18 +165,12 @@ func (j *Job) Run(ctx context.Context, deps JobDeps) {
 	}
 }
 
-// close closes n through c within closeTimeout, and ends early when the
-// job is stopped.
+// close closes n through c within the close timeout. A Stop does not cut
+// it short: a request already sent (a hook's POST, a shutdown session)
+// closes connections whether or not its answer is read, so Stop waits for
+// the answer and counts it, rather than report fewer than were closed.
 func (j *Job) close(ctx context.Context, c Closer, n int) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, j.closeTimeout)
 	defer cancel()
-	// Ends when this close does (cancel above) or the job is stopped.
-	go func() {
-		select {
-		case <-j.cancel:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	return c.Close(ctx, n, j.reason)
 }

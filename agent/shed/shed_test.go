@@ -182,31 +182,74 @@ func (h *hangingCloser) Close(ctx context.Context, _ int, _ string) (int, error)
 
 func (h *hangingCloser) Via() string { return "test" }
 
-// TestJobStopEndsAHungClose checks that stopping a job ends a close that
-// hangs, instead of waiting for the closer.
-func TestJobStopEndsAHungClose(t *testing.T) {
+// TestJobStopWaitsForTheCloseInFlight checks that stopping a job waits
+// for a close already sent and counts what it closed (issue 17, item 5:
+// stop-shed answered "closing 0" while a hook request was in flight, which
+// then closed connections), and that a close that hangs ends at the close
+// timeout, so that Stop is bounded.
+func TestJobStopWaitsForTheCloseInFlight(t *testing.T) {
 	t.Parallel()
-	h := &hangingCloser{}
+	release := make(chan int)
+	var calls atomic.Int32
+	slow := closerFunc(func(ctx context.Context, n int) (int, error) {
+		calls.Add(1)
+		select {
+		case k := <-release:
+			return k, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
 	job := NewJob(100, 0, hook.ReasonDrain, time.Time{})
 	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		job.Run(context.Background(), JobDeps{Closer: func() Closer { return slow }, Remaining: func(context.Context) int { return 100 }, Keep: func() bool { return true }, Log: zerolog.Nop()})
+	}()
+	testutil.Until(t, waitLimit, "a close under way", func() bool { return calls.Load() > 0 })
+	stopped := make(chan JobStatus)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		job.Stop(ctx)
+		stopped <- job.Snapshot()
+	}()
+	select {
+	case st := <-stopped:
+		t.Fatalf("Stop returned %+v while a close was in flight", st)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release <- 3
+	st := testutil.Recv(t, stopped, waitLimit, "Stop to return once the close answered")
+	testutil.Recv(t, done, waitLimit, "the job to end")
+	if st.Active || st.Closed != 3 || !strings.Contains(st.Ended, "stopped on request") || calls.Load() != 1 {
+		t.Errorf("job status %+v after %d closes, want 3 closed by the one in flight, stopped on request", st, calls.Load())
+	}
+
+	// A close that hangs ends at the close timeout.
+	h := &hangingCloser{}
+	job = NewJob(100, 0, hook.ReasonDrain, time.Time{})
+	job.closeTimeout = 300 * time.Millisecond
+	done = make(chan struct{})
 	go func() {
 		defer close(done)
 		job.Run(context.Background(), JobDeps{Closer: func() Closer { return h }, Remaining: func(context.Context) int { return 100 }, Keep: func() bool { return true }, Log: zerolog.Nop()})
 	}()
 	testutil.Until(t, waitLimit, "a close under way", func() bool { return h.calls.Load() > 0 })
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		job.Stop(ctx)
-	}()
-	testutil.Recv(t, stopped, time.Second, "Stop to return while the closer hangs")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	job.Stop(ctx)
 	testutil.Recv(t, done, waitLimit, "the job to end")
-	if st := job.Snapshot(); st.Active || !strings.Contains(st.Ended, "stopped on request") {
-		t.Errorf("job status %+v, want stopped on request", st)
+	if st := job.Snapshot(); st.Active || !strings.Contains(st.Ended, "stopped on request") || h.calls.Load() != 1 {
+		t.Errorf("job status %+v after %d closes, want stopped on request after the one hung close", st, h.calls.Load())
 	}
 }
+
+// closerFunc is a Closer from a function.
+type closerFunc func(ctx context.Context, n int) (int, error)
+
+func (f closerFunc) Close(ctx context.Context, n int, _ string) (int, error) { return f(ctx, n) }
+func (closerFunc) Via() string                                               { return "test" }
 
 // TestTallyCountsEveryReasonOnce checks that closes through a counted
 // closer are counted by the reason given, once each.

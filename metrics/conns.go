@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,23 @@ type ConnCount struct {
 	Established int
 	// Ports are the local ports that were counted.
 	Ports []uint16
+	// Peers counts the connections by the address they came from (an
+	// HAProxy's source address), for at most MaxPeers addresses; the
+	// others are counted in Established only.
+	Peers map[netip.Addr]int
+}
+
+// MaxPeers bounds ConnCount.Peers: a host reached by clients directly has
+// as many peers as clients, and only the few HAProxy sources matter.
+const MaxPeers = 256
+
+// peerTally counts connections by peer, for at most MaxPeers peers.
+type peerTally map[netip.Addr]int
+
+func (t peerTally) add(a netip.Addr) {
+	if _, ok := t[a]; ok || len(t) < MaxPeers {
+		t[a]++
+	}
 }
 
 // Method says how the last count was taken: netlink sock_diag, or procfs
@@ -87,7 +105,7 @@ func (c *Conns) procRoot() string {
 // socketSource is one way to read the kernel's TCP socket tables.
 type socketSource interface {
 	listeningPorts() ([]uint16, error)
-	countEstablished(ports []uint16) (int, error)
+	countEstablished(ports []uint16, peers peerTally) (int, error)
 }
 
 func (c *Conns) count(src socketSource) (ConnCount, error) {
@@ -102,17 +120,18 @@ func (c *Conns) count(src socketSource) (ConnCount, error) {
 	if len(ports) == 0 {
 		return ConnCount{Ports: ports}, nil
 	}
-	n, err := src.countEstablished(ports)
+	peers := peerTally{}
+	n, err := src.countEstablished(ports, peers)
 	if err != nil {
 		return ConnCount{}, fmt.Errorf("counting established connections: %w", err)
 	}
-	return ConnCount{Established: n, Ports: ports}, nil
+	return ConnCount{Established: n, Ports: ports, Peers: peers}, nil
 }
 
 // procSource reads /proc/net/tcp and /proc/net/tcp6.
 type procSource struct{ root string }
 
-func (p procSource) scan(fn func(localPort uint16, state uint8)) error {
+func (p procSource) scan(fn func(localPort uint16, remote []byte, state uint8)) error {
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(filepath.Join(p.root, "net", name))
 		if errors.Is(err, os.ErrNotExist) && name == "tcp6" {
@@ -132,7 +151,7 @@ func (p procSource) scan(fn func(localPort uint16, state uint8)) error {
 
 func (p procSource) listeningPorts() ([]uint16, error) {
 	var ports []uint16
-	err := p.scan(func(port uint16, state uint8) {
+	err := p.scan(func(port uint16, _ []byte, state uint8) {
 		if state == tcpListen && !slices.Contains(ports, port) {
 			ports = append(ports, port)
 		}
@@ -141,11 +160,14 @@ func (p procSource) listeningPorts() ([]uint16, error) {
 	return ports, err
 }
 
-func (p procSource) countEstablished(ports []uint16) (int, error) {
+func (p procSource) countEstablished(ports []uint16, peers peerTally) (int, error) {
 	n := 0
-	err := p.scan(func(port uint16, state uint8) {
+	err := p.scan(func(port uint16, remote []byte, state uint8) {
 		if state == tcpEstablished && slices.Contains(ports, port) {
 			n++
+			if a, ok := parseProcAddr(remote); ok {
+				peers.add(a)
+			}
 		}
 	})
 	return n, err

@@ -25,8 +25,11 @@ func (n netlinkSource) listeningPorts() ([]uint16, error) {
 	return ports, err
 }
 
-func (n netlinkSource) countEstablished(ports []uint16) (int, error) {
+func (n netlinkSource) countEstablished(ports []uint16, peers peerTally) (int, error) {
 	count := 0
-	err := sockdiag.Diag{Socket: n.socket}.EachTCP(sockdiag.Established, ports, func(sockdiag.Sock) { count++ })
+	err := sockdiag.Diag{Socket: n.socket}.EachTCP(sockdiag.Established, ports, func(s sockdiag.Sock) {
+		count++
+		peers.add(s.Remote())
+	})
 	return count, err
 }

@@ -3,14 +3,17 @@ package metrics
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"net/netip"
 	"fmt"
 	"io"
 	"strconv"
 )
 
-// parseProcNetTCP calls fn with the local port and state of every socket
-// listed in a /proc/net/tcp or /proc/net/tcp6 table.
-func parseProcNetTCP(r io.Reader, fn func(localPort uint16, state uint8)) error {
+// parseProcNetTCP calls fn with the local port, the remote address (as
+// the table writes it, in hex: parseProcAddr reads it) and the state of
+// every socket listed in a /proc/net/tcp or /proc/net/tcp6 table.
+func parseProcNetTCP(r io.Reader, fn func(localPort uint16, remote []byte, state uint8)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 64*1024)
 	header := true
@@ -37,7 +40,29 @@ func parseProcNetTCP(r io.Reader, fn func(localPort uint16, state uint8)) error 
 		if err != nil {
 			return fmt.Errorf("malformed state %q: %w", fields[3], err)
 		}
-		fn(uint16(port), uint8(state))
+		remote, _, _ := bytes.Cut(fields[2], []byte(":"))
+		fn(uint16(port), remote, uint8(state))
 	}
 	return sc.Err()
+}
+
+// parseProcAddr reads an address as /proc/net/tcp{,6} writes it: the
+// bytes of the kernel's in6_addr/in_addr, each 32-bit word in host order,
+// in hex.
+func parseProcAddr(hex []byte) (netip.Addr, bool) {
+	if len(hex) != 8 && len(hex) != 32 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for w := 0; w < len(hex)/8; w++ {
+		v, err := strconv.ParseUint(string(hex[w*8:w*8+8]), 16, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		binary.NativeEndian.PutUint32(b[w*4:], uint32(v))
+	}
+	if len(hex) == 8 {
+		return netip.AddrFrom4([4]byte(b[:4])), true
+	}
+	return netip.AddrFrom16(b).Unmap(), true
 }

@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,7 +30,7 @@ func TestParseProcNetTCP(t *testing.T) {
 		State uint8
 	}
 	var got []sock
-	if err := parseProcNetTCP(strings.NewReader(table), func(p uint16, s uint8) { got = append(got, sock{p, s}) }); err != nil {
+	if err := parseProcNetTCP(strings.NewReader(table), func(p uint16, _ []byte, s uint8) { got = append(got, sock{p, s}) }); err != nil {
 		t.Fatal(err)
 	}
 	want := []sock{{8080, tcpListen}, {8080, tcpEstablished}, {50000, tcpEstablished}, {5555, 6}}
@@ -44,7 +46,7 @@ func TestParseProcNetTCPMalformed(t *testing.T) {
 		"header\n 0: 0100007F:XYZ 00000000:0000 0A\n",
 		"header\n 0: 0100007F:1F90 00000000:0000 ZZ\n",
 	} {
-		if err := parseProcNetTCP(strings.NewReader(table), func(uint16, uint8) {}); err == nil {
+		if err := parseProcNetTCP(strings.NewReader(table), func(uint16, []byte, uint8) {}); err == nil {
 			t.Errorf("parseProcNetTCP(%q) = nil error, want one", table)
 		}
 	}
@@ -69,6 +71,11 @@ func TestConnsCountsRealSockets(t *testing.T) {
 		}
 		if got.Established != 7 {
 			t.Errorf("%s: Established = %d, want 7 (5 IPv4 + 2 IPv6)", name, got.Established)
+		}
+		// By the address each came from: the peers' view of the source
+		// ports they use.
+		if want := map[netip.Addr]int{netip.MustParseAddr("127.0.0.1"): 5, netip.MustParseAddr("::1"): 2}; !maps.Equal(got.Peers, want) {
+			t.Errorf("%s: Peers = %v, want %v", name, got.Peers, want)
 		}
 		all := &Conns{Exclude: []uint16{port(other)}}
 		got, err = all.count(src)
@@ -205,5 +212,26 @@ func TestConnsNetlinkFallbackOnlyWhenUnavailable(t *testing.T) {
 				t.Errorf("the count after one %v = %d via %s, %v; want 3 via %s", tt.errno, next.Established, c.Method(), err, want)
 			}
 		})
+	}
+}
+
+func TestParseProcAddr(t *testing.T) {
+	t.Parallel()
+	for hex, want := range map[string]string{
+		"0100007F":                         "127.0.0.1",
+		"0200007F":                         "127.0.0.2",
+		"00000000000000000000000001000000": "::1",
+		"0000000000000000FFFF00000100007F": "127.0.0.1", // IPv4-mapped
+		"B80D0120000000000000000001000000": "2001:db8::1",
+	} {
+		got, ok := parseProcAddr([]byte(hex))
+		if !ok || got != netip.MustParseAddr(want) {
+			t.Errorf("parseProcAddr(%s) = %v, %v; want %s", hex, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "0100007", "zz00007F"} {
+		if _, ok := parseProcAddr([]byte(bad)); ok {
+			t.Errorf("parseProcAddr(%q) accepted", bad)
+		}
 	}
 }

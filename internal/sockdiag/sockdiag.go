@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -71,6 +72,16 @@ type Sock []byte
 
 // LocalPort is the socket's local port.
 func (s Sock) LocalPort() uint16 { return binary.BigEndian.Uint16(s[msgSportOff:]) }
+
+// Remote is the socket's peer address: for a connection to a watched
+// port, the address it came from (an HAProxy's source address).
+func (s Sock) Remote() netip.Addr {
+	dst := s[msgSockIDOff+4+16 : msgSockIDOff+4+32]
+	if s[0] == unix.AF_INET {
+		return netip.AddrFrom4([4]byte(dst[:4]))
+	}
+	return netip.AddrFrom16([16]byte(dst)).Unmap()
+}
 
 // Inode is the socket's inode number. The kernel hands them out in
 // increasing order, so a lower number is, roughly, an older socket.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"syscall"
 	"testing"
@@ -62,6 +63,15 @@ func TestEachTCPFiltersByStateAndPort(t *testing.T) {
 	other, _, _ := pairs(t, 2)
 	if n, _, _ := established(t, port); n != 4 {
 		t.Errorf("established on port %d = %d, want 4 (the server ends only)", port, n)
+	}
+	var remotes []netip.Addr
+	if err := (Diag{}).EachTCP(Established, []uint16{port}, func(s Sock) { remotes = append(remotes, s.Remote()) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range remotes {
+		if r != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("a connection from 127.0.0.1 has remote address %v", r)
+		}
 	}
 	var listening []uint16
 	if err := (Diag{}).EachTCP(Listening, []uint16{port, other}, func(s Sock) { listening = append(listening, s.LocalPort()) }); err != nil {
@@ -143,5 +153,43 @@ func TestDestroyStopsWhenAsked(t *testing.T) {
 	closed, err := Diag{}.Destroy(keys, func() bool { asked++; return asked <= 1 })
 	if err != nil || closed != 1 {
 		t.Errorf("Destroy told to stop after one = %d, %v; want 1, nil", closed, err)
+	}
+}
+
+// TestSockRemoteIsThePeersAddress dials from 127.0.0.2 and over IPv6: the
+// dump names each connection's source address, as an HAProxy's source
+// per server line sets it.
+func TestSockRemoteIsThePeersAddress(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ network, listen, from string }{
+		{"tcp4", "127.0.0.1:0", "127.0.0.2"},
+		{"tcp6", "[::1]:0", "::1"},
+	} {
+		ln, err := net.Listen(tt.network, tt.listen)
+		if err != nil {
+			t.Logf("no %s here: %v", tt.network, err)
+			continue
+		}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tt.from)}}
+		c, err := d.Dial(tt.network, ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := uint16(ln.Addr().(*net.TCPAddr).Port)
+		var got []netip.Addr
+		if err := (Diag{}).EachTCP(Established, []uint16{port}, func(s Sock) { got = append(got, s.Remote()) }); err != nil {
+			t.Fatal(err)
+		}
+		if want := netip.MustParseAddr(tt.from); len(got) != 1 || got[0] != want {
+			t.Errorf("%s connection from %s: remotes %v, want [%v]", tt.network, tt.from, got, want)
+		}
+		c.Close()
+		s.Close()
+		ln.Close()
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 )
 

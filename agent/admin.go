@@ -390,6 +390,7 @@ func (a *Agent) Status() control.Status {
 		js := control.ShedStatusOf(j)
 		st.Shed = &js
 	}
+	st.SourcePorts = a.sources.sources()
 	if r, ok := a.rebal.Status(); ok {
 		rs := control.RebalanceStatusOf(r)
 		st.Rebalance = &rs

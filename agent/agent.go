@@ -90,6 +90,7 @@ type Agent struct {
 	shedder    *shed.Runner
 	rebal      *rebalance.Rebalancer
 	fleet      *fleetCache
+	sources    *sourcePorts
 	// sample is the last sample; baseline the load model's measured
 	// baseline for the persister.
 	sample   atomic.Pointer[sampler.Sample]
@@ -142,6 +143,7 @@ func New(opts Options) *Agent {
 		settings:    &settings{cfg: opts.Config},
 		tally:       &shed.Tally{},
 		fleet:       newFleetCache(),
+		sources:     newSourcePorts(),
 		persistWake: make(chan struct{}, 1),
 	}
 	a.shedder = shed.NewRunner(shed.RunnerOptions{
@@ -485,6 +487,9 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, smp *sample
 func (a *Agent) publish(s sampler.Sample) {
 	prev := a.sample.Swap(&s)
 	a.replies.SetWeight(s.WeightPercent, s.Maxconn, s.SendMaxconn)
+	if caps, changed := a.sources.update(a.conf(), s.Peers, a.log); changed {
+		a.replies.SetPeerMaxconn(caps)
+	}
 	ev := a.log.Debug()
 	switch {
 	case prev == nil || prev.WeightPercent != s.WeightPercent:

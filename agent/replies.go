@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -52,7 +53,12 @@ type replyBook struct {
 	announce  bool
 	deadline  time.Time
 	peers     map[netip.Addr]*peerInfo
-	pruned    time.Time // when expired peers were last dropped
+	// peerMaxconn is the maxconn the reply to a peer carries instead of
+	// the reply's own (its source's ports running out); peerLines are
+	// those replies, plain and with "ready".
+	peerMaxconn map[netip.Addr]int
+	peerLines   map[netip.Addr][2][]byte
+	pruned      time.Time // when expired peers were last dropped
 	// announced receives a value each time an announcement ends, so that the
 	// agent persists it outside the reply path.
 	announced chan struct{}
@@ -99,11 +105,15 @@ func (b *replyBook) AgentReply(peer netip.Addr) []byte {
 	}
 	p.lastPoll = now
 	p.polls++
+	plain, ready := b.line, b.readyLine
+	if l, ok := b.peerLines[peer]; ok {
+		plain, ready = l[0], l[1]
+	}
 	if !b.announcing(now) {
-		return b.line
+		return plain
 	}
 	p.readyServed++
-	line := b.readyLine
+	line := ready
 	if b.everyPeerHeardReady(now) {
 		b.endAnnounce()
 	}
@@ -232,10 +242,36 @@ func (b *replyBook) SetReadyTimeout(d time.Duration) {
 
 func (b *replyBook) set(r haproxy.Reply) {
 	b.reply = r
+	b.line, b.readyLine = lines(r)
+	b.peerLines = make(map[netip.Addr][2][]byte, len(b.peerMaxconn))
+	for peer, n := range b.peerMaxconn {
+		pr := r
+		if !pr.SendMaxconn || pr.Maxconn <= 0 || (n > 0 && n < pr.Maxconn) {
+			pr.Maxconn = n
+		}
+		pr.SendMaxconn = true
+		plain, ready := lines(pr)
+		b.peerLines[peer] = [2][]byte{plain, ready}
+	}
+}
+
+// lines are r's reply line without and with "ready".
+func lines(r haproxy.Reply) (plain, ready []byte) {
 	r.AnnounceReady = false
-	b.line = []byte(r.Line())
+	plain = []byte(r.Line())
 	r.AnnounceReady = true
-	b.readyLine = []byte(r.Line())
+	return plain, []byte(r.Line())
+}
+
+// SetPeerMaxconn sets the maxconn the replies to some peers carry instead
+// of the reply's own: the smaller of the two, and 0 (no limit) only when
+// the reply has none. A peer once listed should stay listed (with 0 to
+// lift its limit): HAProxy keeps a maxconn until told otherwise.
+func (b *replyBook) SetPeerMaxconn(caps map[netip.Addr]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peerMaxconn = maps.Clone(caps)
+	b.set(b.reply)
 }
 
 // Current is the reply a new peer would get now, and whether "ready" is

@@ -140,6 +140,13 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 		}
 		row("rebalance", "%s", text)
 	}
+	for _, sp := range st.SourcePorts {
+		text := fmt.Sprintf("%d connections of %s's %s ports (%.0f%%; range from %s)", sp.Connections, sp.Peer, sp.Range, 100*sp.Usage, sp.RangeFrom)
+		if sp.Maxconn > 0 {
+			text += fmt.Sprintf("; its line gets maxconn %d", sp.Maxconn)
+		}
+		row("source "+sp.Peer, "%s", text)
+	}
 	if len(st.Peers) == 0 {
 		row("haproxy peers", "none polled in the last minute")
 	}

@@ -30,9 +30,27 @@ type Config struct {
 	Rebalance policy.RebalanceConfig `yaml:"rebalance"`
 	// Fleet is what the backend's figures for autoscalers (hafeed fleet,
 	// /fleet, the hafeed_backend_* metrics) are computed against.
-	Fleet   policy.FleetConfig `yaml:"fleet"`
-	Metrics MetricsConfig      `yaml:"metrics"`
-	Log     LogConfig          `yaml:"log"`
+	Fleet policy.FleetConfig `yaml:"fleet"`
+	// SourcePorts watches each HAProxy source address's use of its local
+	// ports toward this host.
+	SourcePorts SourcePortsConfig `yaml:"source_ports"`
+	Metrics     MetricsConfig     `yaml:"metrics"`
+	Log         LogConfig         `yaml:"log"`
+}
+
+// SourcePortsConfig is how hafeed watches the source ports HAProxy uses to
+// reach this host: between one source address and one server ip:port
+// there are only as many connections as the source's port range holds.
+type SourcePortsConfig struct {
+	// Range is the source port range, "LOW-HIGH"; "" reads
+	// net.ipv4.ip_local_port_range for a source that is an address of
+	// this host, and takes Linux's default 32768-60999 otherwise.
+	Range string `yaml:"range"`
+	// Warn is the share of its range a source's connections are logged at.
+	Warn float64 `yaml:"warn"`
+	// Cap is the share of its range from which the reply to that source's
+	// server line carries maxconn at it; 0: never.
+	Cap float64 `yaml:"cap"`
 }
 
 // MetricsConfig is the optional Prometheus endpoint.
@@ -158,11 +176,12 @@ func Default() Config {
 			ProcRoot:    "/proc",
 			CgroupRoot:  "/sys/fs/cgroup",
 		},
-		Policy:    policy.DefaultConfig(),
-		Shed:      ShedConfig{Via: ShedViaRuntime},
-		Rebalance: policy.DefaultRebalance(),
-		Fleet:     policy.DefaultFleet(),
-		Log:       LogConfig{Format: "auto", Level: "info"},
+		Policy:      policy.DefaultConfig(),
+		Shed:        ShedConfig{Via: ShedViaRuntime},
+		Rebalance:   policy.DefaultRebalance(),
+		Fleet:       policy.DefaultFleet(),
+		SourcePorts: SourcePortsConfig{Warn: 0.8, Cap: 0.9},
+		Log:         LogConfig{Format: "auto", Level: "info"},
 	}
 }
 

@@ -250,6 +250,17 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if c.Fleet.Settle < 0 {
 		bad("fleet.settle", "must not be negative, for example 2m")
 	}
+	if sp := c.SourcePorts; sp.Range != "" {
+		if _, err := ParsePortRange(sp.Range); err != nil {
+			bad("source_ports.range", "%v", err)
+		}
+	}
+	if sp := c.SourcePorts; sp.Warn <= 0 || sp.Warn > 1 {
+		bad("source_ports.warn", "%v is outside (0, 1]: the share of a source's port range its connections are logged at, for example 0.8", sp.Warn)
+	}
+	if sp := c.SourcePorts; sp.Cap < 0 || sp.Cap > 1 {
+		bad("source_ports.cap", "%v is outside [0, 1]: the share of a source's port range from which its server line gets maxconn, for example 0.9; 0 turns it off", sp.Cap)
+	}
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%v (for example \"127.0.0.1:9555\"), or \"\" to turn metrics off", err)

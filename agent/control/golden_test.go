@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"reflect"
 	"testing"
@@ -50,6 +51,8 @@ func TestSampleOfKeepsTheWireFormat(t *testing.T) {
 	s := sampler.Sample{
 		At: at, Duration: 1500 * time.Microsecond,
 		Connections: 42, Ports: []uint16{8080, 8081}, ConnMethod: "netlink",
+		// Peers is not on the wire sample: status shows it as source_ports.
+		Peers: map[netip.Addr]int{netip.MustParseAddr("127.0.0.2"): 42},
 		Signals: map[string]sampler.SignalStatus{
 			policy.SignalConnections: {Value: 42, At: at},
 			policy.SignalCPU:         {Value: 0.25, Target: 0.7, At: at, Stale: true, Error: "e", Duration: time.Millisecond},

@@ -35,6 +35,9 @@ type Status struct {
 	// LocalSample is not the agent's: `hafeed status` takes it itself with
 	// its source flags (--ports, ...), or when the agent is not running.
 	LocalSample *Sample `json:"local_sample,omitempty"`
+	// SourcePorts are the busiest HAProxy source addresses and their use
+	// of their source ports toward this host.
+	SourcePorts []SourcePortStatus `json:"source_ports,omitempty"`
 }
 
 // Sample is one reading of every load source and the policy's verdict.
@@ -150,4 +153,18 @@ type RebalanceStatus struct {
 	Reason string `json:"reason"`
 	Shed   int    `json:"shed_total"`
 	Error  string `json:"error,omitempty"`
+}
+
+// SourcePortStatus is one HAProxy source address's use of its source ports
+// toward this host.
+type SourcePortStatus struct {
+	Peer        string `json:"peer"`
+	Connections int    `json:"connections"`
+	// Range is its port range, LOW-HIGH, and RangeFrom where hafeed took it.
+	Range     string  `json:"range"`
+	RangeFrom string  `json:"range_from"`
+	Usage     float64 `json:"usage"`
+	// Maxconn is what the reply to that source's server line carries for
+	// it; 0 with none, or to lift an earlier one.
+	Maxconn int `json:"maxconn,omitempty"`
 }

@@ -3,6 +3,7 @@ package sampler
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -18,7 +19,9 @@ type Sample struct {
 
 	Connections int
 	Ports       []uint16
-	ConnMethod  string
+	// Peers counts the connections by the address they came from.
+	Peers      map[netip.Addr]int
+	ConnMethod string
 	// Signals are the load signals by name, with their age and last error.
 	Signals map[string]SignalStatus
 	// Errors lists sources that failed this time; the score uses the rest.
@@ -100,7 +103,7 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 		s.record(policy.SignalConnections, float64(n.Established), err, start, took)
 	}
 	if pc.CountFresh(s.counts.At(), start, s.counts.Spacing()) {
-		out.Connections, out.Ports = s.lastCount.Established, s.lastCount.Ports
+		out.Connections, out.Ports, out.Peers = s.lastCount.Established, s.lastCount.Ports, s.lastCount.Peers
 	}
 	out.ConnMethod = s.conns.Method()
 	for name, src := range s.sources {

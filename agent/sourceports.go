@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/agent/control"
+)
+
+// maxSourceRows bounds the sources status lists: the busiest ones.
+const maxSourceRows = 8
+
+// sourcePorts follows each HAProxy source address's use of its port range
+// toward this host: between one source address and one server ip:port
+// there are only as many connections as the range holds, and past it
+// HAProxy's connects fail. The sampling loop owns it (publish); status
+// reads last.
+type sourcePorts struct {
+	// localAddrs lists this host's addresses; readRange reads
+	// net.ipv4.ip_local_port_range. Tests replace them.
+	localAddrs func() ([]netip.Addr, error)
+	readRange  func(procRoot string) (config.PortRange, string, error)
+
+	warned map[netip.Addr]bool
+	// caps are the maxconn the replies to some sources carry: their cap
+	// while at or above warn, then the restored maxconn, kept once set
+	// because HAProxy keeps a maxconn until told otherwise.
+	caps map[netip.Addr]int
+	last atomic.Pointer[[]control.SourcePortStatus]
+}
+
+func newSourcePorts() *sourcePorts {
+	return &sourcePorts{localAddrs: hostAddrs, readRange: readLocalPortRange, warned: map[netip.Addr]bool{}, caps: map[netip.Addr]int{}}
+}
+
+// update compares each source's connections with its range, logs the
+// sources that reach warn (once each time), and says which maxconn the
+// replies to sources carry; changed says whether those did change.
+func (sp *sourcePorts) update(cfg config.Config, peers map[netip.Addr]int, log zerolog.Logger) (caps map[netip.Addr]int, changed bool) {
+	conf := cfg.SourcePorts
+	var local []netip.Addr
+	if conf.Range == "" && len(peers) > 0 {
+		local, _ = sp.localAddrs()
+	}
+	prev := maps.Clone(sp.caps)
+	var rows []control.SourcePortStatus
+	for peer, n := range peers {
+		r, from := sp.rangeOf(conf, cfg.Sources.ProcRoot, peer, local)
+		usage := float64(n) / float64(r.Size())
+		row := control.SourcePortStatus{Peer: peer.String(), Connections: n, Range: r.String(), RangeFrom: from, Usage: usage}
+		switch {
+		case usage >= conf.Warn:
+			if !sp.warned[peer] {
+				sp.warned[peer] = true
+				log.Warn().Str("peer", peer.String()).Int("connections", n).Str("range", r.String()).Str("range_from", from).Float64("usage", usage).
+					Msgf("source %s holds %.0f%% of its %d source ports toward this host; past them HAProxy's connects fail: give its server line more (a second line with its own source address, a wider ip_local_port_range)", peer, 100*usage, r.Size())
+			}
+			if conf.Cap > 0 {
+				sp.caps[peer] = max(int(conf.Cap*float64(r.Size())), 1)
+			}
+		case usage < 0.9*conf.Warn:
+			if sp.warned[peer] {
+				delete(sp.warned, peer)
+				log.Info().Str("peer", peer.String()).Float64("usage", usage).Msgf("source %s is back under %.0f%% of its source ports", peer, 100*conf.Warn)
+			}
+			if _, ok := sp.caps[peer]; ok {
+				sp.caps[peer] = cfg.Policy.Maxconn // restored: 0 lifts the limit
+			}
+		}
+		if c, ok := sp.caps[peer]; ok {
+			row.Maxconn = c
+		}
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b control.SourcePortStatus) int {
+		return cmp.Or(cmp.Compare(b.Usage, a.Usage), cmp.Compare(a.Peer, b.Peer))
+	})
+	rows = rows[:min(len(rows), maxSourceRows)]
+	sp.last.Store(&rows)
+	return maps.Clone(sp.caps), !maps.Equal(prev, sp.caps)
+}
+
+// rangeOf is peer's port range and where it was taken from.
+func (sp *sourcePorts) rangeOf(conf config.SourcePortsConfig, procRoot string, peer netip.Addr, local []netip.Addr) (config.PortRange, string) {
+	if conf.Range != "" {
+		if r, err := config.ParsePortRange(conf.Range); err == nil {
+			return r, "source_ports.range"
+		}
+	}
+	if peer.IsLoopback() || slices.Contains(local, peer) {
+		r, path, err := sp.readRange(procRoot)
+		if err == nil {
+			return r, path
+		}
+		return config.LinuxDefaultPortRange, fmt.Sprintf("Linux's default (reading %s: %v)", path, err)
+	}
+	return config.LinuxDefaultPortRange, "Linux's default: the source is not an address of this host (set source_ports.range to its HAProxy host's range)"
+}
+
+// sources is the last update's rows, the busiest first.
+func (sp *sourcePorts) sources() []control.SourcePortStatus {
+	if p := sp.last.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// readLocalPortRange reads net.ipv4.ip_local_port_range under procRoot.
+func readLocalPortRange(procRoot string) (config.PortRange, string, error) {
+	path := filepath.Join(procRoot, "sys/net/ipv4/ip_local_port_range")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return config.PortRange{}, path, err
+	}
+	r, err := config.ParsePortRange(string(b))
+	return r, path, err
+}
+
+// hostAddrs lists this host's addresses.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hafeed/hafeed/agent/config"
+)
+
+// TestSourcePortsWarnCapAndRestore follows one local source through its
+// range of 1,000 ports: logged once at 80%, its line capped at 900 from
+// then on, and the cap lifted (to policy.maxconn) once it is back under;
+// a remote source takes Linux's default range, and says so.
+func TestSourcePortsWarnCapAndRestore(t *testing.T) {
+	t.Parallel()
+	sp := newSourcePorts()
+	sp.localAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.5")}, nil }
+	sp.readRange = func(string) (config.PortRange, string, error) {
+		return config.PortRange{Low: 59000, High: 59999}, "/proc/sys/net/ipv4/ip_local_port_range", nil
+	}
+	cfg := config.Default()
+	cfg.Policy.Maxconn = 5000
+	var logs strings.Builder
+	log := zerolog.New(&logs)
+	local, remote := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("192.0.2.9")
+
+	step := func(n int) (map[netip.Addr]int, bool) {
+		return sp.update(cfg, map[netip.Addr]int{local: n, remote: 100}, log)
+	}
+	if caps, changed := step(500); changed || len(caps) != 0 {
+		t.Errorf("at 50%%: caps %v (changed %v), want none", caps, changed)
+	}
+	caps, changed := step(850)
+	if !changed || caps[local] != 900 || len(caps) != 1 {
+		t.Errorf("at 85%%: caps %v (changed %v), want %s capped at 900", caps, changed, local)
+	}
+	step(880)
+	if n := strings.Count(logs.String(), "holds 8"); n != 2-1 {
+		t.Errorf("warnings logged %d times over two samples past 80%%, want once:\n%s", n, logs.String())
+	}
+	rows := sp.sources()
+	if len(rows) != 2 || rows[0].Peer != "10.0.0.5" || rows[0].Range != "59000-59999" || rows[0].RangeFrom != "/proc/sys/net/ipv4/ip_local_port_range" || rows[0].Maxconn != 900 {
+		t.Errorf("rows %+v; want the local source first, with the range read here and its maxconn", rows)
+	}
+	if r := rows[1]; r.Range != "32768-60999" || !strings.Contains(r.RangeFrom, "not an address of this host") || r.Maxconn != 0 {
+		t.Errorf("remote source's row %+v; want Linux's default range, saying why, no maxconn", r)
+	}
+	caps, changed = step(700) // under 90% of 80%: lifted
+	if !changed || caps[local] != 5000 {
+		t.Errorf("back at 70%%: caps %v (changed %v), want %s's cap restored to policy.maxconn 5000", caps, changed, local)
+	}
+	if !strings.Contains(logs.String(), "back under") {
+		t.Errorf("no log of the source coming back under:\n%s", logs.String())
+	}
+	if _, changed := step(700); changed {
+		t.Error("the caps changed with nothing new")
+	}
+
+	// A range set in the config wins, and a failing read falls back to
+	// Linux's default, saying so.
+	cfg.SourcePorts.Range = "1024-2047"
+	if step(0); sp.sources()[0].RangeFrom != "source_ports.range" {
+		t.Errorf("rows %+v: want the configured range", sp.sources())
+	}
+	cfg.SourcePorts.Range = ""
+	sp.readRange = func(string) (config.PortRange, string, error) { return config.PortRange{}, "/p", errors.New("gone") }
+	step(10)
+	if rows := sp.sources(); !strings.Contains(rows[len(rows)-1].RangeFrom+rows[0].RangeFrom, "reading /p: gone") {
+		t.Errorf("rows %+v: want the failed read named", rows)
+	}
+}
+
+// TestRepliesCarryEachSourcesMaxconn checks that the reply to a capped
+// source carries its maxconn, the smaller of its own and the overload
+// guard's, while other sources get the plain reply.
+func TestRepliesCarryEachSourcesMaxconn(t *testing.T) {
+	t.Parallel()
+	b := newReplyBook(newFakeClock().Now, 30*time.Second)
+	b.SetWeight(80, 0, false)
+	capped, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	b.SetPeerMaxconn(map[netip.Addr]int{capped: 900})
+	if got := string(b.AgentReply(capped)); !strings.Contains(got, "maxconn:900") {
+		t.Errorf("reply to the capped source %q, want maxconn:900", got)
+	}
+	if got := string(b.AgentReply(other)); strings.Contains(got, "maxconn") {
+		t.Errorf("reply to another source %q, want no maxconn", got)
+	}
+	b.SetWeight(80, 600, true) // the overload guard's is smaller: it wins
+	if got := string(b.AgentReply(capped)); !strings.Contains(got, "maxconn:600") {
+		t.Errorf("reply with the overload guard at 600 %q, want maxconn:600", got)
+	}
+	b.SetWeight(80, 0, false)
+	b.SetPeerMaxconn(map[netip.Addr]int{capped: 0}) // lifted
+	if got := string(b.AgentReply(capped)); !strings.Contains(got, "maxconn:0") {
+		t.Errorf("reply after the cap was lifted %q, want maxconn:0", got)
+	}
+}

@@ -306,7 +306,12 @@ scrape_configs:
 		p.exitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() { p.stop(t) })
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("prometheus's log:\n%s", p.out)
+		}
+	})
 	err := awaitStarted(p.exited, func() bool {
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err != nil {

@@ -9,7 +9,7 @@ DEV     := $(CURDIR)/.dev
 # from here.
 BENCH   := ./bench/...
 
-.PHONY: help build test deps deps-haproxy-matrix deps-node vet fmt-check run clean bench-conns
+.PHONY: help build test deps deps-haproxy-matrix deps-node deps-prometheus check-rules vet fmt-check run clean bench-conns
 
 help: ## list the targets (QUICK=1: a short smoke run of sim, bench-conns and bench-balance)
 	@echo "make TARGET [QUICK=1]:"
@@ -21,11 +21,14 @@ build: ## build bin/hafeed with the version embedded
 # The HAProxy lines the e2e matrix adds to the system's (2.6 on Debian 12):
 # Debian releases whose haproxy package scripts/haproxy-versions.sh fetches.
 HAPROXY_MATRIX ?= trixie sid
-# Each command that runs tests reads the fetched binaries first, and stops
-# if one is missing.
-WITH_MATRIX     = bins=$$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX)) && HAFEED_HAPROXY_BINS=$$bins
+# The Debian release whose prometheus and promtool scripts/prometheus.sh
+# fetches, for the rules' checks and the e2e against a real Prometheus.
+PROMETHEUS_RELEASE ?= trixie
+# Each command that runs tests reads the fetched binaries first (HAProxy's
+# and Prometheus'), and stops if one is missing.
+WITH_MATRIX     = bins=$$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX)) && prom=$$(scripts/prometheus.sh bin $(PROMETHEUS_RELEASE)) && HAFEED_HAPROXY_BINS=$$bins HAFEED_PROMETHEUS=$$prom
 
-test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race; e2e against HAProxy 2.6, 3.0 and 3.2
+test: deps fmt-check vet ## what CI runs: gofmt, go vet, every test with -race (the Prometheus rules with promtool); e2e against HAProxy 2.6, 3.0 and 3.2
 	$(WITH_MATRIX) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$) $(BENCH)
 	@# The end-to-end tests run real HAProxy, agents and hundreds of clients:
 	@# alone, so that their timing does not starve the unit tests or theirs.
@@ -54,6 +57,16 @@ deps-node: ## Node.js and npm for the e2e tests' Node servers and examples (Debi
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends$$missing; \
 	fi
 	@echo "node $$(node --version), npm $$(npm --version)"
+deps: deps-prometheus
+deps-prometheus: ## Prometheus and promtool from Debian's package into ~/.cache/hafeed/prometheus (no system change; cached)
+	@scripts/prometheus.sh fetch $(PROMETHEUS_RELEASE)
+	@$$(scripts/prometheus.sh bin $(PROMETHEUS_RELEASE))/promtool --version | head -1
+
+check-rules: deps-prometheus ## promtool check rules and test rules on deploy/prometheus/hafeed-rules.yml (make test runs them too)
+	@prom=$$(scripts/prometheus.sh bin $(PROMETHEUS_RELEASE)) && \
+	$$prom/promtool check rules deploy/prometheus/hafeed-rules.yml && \
+	cd deploy/prometheus && $$prom/promtool test rules hafeed-rules_test.yml
+
 deps-haproxy-matrix: ## HAProxy 3.0 and 3.2 from Debian's packages into ~/.cache/hafeed/haproxy (no system change; cached)
 	@scripts/haproxy-versions.sh fetch $(HAPROXY_MATRIX)
 	@for b in $$(scripts/haproxy-versions.sh bins $(HAPROXY_MATRIX) | tr : ' '); do $$b -v | head -1; done

@@ -10,6 +10,7 @@
 # Usage:
 #   scripts/haproxy-versions.sh [fetch] [RELEASE...]   fetch what is missing (default: trixie sid)
 #   scripts/haproxy-versions.sh bins [RELEASE...]      print the binaries, ':'-separated, for HAFEED_HAPROXY_BINS
+#   scripts/haproxy-versions.sh mirror                 print the Debian mirror the fetch uses (scripts/prometheus.sh reads it)
 #
 # Cache: $HAFEED_HAPROXY_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/hafeed/haproxy.
 # One folder per package version (3.0.11-1+deb13u1/haproxy), and RELEASE a
@@ -197,6 +198,7 @@ bins() {
 cmd=fetch
 case "${1:-}" in
 fetch | bins) cmd=$1 && shift ;;
+mirror) mirror && exit 0 ;;
 -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' && exit 0 ;;
 -*) die "unknown option $1: see $0 --help" ;;
 esac

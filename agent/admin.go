@@ -391,6 +391,9 @@ func (a *Agent) Status() control.Status {
 		st.Shed = &js
 	}
 	st.SourcePorts = a.sources.sources()
+	if n := a.lines(); n > 1 {
+		st.Lines = n
+	}
 	if r, ok := a.rebal.Status(); ok {
 		rs := control.RebalanceStatusOf(r)
 		st.Rebalance = &rs

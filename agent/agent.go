@@ -486,7 +486,10 @@ func (a *Agent) applyConfig(ctx context.Context, next config.Config, smp *sample
 
 func (a *Agent) publish(s sampler.Sample) {
 	prev := a.sample.Swap(&s)
-	a.replies.SetWeight(s.WeightPercent, s.Maxconn, s.SendMaxconn)
+	// Each of this host's lines in an HAProxy polls for its own weight:
+	// split, the lines together get one host's share. (maxconn is already
+	// divided among the addresses polling, a line per source address.)
+	a.replies.SetWeight(splitWeight(s.WeightPercent, a.lines()), s.Maxconn, s.SendMaxconn)
 	if caps, changed := a.sources.update(a.conf(), s.Peers, a.log); changed {
 		a.replies.SetPeerMaxconn(caps)
 	}
@@ -592,4 +595,24 @@ func monotonicUsec() string {
 		return "0"
 	}
 	return strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// lines is how many server lines of each HAProxy point at this host: as
+// the runtime endpoints find them, else agent_check.lines.
+func (a *Agent) lines() int {
+	if set := a.rt.set(); set != nil {
+		if n := set.Lines(); n > 0 {
+			return n
+		}
+	}
+	return max(a.conf().AgentCheck.Lines, 1)
+}
+
+// splitWeight is each of n lines' share of weight, at least 1 (0 stays 0:
+// no weight reported).
+func splitWeight(weight, n int) int {
+	if weight <= 0 || n <= 1 {
+		return weight
+	}
+	return max((weight+n/2)/n, 1)
 }

@@ -98,6 +98,10 @@ type AgentCheckConfig struct {
 	Timeout      time.Duration `yaml:"timeout"`
 	MaxConns     int           `yaml:"max_conns"`
 	ReadyTimeout time.Duration `yaml:"ready_timeout"`
+	// Lines is how many server lines of each HAProxy point at this host
+	// (past 64k sockets: a line per source address or app port), when no
+	// runtime endpoint shows them: the weight is split among them.
+	Lines int `yaml:"lines"`
 }
 
 // SourcesConfig says what load is sampled.
@@ -163,6 +167,7 @@ func Default() Config {
 			Timeout:      2 * time.Second,
 			MaxConns:     256,
 			ReadyTimeout: 30 * time.Second,
+			Lines:        1,
 		},
 		ControlSocket: DefaultControlSocket,
 		StateFile:     DefaultStateFile,

@@ -74,6 +74,7 @@ log:
 					Timeout:      500 * time.Millisecond,
 					MaxConns:     32,
 					ReadyTimeout: time.Minute,
+					Lines:        1,
 				}
 				c.ControlSocket = "/tmp/hf/control.sock"
 				c.StateFile = "/tmp/hf/state.json"

@@ -36,6 +36,9 @@ func (c Config) validate(file string, root *yaml.Node) error {
 	if c.AgentCheck.Timeout <= 0 {
 		bad("agent_check.timeout", "must be positive, for example 2s")
 	}
+	if c.AgentCheck.Lines < 1 || c.AgentCheck.Lines > 64 {
+		bad("agent_check.lines", "%d is outside 1..64: the server lines of each HAProxy that point at this host", c.AgentCheck.Lines)
+	}
 	if c.AgentCheck.MaxConns < 1 {
 		bad("agent_check.max_conns", "must be at least 1")
 	}

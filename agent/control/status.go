@@ -35,6 +35,10 @@ type Status struct {
 	// LocalSample is not the agent's: `hafeed status` takes it itself with
 	// its source flags (--ports, ...), or when the agent is not running.
 	LocalSample *Sample `json:"local_sample,omitempty"`
+	// Lines is how many server lines of each HAProxy point at this host
+	// when more than one: the reply's weight is the host's split among
+	// them.
+	Lines int `json:"lines,omitempty"`
 	// SourcePorts are the busiest HAProxy source addresses and their use
 	// of their source ports toward this host.
 	SourcePorts []SourcePortStatus `json:"source_ports,omitempty"`

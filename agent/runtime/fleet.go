@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,15 +44,11 @@ func (s *Set) Backend(ctx context.Context) (Backend, error) {
 		if err != nil {
 			return Backend{}, err
 		}
-		for _, st := range stats {
-			if st.Server == "FRONTEND" || st.Server == "BACKEND" {
-				continue
-			}
-			row := fleetServer(st)
-			fs := byName[st.Server]
+		for _, row := range hostRows(stats, targets, own) {
+			fs := byName[row.Name]
 			if fs == nil {
-				byName[st.Server] = &row
-				order = append(order, st.Server)
+				byName[row.Name] = &row
+				order = append(order, row.Name)
 				continue
 			}
 			fs.Conns += row.Conns
@@ -70,6 +67,49 @@ func (s *Set) Backend(ctx context.Context) (Backend, error) {
 		b.Servers = append(b.Servers, *byName[n])
 	}
 	return b, nil
+}
+
+// hostRows are one HAProxy's servers counted by host: this host's lines
+// (targets) as own's server, and the lines of another host that share one
+// ip:port (a line per source address) as their first line's name. A
+// host's lines add up their connections and weights, and it is in
+// rotation while one of its lines is.
+func hostRows(stats []haproxy.Stat, targets []Target, own Target) []policy.FleetServer {
+	byAddr := map[string]int{}
+	for _, st := range stats {
+		if st.Addr != "" {
+			byAddr[st.Addr]++
+		}
+	}
+	var rows []policy.FleetServer
+	index := map[string]int{} // host key: its row
+	for _, st := range stats {
+		if st.Server == "FRONTEND" || st.Server == "BACKEND" {
+			continue
+		}
+		row := fleetServer(st)
+		key := st.Server
+		switch {
+		case slices.Contains(targets, Target{own.Backend, st.Server}):
+			key, row.Name = "self", own.Server
+		case byAddr[st.Addr] > 1:
+			key = "addr " + st.Addr
+		}
+		i, ok := index[key]
+		if !ok {
+			index[key] = len(rows)
+			rows = append(rows, row)
+			continue
+		}
+		r := &rows[i]
+		r.Conns += row.Conns
+		r.Weight += row.Weight
+		r.Since = min(r.Since, row.Since)
+		if row.State == policy.StateReady {
+			r.State = policy.StateReady
+		}
+	}
+	return rows
 }
 
 func containsBackend(targets []Target, backend string) bool {

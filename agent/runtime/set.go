@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -130,18 +131,23 @@ func (s *Set) BackendView(ctx context.Context) (servers []policy.ServerLoad, sel
 		if err != nil {
 			return nil, "", err
 		}
+		// This host's lines in this HAProxy count as one server, own's:
+		// their connections and weights add up.
+		mine, lines := policy.ServerLoad{Name: own.Server}, 0
 		for t, l := range load {
 			if t.Backend != own.Backend {
 				continue
 			}
-			sl := byName[l.Name]
-			if sl == nil {
-				sl = &policy.ServerLoad{Name: l.Name, Weight: l.Weight}
-				byName[l.Name] = sl
-				order = append(order, l.Name)
+			if slices.Contains(targets, t) {
+				mine.Conns += l.Conns
+				mine.Weight += l.Weight
+				lines++
+				continue
 			}
-			sl.Conns += l.Conns
-			sl.Weight = min(sl.Weight, l.Weight)
+			addLoad(byName, &order, l)
+		}
+		if lines > 0 {
+			addLoad(byName, &order, mine)
 		}
 	}
 	if own.Backend == "" {
@@ -152,6 +158,41 @@ func (s *Set) BackendView(ctx context.Context) (servers []policy.ServerLoad, sel
 		out = append(out, *byName[n])
 	}
 	return out, own.Server, nil
+}
+
+// addLoad adds one HAProxy's view of a server to the sum over HAProxies:
+// connections add up, the smallest weight stands.
+func addLoad(byName map[string]*policy.ServerLoad, order *[]string, l policy.ServerLoad) {
+	sl := byName[l.Name]
+	if sl == nil {
+		sl = &policy.ServerLoad{Name: l.Name, Weight: l.Weight}
+		byName[l.Name] = sl
+		*order = append(*order, l.Name)
+	}
+	sl.Conns += l.Conns
+	sl.Weight = min(sl.Weight, l.Weight)
+}
+
+// Lines is how many server lines point at this host in the HAProxy that
+// has the most (with discovery, every line with this host's address and
+// port, one per source address; several app ports make several), in this
+// host's first backend; 0 while no endpoint has found it.
+func (s *Set) Lines() int {
+	n := 0
+	for _, e := range s.endpoints {
+		targets := e.Targets()
+		if len(targets) == 0 {
+			continue
+		}
+		k := 0
+		for _, t := range targets {
+			if t.Backend == targets[0].Backend {
+				k++
+			}
+		}
+		n = max(n, k)
+	}
+	return n
 }
 
 // MeanWeight is the mean weight of the other servers in rotation in this

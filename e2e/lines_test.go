@@ -2,15 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/hafeed/hafeed/agent/control"
 	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
@@ -120,8 +123,26 @@ func TestHostWithTwoLines(t *testing.T) {
 		if fair := float64(n) / 3; float64(s1) > 1.2*fair || float64(s1) < fair/1.2 {
 			t.Errorf("s1 holds %d with two lines, want one host's share, %.0f within 1.2x", s1, fair)
 		}
+		// Each line's agent check comes from its source address: what
+		// hafeed tells the lines apart by (per-source maxconn).
+		var peers []string
+		for _, p := range agents[0].status().Peers {
+			peers = append(peers, p.Addr)
+		}
+		if !slices.Contains(peers, "127.0.0.2") || !slices.Contains(peers, "127.0.0.3") {
+			t.Errorf("s1's agent was polled from %v, want each line's source address, 127.0.0.2 and 127.0.0.3", peers)
+		}
+		// The fleet figures count s1 once.
+		out, code := agents[1].cli("fleet", "--json")
+		var f control.Fleet
+		if err := json.Unmarshal([]byte(out), &f); code != 0 || err != nil {
+			t.Fatalf("hafeed fleet: exit %d, %v: %s", code, err, out)
+		}
+		if f.InRotation != 3 || len(f.Servers) != 3 || f.Connections != n {
+			t.Errorf("fleet: %d servers, %d in rotation, %d connections; want s1's two lines counted as one host: 3, 3, %d", len(f.Servers), f.InRotation, f.Connections, n)
+		}
 		// The drain acts on both lines, and shedding empties both.
-		out, code := agents[0].cli("drain", "--wait", "--shed-rate", "200", "--timeout", "30s")
+		out, code = agents[0].cli("drain", "--wait", "--shed-rate", "200", "--timeout", "30s")
 		if code != 0 {
 			t.Fatalf("drain --wait on s1: exit %d: %s\n%s", code, out, agents[0].logs())
 		}

@@ -40,6 +40,10 @@ var (
 	matrixHAProxies []haproxytest.Build
 )
 
+// envBinDir names the directory of hafeed binaries already built, for a
+// run of the tests inside a network namespace (sourceports_test.go).
+const envBinDir = "HAFEED_E2E_BIN_DIR"
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -53,6 +57,13 @@ func runMain(m *testing.M) int {
 	if matrixHAProxies, err = haproxytest.Matrix(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
+	}
+	// A test that runs itself again in a network namespace hands the
+	// binaries it built to the run inside.
+	if dir := os.Getenv(envBinDir); dir != "" {
+		hafeedBin, cliBin = filepath.Join(dir, "hafeed"), filepath.Join(dir, "hafeed-cli")
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "hafeed-e2e-bin")
 	if err != nil {

@@ -46,22 +46,32 @@ type ConnCount struct {
 	Established int
 	// Ports are the local ports that were counted.
 	Ports []uint16
-	// Peers counts the connections by the address they came from (an
-	// HAProxy's source address), for at most MaxPeers addresses; the
+	// Paths counts the connections by the address they came from (an
+	// HAProxy's source address) and the address and port of this host
+	// they reached (a server line's), for at most MaxPaths pairs; the
 	// others are counted in Established only.
-	Peers map[netip.Addr]int
+	Paths map[Path]int
 }
 
-// MaxPeers bounds ConnCount.Peers: a host reached by clients directly has
+// Path is where connections come from and where they reach: between an
+// HAProxy's source address and one ip:port of this host there are only as
+// many connections as the source's port range holds, whatever other
+// ip:ports of this host the same source reaches.
+type Path struct {
+	Peer  netip.Addr
+	Local netip.AddrPort
+}
+
+// MaxPaths bounds ConnCount.Paths: a host reached by clients directly has
 // as many peers as clients, and only the few HAProxy sources matter.
-const MaxPeers = 256
+const MaxPaths = 256
 
-// peerTally counts connections by peer, for at most MaxPeers peers.
-type peerTally map[netip.Addr]int
+// pathTally counts connections by path, for at most MaxPaths paths.
+type pathTally map[Path]int
 
-func (t peerTally) add(a netip.Addr) {
-	if _, ok := t[a]; ok || len(t) < MaxPeers {
-		t[a]++
+func (t pathTally) add(p Path) {
+	if _, ok := t[p]; ok || len(t) < MaxPaths {
+		t[p]++
 	}
 }
 
@@ -105,7 +115,7 @@ func (c *Conns) procRoot() string {
 // socketSource is one way to read the kernel's TCP socket tables.
 type socketSource interface {
 	listeningPorts() ([]uint16, error)
-	countEstablished(ports []uint16, peers peerTally) (int, error)
+	countEstablished(ports []uint16, paths pathTally) (int, error)
 }
 
 func (c *Conns) count(src socketSource) (ConnCount, error) {
@@ -120,18 +130,18 @@ func (c *Conns) count(src socketSource) (ConnCount, error) {
 	if len(ports) == 0 {
 		return ConnCount{Ports: ports}, nil
 	}
-	peers := peerTally{}
-	n, err := src.countEstablished(ports, peers)
+	paths := pathTally{}
+	n, err := src.countEstablished(ports, paths)
 	if err != nil {
 		return ConnCount{}, fmt.Errorf("counting established connections: %w", err)
 	}
-	return ConnCount{Established: n, Ports: ports, Peers: peers}, nil
+	return ConnCount{Established: n, Ports: ports, Paths: paths}, nil
 }
 
 // procSource reads /proc/net/tcp and /proc/net/tcp6.
 type procSource struct{ root string }
 
-func (p procSource) scan(fn func(localPort uint16, remote []byte, state uint8)) error {
+func (p procSource) scan(fn func(localAddr []byte, localPort uint16, remote []byte, state uint8)) error {
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(filepath.Join(p.root, "net", name))
 		if errors.Is(err, os.ErrNotExist) && name == "tcp6" {
@@ -151,7 +161,7 @@ func (p procSource) scan(fn func(localPort uint16, remote []byte, state uint8)) 
 
 func (p procSource) listeningPorts() ([]uint16, error) {
 	var ports []uint16
-	err := p.scan(func(port uint16, _ []byte, state uint8) {
+	err := p.scan(func(_ []byte, port uint16, _ []byte, state uint8) {
 		if state == tcpListen && !slices.Contains(ports, port) {
 			ports = append(ports, port)
 		}
@@ -160,13 +170,15 @@ func (p procSource) listeningPorts() ([]uint16, error) {
 	return ports, err
 }
 
-func (p procSource) countEstablished(ports []uint16, peers peerTally) (int, error) {
+func (p procSource) countEstablished(ports []uint16, paths pathTally) (int, error) {
 	n := 0
-	err := p.scan(func(port uint16, remote []byte, state uint8) {
+	err := p.scan(func(local []byte, port uint16, remote []byte, state uint8) {
 		if state == tcpEstablished && slices.Contains(ports, port) {
 			n++
-			if a, ok := parseProcAddr(remote); ok {
-				peers.add(a)
+			peer, ok := parseProcAddr(remote)
+			addr, ok2 := parseProcAddr(local)
+			if ok && ok2 {
+				paths.add(Path{Peer: peer, Local: netip.AddrPortFrom(addr, port)})
 			}
 		}
 	})

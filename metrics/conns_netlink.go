@@ -25,11 +25,11 @@ func (n netlinkSource) listeningPorts() ([]uint16, error) {
 	return ports, err
 }
 
-func (n netlinkSource) countEstablished(ports []uint16, peers peerTally) (int, error) {
+func (n netlinkSource) countEstablished(ports []uint16, paths pathTally) (int, error) {
 	count := 0
 	err := sockdiag.Diag{Socket: n.socket}.EachTCP(sockdiag.Established, ports, func(s sockdiag.Sock) {
 		count++
-		peers.add(s.Remote())
+		paths.add(Path{Peer: s.Remote(), Local: s.Local()})
 	})
 	return count, err
 }

@@ -10,10 +10,11 @@ import (
 	"strconv"
 )
 
-// parseProcNetTCP calls fn with the local port, the remote address (as
-// the table writes it, in hex: parseProcAddr reads it) and the state of
-// every socket listed in a /proc/net/tcp or /proc/net/tcp6 table.
-func parseProcNetTCP(r io.Reader, fn func(localPort uint16, remote []byte, state uint8)) error {
+// parseProcNetTCP calls fn with the local address and port, the remote
+// address (the addresses as the table writes them, in hex: parseProcAddr
+// reads them) and the state of every socket listed in a /proc/net/tcp or
+// /proc/net/tcp6 table.
+func parseProcNetTCP(r io.Reader, fn func(localAddr []byte, localPort uint16, remote []byte, state uint8)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 64*1024)
 	header := true
@@ -41,7 +42,7 @@ func parseProcNetTCP(r io.Reader, fn func(localPort uint16, remote []byte, state
 			return fmt.Errorf("malformed state %q: %w", fields[3], err)
 		}
 		remote, _, _ := bytes.Cut(fields[2], []byte(":"))
-		fn(uint16(port), remote, uint8(state))
+		fn(local[:colon], uint16(port), remote, uint8(state))
 	}
 	return sc.Err()
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -30,7 +31,7 @@ func TestParseProcNetTCP(t *testing.T) {
 		State uint8
 	}
 	var got []sock
-	if err := parseProcNetTCP(strings.NewReader(table), func(p uint16, _ []byte, s uint8) { got = append(got, sock{p, s}) }); err != nil {
+	if err := parseProcNetTCP(strings.NewReader(table), func(_ []byte, p uint16, _ []byte, s uint8) { got = append(got, sock{p, s}) }); err != nil {
 		t.Fatal(err)
 	}
 	want := []sock{{8080, tcpListen}, {8080, tcpEstablished}, {50000, tcpEstablished}, {5555, 6}}
@@ -46,7 +47,7 @@ func TestParseProcNetTCPMalformed(t *testing.T) {
 		"header\n 0: 0100007F:XYZ 00000000:0000 0A\n",
 		"header\n 0: 0100007F:1F90 00000000:0000 ZZ\n",
 	} {
-		if err := parseProcNetTCP(strings.NewReader(table), func(uint16, []byte, uint8) {}); err == nil {
+		if err := parseProcNetTCP(strings.NewReader(table), func([]byte, uint16, []byte, uint8) {}); err == nil {
 			t.Errorf("parseProcNetTCP(%q) = nil error, want one", table)
 		}
 	}
@@ -57,34 +58,55 @@ func TestParseProcNetTCPMalformed(t *testing.T) {
 func TestConnsCountsRealSockets(t *testing.T) {
 	t.Parallel()
 	watched := listen(t, "tcp4", "127.0.0.1:0")
+	// A second watched port: the same source's connections to it are a
+	// path of their own, with a port range of their own.
+	watched2 := listen(t, "tcp4", "127.0.0.1:0")
 	other := listen(t, "tcp4", "127.0.0.1:0")
 	v6 := listen(t, "tcp", "[::1]:0")
 	dial(t, watched, 5)
+	dial(t, watched2, 4)
 	dial(t, other, 3)
 	dial(t, v6, 2)
 
+	// By the address each came from and the port it reached: the peers'
+	// view of the source ports they use.
+	want := map[Path]int{
+		{netip.MustParseAddr("127.0.0.1"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port(watched))}:  5,
+		{netip.MustParseAddr("127.0.0.1"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port(watched2))}: 4,
+		{netip.MustParseAddr("::1"), netip.AddrPortFrom(netip.MustParseAddr("::1"), port(v6))}:                   2,
+	}
 	for name, src := range map[string]socketSource{"netlink": netlinkSource{}, "procfs": procSource{root: "/proc"}} {
-		c := &Conns{Ports: []uint16{port(watched), port(v6)}}
-		got, err := c.count(src)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		c := &Conns{Ports: []uint16{port(watched), port(watched2), port(v6)}}
+		check := func() error {
+			got, err := c.count(src)
+			switch {
+			case err != nil:
+				return testutil.Stop(err)
+			case got.Established != 11:
+				return fmt.Errorf("Established = %d, want 11 (5 + 4 IPv4, 2 IPv6)", got.Established)
+			case !maps.Equal(got.Paths, want):
+				return fmt.Errorf("Paths = %v, want %v", got.Paths, want)
+			}
+			return nil
 		}
-		if got.Established != 7 {
-			t.Errorf("%s: Established = %d, want 7 (5 IPv4 + 2 IPv6)", name, got.Established)
+		// netlink's dump is exact; /proc/net/tcp is read a page at a time,
+		// and the sockets other tests open and close meanwhile can shift a
+		// line into the next page and list it twice: a few reads.
+		limit := time.Duration(0)
+		if name == "procfs" {
+			limit = 2 * time.Second
 		}
-		// By the address each came from: the peers' view of the source
-		// ports they use.
-		if want := map[netip.Addr]int{netip.MustParseAddr("127.0.0.1"): 5, netip.MustParseAddr("::1"): 2}; !maps.Equal(got.Peers, want) {
-			t.Errorf("%s: Peers = %v, want %v", name, got.Peers, want)
+		if _, err := testutil.Wait(limit, check); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 		all := &Conns{Exclude: []uint16{port(other)}}
-		got, err = all.count(src)
+		got, err := all.count(src)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		// Other listeners on the host may hold connections too; ours must be in.
-		if got.Established < 7 {
-			t.Errorf("%s: all ports: Established = %d, want at least 7", name, got.Established)
+		if got.Established < 11 {
+			t.Errorf("%s: all ports: Established = %d, want at least 11", name, got.Established)
 		}
 		for _, p := range got.Ports {
 			if p == port(other) {

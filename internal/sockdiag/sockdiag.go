@@ -73,6 +73,16 @@ type Sock []byte
 // LocalPort is the socket's local port.
 func (s Sock) LocalPort() uint16 { return binary.BigEndian.Uint16(s[msgSportOff:]) }
 
+// Local is the socket's local address and port: for a connection to a
+// watched port, the server line's ip:port it reached.
+func (s Sock) Local() netip.AddrPort {
+	src := s[msgSockIDOff+4 : msgSockIDOff+4+16]
+	if s[0] == unix.AF_INET {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(src[:4])), s.LocalPort())
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(src)).Unmap(), s.LocalPort())
+}
+
 // Remote is the socket's peer address: for a connection to a watched
 // port, the address it came from (an HAProxy's source address).
 func (s Sock) Remote() netip.Addr {

@@ -490,7 +490,7 @@ func (a *Agent) publish(s sampler.Sample) {
 	// split, the lines together get one host's share. (maxconn is already
 	// divided among the addresses polling, a line per source address.)
 	a.replies.SetWeight(splitWeight(s.WeightPercent, a.lines()), s.Maxconn, s.SendMaxconn)
-	if caps, changed := a.sources.update(a.conf(), s.Peers, a.log); changed {
+	if caps, changed := a.sources.update(a.conf(), s.Paths, a.log); changed {
 		a.replies.SetPeerMaxconn(caps)
 	}
 	ev := a.log.Debug()

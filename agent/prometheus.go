@@ -52,7 +52,7 @@ var (
 	descBackendUtil     = prometheus.NewDesc("hafeed_backend_utilisation_ratio", "hafeed_backend_connections / hafeed_backend_capacity_connections: 1 means every host at its targets.", []string{"backend"}, nil)
 	descBackendServers  = prometheus.NewDesc("hafeed_backend_servers", "The backend's servers by state (ready: in rotation).", []string{"backend", "state"}, nil)
 	descBackendDesired  = prometheus.NewDesc("hafeed_backend_desired_servers", "Servers the backend needs for fleet.target_utilisation, as Kubernetes' HPA computes it: ceil(in rotation x utilisation / target), unchanged within fleet.tolerance.", []string{"backend"}, nil)
-	descSourcePorts     = prometheus.NewDesc("hafeed_source_port_usage_ratio", "Connections from an HAProxy source address over its source port range toward this host (source_ports): at 1 its connects to this host fail.", []string{"peer"}, nil)
+	descSourcePorts     = prometheus.NewDesc("hafeed_source_port_usage_ratio", "Connections from an HAProxy source address over its source port range, toward the address and port of this host it uses most (source_ports): at 1 its connects there fail.", []string{"peer"}, nil)
 	descDrainCost       = prometheus.NewDesc("hafeed_drain_cost_connections", "Connections draining this host would move: its sessions over the HAProxies.", []string{"backend", "server"}, nil)
 )
 
@@ -118,8 +118,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, e := range st.HAProxy {
 		counter(descPushErrors, float64(e.Errors), e.Runtime)
 	}
+	// A source's busiest path: the rows come busiest first.
+	seen := map[string]bool{}
 	for _, sp := range st.SourcePorts {
-		gauge(descSourcePorts, sp.Usage, sp.Peer)
+		if !seen[sp.Peer] {
+			seen[sp.Peer] = true
+			gauge(descSourcePorts, sp.Usage, sp.Peer)
+		}
 	}
 	if len(st.HAProxy) == 0 {
 		return

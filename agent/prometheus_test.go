@@ -107,6 +107,30 @@ func TestMetricsWeightNeverZero(t *testing.T) {
 	}
 }
 
+// TestMetricsSourcePortUsage opens real connections from one source to
+// two watched ports, 8 and 3 of a 10-port range, and checks that
+// hafeed_source_port_usage_ratio carries the source's busiest path, 0.8,
+// not the 1.1 of its connections added up: the range counts toward each
+// port apart.
+func TestMetricsSourcePortUsage(t *testing.T) {
+	t.Parallel()
+	a, b := listenTCP(t), listenTCP(t)
+	cfg := testConfig(t)
+	cfg.Sources.Ports = []uint16{port(a), port(b)}
+	cfg.SourcePorts.Range = "1000-1009"
+	ag := startAgent(t, cfg)
+	dialN(t, a, 8)
+	dialN(t, b, 3)
+	want := `
+# HELP hafeed_source_port_usage_ratio Connections from an HAProxy source address over its source port range, toward the address and port of this host it uses most (source_ports): at 1 its connects there fail.
+# TYPE hafeed_source_port_usage_ratio gauge
+hafeed_source_port_usage_ratio{peer="127.0.0.1"} 0.8
+`
+	testutil.Poll(t, 5*time.Second, "the source's usage in /metrics", func() error {
+		return promtest.CollectAndCompare(collector{a: ag, version: "test"}, strings.NewReader(want), "hafeed_source_port_usage_ratio")
+	})
+}
+
 // TestMetricsHTTP checks the /metrics endpoint over HTTP.
 func TestMetricsHTTP(t *testing.T) {
 	t.Parallel()
@@ -228,3 +252,46 @@ func TestLimitListener(t *testing.T) {
 	default:
 	}
 }
+
+// listenTCP is a loopback listener that accepts and holds every
+// connection until the test ends.
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln
+}
+
+// dialN opens n connections to ln, closed when the test ends.
+func dialN(t *testing.T, ln net.Listener, n int) {
+	t.Helper()
+	for range n {
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+func port(ln net.Listener) uint16 { return uint16(ln.Addr().(*net.TCPAddr).Port) }

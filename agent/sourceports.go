@@ -15,75 +15,99 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/control"
+	"github.com/hafeed/hafeed/metrics"
 )
 
 // maxSourceRows bounds the sources status lists: the busiest ones.
 const maxSourceRows = 8
 
 // sourcePorts follows each HAProxy source address's use of its port range
-// toward this host: between one source address and one server ip:port
-// there are only as many connections as the range holds, and past it
-// HAProxy's connects fail. The sampling loop owns it (publish); status
-// reads last.
+// toward each address and port of this host: between one source address
+// and one server ip:port there are only as many connections as the range
+// holds, and past it HAProxy's connects fail. The sampling loop owns it
+// (publish); status reads last.
 type sourcePorts struct {
 	// localAddrs lists this host's addresses; readRange reads
 	// net.ipv4.ip_local_port_range. Tests replace them.
 	localAddrs func() ([]netip.Addr, error)
 	readRange  func(procRoot string) (config.PortRange, string, error)
 
-	warned map[netip.Addr]bool
+	warned map[metrics.Path]bool
 	// caps are the maxconn the replies to some sources carry: their cap
-	// while at or above warn, then the restored maxconn, kept once set
-	// because HAProxy keeps a maxconn until told otherwise.
+	// while a path of theirs is at or above warn, then the restored
+	// maxconn, kept once set because HAProxy keeps a maxconn until told
+	// otherwise.
 	caps map[netip.Addr]int
 	last atomic.Pointer[[]control.SourcePortStatus]
 }
 
 func newSourcePorts() *sourcePorts {
-	return &sourcePorts{localAddrs: hostAddrs, readRange: readLocalPortRange, warned: map[netip.Addr]bool{}, caps: map[netip.Addr]int{}}
+	return &sourcePorts{localAddrs: hostAddrs, readRange: readLocalPortRange, warned: map[metrics.Path]bool{}, caps: map[netip.Addr]int{}}
 }
 
-// update compares each source's connections with its range, logs the
-// sources that reach warn (once each time), and says which maxconn the
+// update compares each path's connections with its source's range, logs
+// the paths that reach warn (once each time), and says which maxconn the
 // replies to sources carry; changed says whether those did change.
-func (sp *sourcePorts) update(cfg config.Config, peers map[netip.Addr]int, log zerolog.Logger) (caps map[netip.Addr]int, changed bool) {
+//
+// A source's polls do not say which of its lines they are for when its
+// lines reach this host on several ports, so its cap is its busiest
+// path's: each line reaches one ip:port, and maxconn at cap × range keeps
+// the busiest under its range while the others, under it already, lose
+// nothing they could use.
+func (sp *sourcePorts) update(cfg config.Config, paths map[metrics.Path]int, log zerolog.Logger) (caps map[netip.Addr]int, changed bool) {
 	conf := cfg.SourcePorts
 	var local []netip.Addr
-	if conf.Range == "" && len(peers) > 0 {
+	if conf.Range == "" && len(paths) > 0 {
 		local, _ = sp.localAddrs()
 	}
 	prev := maps.Clone(sp.caps)
+	busiest := map[netip.Addr]float64{}
+	ranges := map[netip.Addr]config.PortRange{}
 	var rows []control.SourcePortStatus
-	for peer, n := range peers {
-		r, from := sp.rangeOf(conf, cfg.Sources.ProcRoot, peer, local)
+	for path, n := range paths {
+		r, from := sp.rangeOf(conf, cfg.Sources.ProcRoot, path.Peer, local)
 		usage := float64(n) / float64(r.Size())
-		row := control.SourcePortStatus{Peer: peer.String(), Connections: n, Range: r.String(), RangeFrom: from, Usage: usage}
+		busiest[path.Peer] = max(busiest[path.Peer], usage)
+		ranges[path.Peer] = r
+		rows = append(rows, control.SourcePortStatus{Peer: path.Peer.String(), Local: path.Local.String(), Connections: n, Range: r.String(), RangeFrom: from, Usage: usage})
 		switch {
-		case usage >= conf.Warn:
-			if !sp.warned[peer] {
-				sp.warned[peer] = true
-				log.Warn().Str("peer", peer.String()).Int("connections", n).Str("range", r.String()).Str("range_from", from).Float64("usage", usage).
-					Msgf("source %s holds %.0f%% of its %d source ports toward this host; past them HAProxy's connects fail: give its server line more (a second line with its own source address, a wider ip_local_port_range)", peer, 100*usage, r.Size())
-			}
-			if conf.Cap > 0 {
-				sp.caps[peer] = max(int(conf.Cap*float64(r.Size())), 1)
-			}
+		case usage >= conf.Warn && !sp.warned[path]:
+			sp.warned[path] = true
+			log.Warn().Str("peer", path.Peer.String()).Str("local", path.Local.String()).Int("connections", n).Str("range", r.String()).Str("range_from", from).Float64("usage", usage).
+				Msgf("source %s holds %.0f%% of its %d source ports toward %s; past them HAProxy's connects fail: give this host more server lines (each with its own source address, or to another port of the application) or widen ip_local_port_range", path.Peer, 100*usage, r.Size(), path.Local)
+		case usage < 0.9*conf.Warn && sp.warned[path]:
+			delete(sp.warned, path)
+			log.Info().Str("peer", path.Peer.String()).Str("local", path.Local.String()).Float64("usage", usage).
+				Msgf("source %s is back under %.0f%% of its source ports toward %s", path.Peer, 100*conf.Warn, path.Local)
+		}
+	}
+	// A capped source with no connections left is under its range too.
+	for peer := range sp.caps {
+		busiest[peer] += 0
+	}
+	for peer, usage := range busiest {
+		switch {
+		case usage >= conf.Warn && conf.Cap > 0:
+			sp.caps[peer] = max(int(conf.Cap*float64(ranges[peer].Size())), 1)
 		case usage < 0.9*conf.Warn:
-			if sp.warned[peer] {
-				delete(sp.warned, peer)
-				log.Info().Str("peer", peer.String()).Float64("usage", usage).Msgf("source %s is back under %.0f%% of its source ports", peer, 100*conf.Warn)
-			}
 			if _, ok := sp.caps[peer]; ok {
 				sp.caps[peer] = cfg.Policy.Maxconn // restored: 0 lifts the limit
 			}
 		}
-		if c, ok := sp.caps[peer]; ok {
-			row.Maxconn = c
+	}
+	// Forgotten paths are gone: their warning with them.
+	for path := range sp.warned {
+		if _, ok := paths[path]; !ok {
+			delete(sp.warned, path)
 		}
-		rows = append(rows, row)
+	}
+	for i := range rows {
+		if peer, err := netip.ParseAddr(rows[i].Peer); err == nil {
+			rows[i].Maxconn = sp.caps[peer]
+		}
 	}
 	slices.SortFunc(rows, func(a, b control.SourcePortStatus) int {
-		return cmp.Or(cmp.Compare(b.Usage, a.Usage), cmp.Compare(a.Peer, b.Peer))
+		return cmp.Or(cmp.Compare(b.Usage, a.Usage), cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.Local, b.Local))
 	})
 	rows = rows[:min(len(rows), maxSourceRows)]
 	sp.last.Store(&rows)

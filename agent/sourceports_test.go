@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hafeed/hafeed/agent/config"
+	"github.com/hafeed/hafeed/metrics"
 )
 
 // TestSourcePortsWarnCapAndRestore follows one local source through its
@@ -28,9 +29,10 @@ func TestSourcePortsWarnCapAndRestore(t *testing.T) {
 	var logs strings.Builder
 	log := zerolog.New(&logs)
 	local, remote := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("192.0.2.9")
+	app := netip.MustParseAddrPort("10.0.0.5:8080")
 
 	step := func(n int) (map[netip.Addr]int, bool) {
-		return sp.update(cfg, map[netip.Addr]int{local: n, remote: 100}, log)
+		return sp.update(cfg, map[metrics.Path]int{{Peer: local, Local: app}: n, {Peer: remote, Local: app}: 100}, log)
 	}
 	if caps, changed := step(500); changed || len(caps) != 0 {
 		t.Errorf("at 50%%: caps %v (changed %v), want none", caps, changed)
@@ -44,7 +46,7 @@ func TestSourcePortsWarnCapAndRestore(t *testing.T) {
 		t.Errorf("warnings logged %d times over two samples past 80%%, want once:\n%s", n, logs.String())
 	}
 	rows := sp.sources()
-	if len(rows) != 2 || rows[0].Peer != "10.0.0.5" || rows[0].Range != "59000-59999" || rows[0].RangeFrom != "/proc/sys/net/ipv4/ip_local_port_range" || rows[0].Maxconn != 900 {
+	if len(rows) != 2 || rows[0].Peer != "10.0.0.5" || rows[0].Local != "10.0.0.5:8080" || rows[0].Range != "59000-59999" || rows[0].RangeFrom != "/proc/sys/net/ipv4/ip_local_port_range" || rows[0].Maxconn != 900 {
 		t.Errorf("rows %+v; want the local source first, with the range read here and its maxconn", rows)
 	}
 	if r := rows[1]; r.Range != "32768-60999" || !strings.Contains(r.RangeFrom, "not an address of this host") || r.Maxconn != 0 {
@@ -72,6 +74,40 @@ func TestSourcePortsWarnCapAndRestore(t *testing.T) {
 	step(10)
 	if rows := sp.sources(); !strings.Contains(rows[len(rows)-1].RangeFrom+rows[0].RangeFrom, "reading /p: gone") {
 		t.Errorf("rows %+v: want the failed read named", rows)
+	}
+}
+
+// TestSourcePortsPerPath checks that a source's range counts toward each
+// address and port of this host apart, as the kernel counts it: a source
+// reaching two application ports (a line each) holds a range's worth on
+// each, and its lines are capped only when one of them reaches warn; and
+// that a capped source whose connections are all gone gets its cap lifted.
+func TestSourcePortsPerPath(t *testing.T) {
+	t.Parallel()
+	sp := newSourcePorts()
+	sp.localAddrs = func() ([]netip.Addr, error) { return nil, nil }
+	cfg := config.Default()
+	cfg.SourcePorts.Range = "1000-1999"
+	log := zerolog.Nop()
+	src := netip.MustParseAddr("10.0.0.1")
+	a, b := metrics.Path{Peer: src, Local: netip.MustParseAddrPort("10.0.0.5:8080")}, metrics.Path{Peer: src, Local: netip.MustParseAddrPort("10.0.0.5:8081")}
+
+	// 1,400 from one source, 700 on each port: 70% of each path's range.
+	if caps, _ := sp.update(cfg, map[metrics.Path]int{a: 700, b: 700}, log); len(caps) != 0 {
+		t.Errorf("700 on each of two ports (1,400 from one source, 1,000 ports): caps %v, want none", caps)
+	}
+	if rows := sp.sources(); len(rows) != 2 || rows[0].Usage != 0.7 || rows[1].Usage != 0.7 {
+		t.Errorf("rows %+v: want a row per port at 70%%", rows)
+	}
+	caps, _ := sp.update(cfg, map[metrics.Path]int{a: 850, b: 300}, log)
+	if caps[src] != 900 {
+		t.Errorf("850 on one port: caps %v, want the source's lines capped at 900", caps)
+	}
+	if rows := sp.sources(); rows[0].Local != "10.0.0.5:8080" || rows[0].Maxconn != 900 || rows[1].Maxconn != 900 {
+		t.Errorf("rows %+v: want the busiest port first, both rows with the source's maxconn", rows)
+	}
+	if caps, changed := sp.update(cfg, nil, log); !changed || caps[src] != cfg.Policy.Maxconn {
+		t.Errorf("no connections left: caps %v (changed %v), want the cap lifted to policy.maxconn", caps, changed)
 	}
 }
 

@@ -144,9 +144,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 		row("lines", "%d server lines of each HAProxy point at this host: each gets 1/%d of its weight", st.Lines, st.Lines)
 	}
 	for _, sp := range st.SourcePorts {
-		text := fmt.Sprintf("%d connections of %s's %s ports (%.0f%%; range from %s)", sp.Connections, sp.Peer, sp.Range, 100*sp.Usage, sp.RangeFrom)
+		text := fmt.Sprintf("%d connections to %s of %s's %s ports (%.0f%%; range from %s)", sp.Connections, sp.Local, sp.Peer, sp.Range, 100*sp.Usage, sp.RangeFrom)
 		if sp.Maxconn > 0 {
-			text += fmt.Sprintf("; its line gets maxconn %d", sp.Maxconn)
+			text += fmt.Sprintf("; its lines get maxconn %d", sp.Maxconn)
 		}
 		row("source "+sp.Peer, "%s", text)
 	}

@@ -193,8 +193,8 @@ func sourcePortsInNetns(t *testing.T) {
 	for _, sp := range st.SourcePorts {
 		if sp.Peer == "127.0.0.2" {
 			row = &struct{ usage float64 }{sp.Usage}
-			if sp.Maxconn != 900 || sp.Range != "60000-60999" || !strings.Contains(sp.RangeFrom, "ip_local_port_range") {
-				t.Errorf("s1's agent's row for its source: %+v; want maxconn 900 over the namespace's range 60000-60999, read from ip_local_port_range", sp)
+			if sp.Maxconn != 900 || sp.Local != fmt.Sprintf("127.0.0.1:%d", ports[0]) || sp.Range != "60000-60999" || !strings.Contains(sp.RangeFrom, "ip_local_port_range") {
+				t.Errorf("s1's agent's row for its source: %+v; want maxconn 900 toward s1's port over the namespace's range 60000-60999, read from ip_local_port_range", sp)
 			}
 		}
 	}
@@ -207,7 +207,7 @@ func sourcePortsInNetns(t *testing.T) {
 	// The whole log: logs() keeps only its tail, and the warning is logged
 	// once, early.
 	log, _ := os.ReadFile(filepath.Join(agents[0].dir, "hafeed.log"))
-	if !bytes.Contains(log, []byte("of its 1000 source ports toward this host")) {
+	if want := fmt.Sprintf("of its 1000 source ports toward 127.0.0.1:%d", ports[0]); !bytes.Contains(log, []byte(want)) {
 		t.Errorf("s1's agent logged no warning about its source's ports:\n%s", agents[0].logs())
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/agent/sampler"
+	"github.com/hafeed/hafeed/metrics"
 )
 
 // The replies in testdata were recorded from `status --json` before the
@@ -51,8 +52,8 @@ func TestSampleOfKeepsTheWireFormat(t *testing.T) {
 	s := sampler.Sample{
 		At: at, Duration: 1500 * time.Microsecond,
 		Connections: 42, Ports: []uint16{8080, 8081}, ConnMethod: "netlink",
-		// Peers is not on the wire sample: status shows it as source_ports.
-		Peers: map[netip.Addr]int{netip.MustParseAddr("127.0.0.2"): 42},
+		// Paths is not on the wire sample: status shows it as source_ports.
+		Paths: map[metrics.Path]int{{Peer: netip.MustParseAddr("127.0.0.2"), Local: netip.MustParseAddrPort("127.0.0.1:8080")}: 42},
 		Signals: map[string]sampler.SignalStatus{
 			policy.SignalConnections: {Value: 42, At: at},
 			policy.SignalCPU:         {Value: 0.25, Target: 0.7, At: at, Stale: true, Error: "e", Duration: time.Millisecond},

@@ -160,15 +160,17 @@ type RebalanceStatus struct {
 }
 
 // SourcePortStatus is one HAProxy source address's use of its source ports
-// toward this host.
+// toward one address and port of this host (a server line's).
 type SourcePortStatus struct {
-	Peer        string `json:"peer"`
+	Peer string `json:"peer"`
+	// Local is the address and port of this host the connections reach.
+	Local       string `json:"local"`
 	Connections int    `json:"connections"`
 	// Range is its port range, LOW-HIGH, and RangeFrom where hafeed took it.
 	Range     string  `json:"range"`
 	RangeFrom string  `json:"range_from"`
 	Usage     float64 `json:"usage"`
-	// Maxconn is what the reply to that source's server line carries for
-	// it; 0 with none, or to lift an earlier one.
+	// Maxconn is what the reply to that source's server lines carries for
+	// them; 0 with none, or to lift an earlier one.
 	Maxconn int `json:"maxconn,omitempty"`
 }

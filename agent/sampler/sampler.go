@@ -3,7 +3,6 @@ package sampler
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -19,8 +18,9 @@ type Sample struct {
 
 	Connections int
 	Ports       []uint16
-	// Peers counts the connections by the address they came from.
-	Peers      map[netip.Addr]int
+	// Paths counts the connections by the address they came from and the
+	// address and port of this host they reached.
+	Paths      map[metrics.Path]int
 	ConnMethod string
 	// Signals are the load signals by name, with their age and last error.
 	Signals map[string]SignalStatus
@@ -103,7 +103,7 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 		s.record(policy.SignalConnections, float64(n.Established), err, start, took)
 	}
 	if pc.CountFresh(s.counts.At(), start, s.counts.Spacing()) {
-		out.Connections, out.Ports, out.Peers = s.lastCount.Established, s.lastCount.Ports, s.lastCount.Peers
+		out.Connections, out.Ports, out.Paths = s.lastCount.Established, s.lastCount.Ports, s.lastCount.Paths
 	}
 	out.ConnMethod = s.conns.Method()
 	for name, src := range s.sources {

@@ -489,8 +489,14 @@ func (a *Agent) publish(s sampler.Sample) {
 	// Each of this host's lines in an HAProxy polls for its own weight:
 	// split, the lines together get one host's share. (maxconn is already
 	// divided among the addresses polling, a line per source address.)
-	a.replies.SetWeight(splitWeight(s.WeightPercent, a.lines()), s.Maxconn, s.SendMaxconn)
-	if caps, changed := a.sources.update(a.conf(), s.Paths, a.log); changed {
+	// A line capped for its source's ports takes no more connections:
+	// the others take its share (lineWeights).
+	caps, changed := a.sources.update(a.conf(), s.Paths, a.log)
+	others, perPeer := lineWeights(s.WeightPercent, a.lines(), a.peerCount(), a.sources.capped(), s.Connections)
+	a.replies.SetWeight(others, s.Maxconn, s.SendMaxconn)
+	a.replies.SetPeerWeights(perPeer)
+	a.sources.setWeights(perPeer)
+	if changed {
 		a.replies.SetPeerMaxconn(caps)
 	}
 	ev := a.log.Debug()

@@ -57,7 +57,10 @@ type replyBook struct {
 	// the reply's own (its source's ports running out); peerLines are
 	// those replies, plain and with "ready".
 	peerMaxconn map[netip.Addr]int
-	peerLines   map[netip.Addr][2][]byte
+	// peerWeight is the weight the reply to a peer carries instead of the
+	// reply's own: a line that takes no more connections (lineWeights).
+	peerWeight map[netip.Addr]int
+	peerLines  map[netip.Addr][2][]byte
 	pruned      time.Time // when expired peers were last dropped
 	// announced receives a value each time an announcement ends, so that the
 	// agent persists it outside the reply path.
@@ -243,13 +246,25 @@ func (b *replyBook) SetReadyTimeout(d time.Duration) {
 func (b *replyBook) set(r haproxy.Reply) {
 	b.reply = r
 	b.line, b.readyLine = lines(r)
-	b.peerLines = make(map[netip.Addr][2][]byte, len(b.peerMaxconn))
+	b.peerLines = make(map[netip.Addr][2][]byte, len(b.peerMaxconn)+len(b.peerWeight))
 	for peer, n := range b.peerMaxconn {
 		pr := r
 		if !pr.SendMaxconn || pr.Maxconn <= 0 || (n > 0 && n < pr.Maxconn) {
 			pr.Maxconn = n
 		}
 		pr.SendMaxconn = true
+		if w, ok := b.peerWeight[peer]; ok && pr.WeightPercent > 0 {
+			pr.WeightPercent = w
+		}
+		plain, ready := lines(pr)
+		b.peerLines[peer] = [2][]byte{plain, ready}
+	}
+	for peer, w := range b.peerWeight {
+		if _, done := b.peerMaxconn[peer]; done || r.WeightPercent <= 0 {
+			continue
+		}
+		pr := r
+		pr.WeightPercent = w
 		plain, ready := lines(pr)
 		b.peerLines[peer] = [2][]byte{plain, ready}
 	}
@@ -271,6 +286,18 @@ func (b *replyBook) SetPeerMaxconn(caps map[netip.Addr]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.peerMaxconn = maps.Clone(caps)
+	b.set(b.reply)
+}
+
+// SetPeerWeights sets the weight the replies to some peers carry instead
+// of the reply's own; nil: none.
+func (b *replyBook) SetPeerWeights(weights map[netip.Addr]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if maps.Equal(b.peerWeight, weights) {
+		return
+	}
+	b.peerWeight = maps.Clone(weights)
 	b.set(b.reply)
 }
 

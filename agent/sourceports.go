@@ -38,11 +38,15 @@ type sourcePorts struct {
 	// maxconn, kept once set because HAProxy keeps a maxconn until told
 	// otherwise.
 	caps map[netip.Addr]int
+	// full are the sources whose lines are capped now, with their
+	// connections to this host: their lines take no more, and lineWeights
+	// moves their share to the others.
+	full map[netip.Addr]int
 	last atomic.Pointer[[]control.SourcePortStatus]
 }
 
 func newSourcePorts() *sourcePorts {
-	return &sourcePorts{localAddrs: hostAddrs, readRange: readLocalPortRange, warned: map[metrics.Path]bool{}, caps: map[netip.Addr]int{}}
+	return &sourcePorts{localAddrs: hostAddrs, readRange: readLocalPortRange, warned: map[metrics.Path]bool{}, caps: map[netip.Addr]int{}, full: map[netip.Addr]int{}}
 }
 
 // update compares each path's connections with its source's range, logs
@@ -63,12 +67,14 @@ func (sp *sourcePorts) update(cfg config.Config, paths map[metrics.Path]int, log
 	prev := maps.Clone(sp.caps)
 	busiest := map[netip.Addr]float64{}
 	ranges := map[netip.Addr]config.PortRange{}
+	totals := map[netip.Addr]int{}
 	var rows []control.SourcePortStatus
 	for path, n := range paths {
 		r, from := sp.rangeOf(conf, cfg.Sources.ProcRoot, path.Peer, local)
 		usage := float64(n) / float64(r.Size())
 		busiest[path.Peer] = max(busiest[path.Peer], usage)
 		ranges[path.Peer] = r
+		totals[path.Peer] += n
 		rows = append(rows, control.SourcePortStatus{Peer: path.Peer.String(), Local: path.Local.String(), Connections: n, Range: r.String(), RangeFrom: from, Usage: usage})
 		switch {
 		case usage >= conf.Warn && !sp.warned[path]:
@@ -89,9 +95,15 @@ func (sp *sourcePorts) update(cfg config.Config, paths map[metrics.Path]int, log
 		switch {
 		case usage >= conf.Warn && conf.Cap > 0:
 			sp.caps[peer] = max(int(conf.Cap*float64(ranges[peer].Size())), 1)
+			sp.full[peer] = totals[peer]
 		case usage < 0.9*conf.Warn:
 			if _, ok := sp.caps[peer]; ok {
 				sp.caps[peer] = cfg.Policy.Maxconn // restored: 0 lifts the limit
+			}
+			delete(sp.full, peer)
+		default:
+			if _, ok := sp.full[peer]; ok {
+				sp.full[peer] = totals[peer]
 			}
 		}
 	}
@@ -112,6 +124,62 @@ func (sp *sourcePorts) update(cfg config.Config, paths map[metrics.Path]int, log
 	rows = rows[:min(len(rows), maxSourceRows)]
 	sp.last.Store(&rows)
 	return maps.Clone(sp.caps), !maps.Equal(prev, sp.caps)
+}
+
+// setWeights records the weights the replies to capped sources carry, for
+// status.
+func (sp *sourcePorts) setWeights(weights map[netip.Addr]int) {
+	p := sp.last.Load()
+	if p == nil {
+		return
+	}
+	rows := slices.Clone(*p)
+	for i := range rows {
+		rows[i].WeightPercent = 0
+		if peer, err := netip.ParseAddr(rows[i].Peer); err == nil {
+			rows[i].WeightPercent = weights[peer]
+		}
+	}
+	sp.last.Store(&rows)
+}
+
+// capped lists the sources whose lines are capped now, with their
+// connections to this host.
+func (sp *sourcePorts) capped() map[netip.Addr]int { return maps.Clone(sp.full) }
+
+// lineWeights splits a host's weight among its server lines: equally, as
+// splitWeight does, while every line takes connections; when the lines of
+// some sources are capped (full), so that those take no more, their share
+// goes to the others, so that the host as a whole keeps its share.
+//
+// HAProxy's leastconn fills each line until its connections over its
+// weight match the other servers'. A full line's weight is its part of its
+// HAProxy's connections to this host, weight × connections / per-HAProxy
+// total, and the lines that still take connections share the rest: their
+// connections then grow until the host's total, not their own, matches
+// the other hosts'. polling is the number of sources polling this agent,
+// lines per HAProxy; without knowing which sources are one HAProxy's, the
+// HAProxies are taken alike (polling/lines of them, each with total/
+// their number of connections here). others is the weight of the replies
+// to the sources not listed in full, perPeer those to the full ones.
+func lineWeights(weight, lines, polling int, full map[netip.Addr]int, total int) (others int, perPeer map[netip.Addr]int) {
+	if weight <= 0 || lines <= 1 || len(full) == 0 || total <= 0 {
+		return splitWeight(weight, lines), nil
+	}
+	free := polling - len(full)
+	if free <= 0 {
+		return splitWeight(weight, lines), nil
+	}
+	haproxies := max(1, (polling+lines/2)/lines)
+	perPeer = make(map[netip.Addr]int, len(full))
+	used := 0
+	for peer, n := range full {
+		w := min(max((weight*haproxies*n+total/2)/total, 1), weight)
+		perPeer[peer] = w
+		used += w
+	}
+	others = min(max((weight*haproxies-used+free/2)/free, 1), weight)
+	return others, perPeer
 }
 
 // rangeOf is peer's port range and where it was taken from.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -134,5 +135,66 @@ func TestRepliesCarryEachSourcesMaxconn(t *testing.T) {
 	b.SetPeerMaxconn(map[netip.Addr]int{capped: 0}) // lifted
 	if got := string(b.AgentReply(capped)); !strings.Contains(got, "maxconn:0") {
 		t.Errorf("reply after the cap was lifted %q, want maxconn:0", got)
+	}
+}
+
+// TestLineWeights checks how a host's weight is split among its lines
+// when some of them are capped: the full lines' weights follow their part
+// of the host's connections, and the others take the rest, so that
+// leastconn fills them until the host's total, not theirs alone, matches
+// the other hosts'.
+func TestLineWeights(t *testing.T) {
+	t.Parallel()
+	a, b := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	for _, c := range []struct {
+		name                string
+		weight, lines, poll int
+		full                map[netip.Addr]int
+		total               int
+		wantOthers          int
+		wantPerPeer         map[netip.Addr]int
+	}{
+		{"one line", 80, 1, 1, map[netip.Addr]int{a: 900}, 1000, 80, nil},
+		{"no line full", 100, 2, 2, nil, 1000, 50, nil},
+		// One HAProxy, two lines: the full one holds 900 of 1,200.
+		{"one of two full", 100, 2, 2, map[netip.Addr]int{a: 900}, 1200, 25, map[netip.Addr]int{a: 75}},
+		// Just capped, at an equal split: nothing moves yet.
+		{"capped at an equal split", 100, 2, 2, map[netip.Addr]int{a: 900}, 1800, 50, map[netip.Addr]int{a: 50}},
+		// Two HAProxies of two lines each (4 sources), one line full with
+		// 900 of the 2,400 here (1,200 each): the other three share the
+		// rest of two hosts' worth of weight.
+		{"two HAProxies", 100, 2, 4, map[netip.Addr]int{a: 900}, 2400, 42, map[netip.Addr]int{a: 75}},
+		// Every polling source full: nothing to move the share to.
+		{"all full", 100, 2, 2, map[netip.Addr]int{a: 900, b: 900}, 1800, 50, nil},
+		{"no weight yet", 0, 2, 2, map[netip.Addr]int{a: 900}, 1200, 0, nil},
+	} {
+		others, perPeer := lineWeights(c.weight, c.lines, c.poll, c.full, c.total)
+		if others != c.wantOthers || !maps.Equal(perPeer, c.wantPerPeer) {
+			t.Errorf("%s: lineWeights = %d, %v; want %d, %v", c.name, others, perPeer, c.wantOthers, c.wantPerPeer)
+		}
+	}
+}
+
+// TestRepliesCarryPeerWeights checks that a peer's own weight replaces
+// the reply's, alone or with its own maxconn, and that nil lifts it.
+func TestRepliesCarryPeerWeights(t *testing.T) {
+	t.Parallel()
+	b := newReplyBook(newFakeClock().Now, 30*time.Second)
+	b.SetWeight(25, 0, false)
+	full, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	b.SetPeerWeights(map[netip.Addr]int{full: 75})
+	if got := string(b.AgentReply(full)); !strings.HasPrefix(got, "up 75%") {
+		t.Errorf("reply to the full line's source %q, want 75%%", got)
+	}
+	if got := string(b.AgentReply(other)); !strings.HasPrefix(got, "up 25%") {
+		t.Errorf("reply to another source %q, want 25%%", got)
+	}
+	b.SetPeerMaxconn(map[netip.Addr]int{full: 900})
+	if got := string(b.AgentReply(full)); !strings.HasPrefix(got, "up 75%") || !strings.Contains(got, "maxconn:900") {
+		t.Errorf("reply to the capped source %q, want 75%% and maxconn:900", got)
+	}
+	b.SetPeerWeights(nil)
+	if got := string(b.AgentReply(full)); !strings.HasPrefix(got, "up 25%") {
+		t.Errorf("reply after the weights were lifted %q, want 25%%", got)
 	}
 }

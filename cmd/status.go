@@ -148,6 +148,9 @@ func printStatus(w io.Writer, st *control.Status, now time.Time, sty style) {
 		if sp.Maxconn > 0 {
 			text += fmt.Sprintf("; its lines get maxconn %d", sp.Maxconn)
 		}
+		if sp.WeightPercent > 0 {
+			text += fmt.Sprintf(" and weight %d%%, the other lines the rest of the host's share", sp.WeightPercent)
+		}
 		row("source "+sp.Peer, "%s", text)
 	}
 	if len(st.Peers) == 0 {

@@ -173,4 +173,8 @@ type SourcePortStatus struct {
 	// Maxconn is what the reply to that source's server lines carries for
 	// them; 0 with none, or to lift an earlier one.
 	Maxconn int `json:"maxconn,omitempty"`
+	// WeightPercent is the weight the reply to that source's lines carries
+	// while they are capped, their part of this host's connections, the
+	// other lines taking the rest of the host's share; 0: the usual one.
+	WeightPercent int `json:"weight_percent,omitempty"`
 }

@@ -61,7 +61,7 @@ type replyBook struct {
 	// reply's own: a line that takes no more connections (lineWeights).
 	peerWeight map[netip.Addr]int
 	peerLines  map[netip.Addr][2][]byte
-	pruned      time.Time // when expired peers were last dropped
+	pruned     time.Time // when expired peers were last dropped
 	// announced receives a value each time an announcement ends, so that the
 	// agent persists it outside the reply path.
 	announced chan struct{}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -75,4 +76,34 @@ func dynamicVariant(example string) (string, error) {
 		out.WriteString(strings.TrimPrefix(line, "#") + "\n")
 	}
 	return out.String(), nil
+}
+
+// TestPast64kConfig checks the configuration docs/OPERATIONS.md gives in
+// "Past 64k sockets per host" on every tested HAProxy.
+func TestPast64kConfig(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "<!-- past-64k haproxy.cfg")
+	if !ok {
+		t.Fatal(`docs/OPERATIONS.md has no "<!-- past-64k haproxy.cfg" block`)
+	}
+	_, rest, _ = strings.Cut(rest, "```haproxy\n")
+	cfg, _, ok := strings.Cut(rest, "```")
+	if !ok || !strings.Contains(cfg, "source 10.0.0.3") || !strings.Contains(cfg, ":8081") {
+		t.Fatalf("the past-64k block is not the two-layout backend:\n%s", cfg)
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) {
+		out, err := exec.Command(hb.Path, "-c", "-f", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s -c of the past-64k configuration: %v\n%s\n%s", hb.Name(), err, out, cfg)
+		}
+		t.Logf("%s: %s", hb.Name(), bytes.TrimSpace(out))
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/hafeed/hafeed/internal/haproxytest"
 	"github.com/hafeed/hafeed/internal/testutil"
 )
 
@@ -85,18 +86,26 @@ func TestSourcePortsRunOut(t *testing.T) {
 	if err != nil {
 		t.Skip("SKIPPED, NOT PASSED: unshare (util-linux) is not installed")
 	}
-	for _, capped := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cap=%v", capped), func(t *testing.T) {
-			t.Parallel()
-			cmd := exec.Command(unshare, "--net", os.Args[0], "-test.run", "^TestSourcePortsRunOut$", "-test.v", "-test.count=1", "-test.timeout=3m")
-			cmd.Env = append(os.Environ(), envInNetns+"=1", envBinDir+"="+filepath.Dir(hafeedBin), "HAFEED_E2E_CAP="+strconv.FormatBool(capped))
-			out, err := cmd.CombinedOutput()
-			t.Logf("in the namespace:\n%s", out)
-			if err != nil || !bytes.Contains(out, []byte("--- PASS: TestSourcePortsRunOut")) || !bytes.Contains(out, []byte("SOURCE PORTS")) {
-				t.Fatalf("the run in the network namespace failed: %v", err)
-			}
-		})
+	run := func(t *testing.T, hb haproxytest.Build, capped bool) {
+		cmd := exec.Command(unshare, "--net", os.Args[0], "-test.run", "^TestSourcePortsRunOut$", "-test.v", "-test.count=1", "-test.timeout=3m")
+		cmd.Env = append(os.Environ(), envInNetns+"=1", envBinDir+"="+filepath.Dir(hafeedBin),
+			"HAFEED_E2E_CAP="+strconv.FormatBool(capped), "HAFEED_E2E_HAPROXY="+hb.Version)
+		out, err := cmd.CombinedOutput()
+		t.Logf("in the namespace:\n%s", out)
+		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestSourcePortsRunOut")) || !bytes.Contains(out, []byte("SOURCE PORTS")) {
+			t.Fatalf("the run in the network namespace failed: %v", err)
+		}
 	}
+	// hafeed's defaults on every tested HAProxy; the contrast, without the
+	// cap, on the system's.
+	t.Run("cap=true", func(t *testing.T) {
+		t.Parallel()
+		forEachHAProxy(t, func(t *testing.T, hb haproxytest.Build) { run(t, hb, true) })
+	})
+	t.Run("cap=false", func(t *testing.T) {
+		t.Parallel()
+		run(t, systemHAProxy, false)
+	})
 }
 
 // sourcePortsInNetns is the test inside the namespace.
@@ -114,7 +123,16 @@ func sourcePortsInNetns(t *testing.T) {
 	if !capped {
 		capShare = "0"
 	}
-	hp := newHAProxy(t)
+	hb := systemHAProxy
+	for _, b := range matrixHAProxies {
+		if b.Version == os.Getenv("HAFEED_E2E_HAPROXY") {
+			hb = b
+		}
+	}
+	if hb.Version != os.Getenv("HAFEED_E2E_HAPROXY") {
+		t.Fatalf("HAProxy %s is not among the builds (HAFEED_HAPROXY_BINS)", os.Getenv("HAFEED_E2E_HAPROXY"))
+	}
+	hp := newHAProxyOf(t, hb)
 	var agents []*hafeed
 	var ports, agentPorts []int
 	for range 2 {
@@ -177,8 +195,8 @@ func sourcePortsInNetns(t *testing.T) {
 	s1, s2 := hp.stat("s1"), hp.stat("s2")
 	econ := atoi(t, s1["econ"]) + atoi(t, s2["econ"])
 	st := agents[0].status()
-	t.Logf("SOURCE PORTS cap=%v: s1 (via 127.0.0.2) holds %s, s2 (via 127.0.0.3) %s; %d of %d clients connected; connect errors %d; s1's agent: %+v",
-		capped, s1["scur"], s2["scur"], open, n, econ, st.SourcePorts)
+	t.Logf("SOURCE PORTS %s cap=%v: s1 (via 127.0.0.2) holds %s, s2 (via 127.0.0.3) %s; %d of %d clients connected; connect errors %d; s1's agent: %+v",
+		hb.Name(), capped, s1["scur"], s2["scur"], open, n, econ, st.SourcePorts)
 	if !capped {
 		// The contrast: without the cap, s1's source runs out.
 		if econ == 0 && open == n {

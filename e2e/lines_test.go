@@ -132,17 +132,21 @@ func TestHostWithTwoLines(t *testing.T) {
 		if !slices.Contains(peers, "127.0.0.2") || !slices.Contains(peers, "127.0.0.3") {
 			t.Errorf("s1's agent was polled from %v, want each line's source address, 127.0.0.2 and 127.0.0.3", peers)
 		}
-		// The fleet figures count s1 once.
-		out, code := agents[1].cli("fleet", "--json")
+		// The fleet figures count s1 once. s2's agent finds its line in
+		// HAProxy within 2 s of starting.
 		var f control.Fleet
-		if err := json.Unmarshal([]byte(out), &f); code != 0 || err != nil {
-			t.Fatalf("hafeed fleet: exit %d, %v: %s", code, err, out)
-		}
+		testutil.Poll(t, 10*time.Second, "hafeed fleet on s2's agent", func() error {
+			out, code := agents[1].cli("fleet", "--json")
+			if err := json.Unmarshal([]byte(out), &f); code != 0 || err != nil {
+				return fmt.Errorf("exit %d, %v: %s", code, err, out)
+			}
+			return nil
+		})
 		if f.InRotation != 3 || len(f.Servers) != 3 || f.Connections != n {
 			t.Errorf("fleet: %d servers, %d in rotation, %d connections; want s1's two lines counted as one host: 3, 3, %d", len(f.Servers), f.InRotation, f.Connections, n)
 		}
 		// The drain acts on both lines, and shedding empties both.
-		out, code = agents[0].cli("drain", "--wait", "--shed-rate", "200", "--timeout", "30s")
+		out, code := agents[0].cli("drain", "--wait", "--shed-rate", "200", "--timeout", "30s")
 		if code != 0 {
 			t.Fatalf("drain --wait on s1: exit %d: %s\n%s", code, out, agents[0].logs())
 		}

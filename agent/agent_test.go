@@ -48,6 +48,9 @@ func testConfig(t *testing.T) config.Config {
 	// No load signal but connections: the weight (100%) is known at once.
 	cfg.Sources.CPU, cfg.Sources.Memory = "none", "none"
 	cfg.Policy.Blackout = 0
+	// Count at every interval: paced by the default budget, one slow count
+	// on a loaded machine under -race (40 ms) put the next one 5 s away.
+	cfg.Sources.CountBudget = 0
 	return cfg
 }
 

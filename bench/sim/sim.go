@@ -464,11 +464,16 @@ func (s *simulation) backendWeight(h int) float64 {
 }
 
 // backendView is the backend as a runtime endpoint shows it: every
-// server's connections over all HAProxies and its weight in the first.
+// server's connections over all HAProxies and its weight in the first. A
+// host that has not joined is left out: it would have weight 0, which the
+// rebalancer skips.
 func (s *simulation) backendView() []hpolicy.ServerLoad {
 	lb := s.lbs[0]
 	view := make([]hpolicy.ServerLoad, 0, len(s.total))
 	for h := range s.total {
+		if !s.joined[h] {
+			continue
+		}
 		w := 0
 		if s.joined[h] && !s.drained[h] {
 			w = int(lb.weight[h])

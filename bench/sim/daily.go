@@ -161,6 +161,10 @@ type DailyScalerResult struct {
 	Refused   int `json:"refused"`
 	// MeanSpeed is the hosts' mean speed over the day, weighted by time.
 	MeanSpeed float64 `json:"mean_speed"`
+	// FewestConnections and MostConnections are the population's range
+	// over the day, taken each minute.
+	FewestConnections int `json:"fewest_connections"`
+	MostConnections   int `json:"most_connections"`
 
 	// series is the farm every minute of the measured day, for the plot.
 	series []minuteOfDay
@@ -545,5 +549,9 @@ func (d *dailyRun) result() DailyScalerResult {
 	r.SteadyShare = float64(a.imbalance.n) / secs
 	r.MeanSpeed = a.speedSeconds / a.hostSeconds
 	r.Refused = d.simulation.res.Refused
+	r.FewestConnections = math.MaxInt
+	for _, m := range r.series {
+		r.FewestConnections, r.MostConnections = min(r.FewestConnections, m.connections), max(r.MostConnections, m.connections)
+	}
 	return r
 }

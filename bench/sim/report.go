@@ -79,16 +79,20 @@ func secondsText(v *float64, window int) string {
 
 // writeDaily prints the daily farm's figures, one row per autoscaler.
 func writeDaily(w io.Writer, r DailyResult) error {
-	hosts := "the speed mix with 0-25% baselines"
+	name, hosts := "daily farm", "the speed mix with 0-25% baselines"
 	if r.EqualHosts {
-		hosts = "equal hosts (speed 1, baseline 12.5%)"
+		name, hosts = "daily farm (equal hosts)", "equal hosts (speed 1, baseline 12.5%)"
 	}
 	cpu := hpolicy.DefaultConfig().Targets.CPU
-	fmt.Fprintf(w, "daily farm%s, seed %d: %d days of %s (the last measured), %d to %d connections, %s, reference capacity %d;\n"+
+	fmt.Fprintf(w, "%s, seed %d: %d days of %g h (the last measured), %d to %d connections on the curve, %s, reference capacity %d;\n"+
 		"target band: utilisation %.3g-%.3g (CPU %.0f-%.0f%%), boot %d s, drains shed %d/s, HPA sync %d s, scale-down window %d s, cooldown %d s\n\n",
-		map[bool]string{true: " (equal hosts)"}[r.EqualHosts], r.Seed, r.Days, r.Day, r.Trough, r.Peak, hosts, r.Reference,
+		name, r.Seed, r.Days, r.Day.Hours(), r.Trough, r.Peak, hosts, r.Reference,
 		r.Band[0], r.Band[1], 100*cpu*r.Band[0], 100*cpu*r.Band[1],
 		r.Scalers.BootSeconds, r.Scalers.ShedRate, r.Scalers.SyncSeconds, r.Scalers.DownWindowSeconds, r.Scalers.CooldownSeconds)
+	if len(r.Results) > 0 {
+		x := r.Results[0]
+		fmt.Fprintf(w, "connections over the measured day: %d to %d, taken each minute (the same arrivals in every run)\n\n", x.FewestConnections, x.MostConnections)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "autoscaler\tmean outside\t(below)\tbusiest above\tover target\thost-hours\thosts\tmoved\tper host-hour\tper drain\timbalance\tscale-outs\tscale-ins\tmean speed\t")
 	for _, x := range r.Results {

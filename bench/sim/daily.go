@@ -328,10 +328,10 @@ func (d *dailyRun) hostCapacity(h int, u float64) float64 {
 // cpuTarget is the agents' CPU target: utilisation 1.0.
 func (d *dailyRun) cpuTarget() float64 { return d.simulation.cfg.Targets.CPU }
 
-// launch starts a host in a free slot at second sec: it boots, its agent
-// starts preJoin before it joins, and it joins BootSeconds after the
-// launch.
-func (d *dailyRun) launch(sec int) (int, bool) {
+// launch starts a host in a free slot at second sec, if there is one: it
+// boots, its agent starts preJoin before it joins, and it joins
+// BootSeconds after the launch.
+func (d *dailyRun) launch(sec int) bool {
 	for h := range d.slots {
 		if d.slots[h].state != hostFree {
 			continue
@@ -341,9 +341,9 @@ func (d *dailyRun) launch(sec int) (int, bool) {
 		d.names[h] = fmt.Sprintf("h%d", d.launches)
 		d.drawHost(h)
 		d.lastChange = sec
-		return h, true
+		return true
 	}
-	return -1, false
+	return false
 }
 
 // boot moves the booting hosts on at second sec (step k).
@@ -446,7 +446,7 @@ func (d *dailyRun) run() DailyScalerResult {
 			}
 			d.boot(sec, k)
 			if sec%sync == 0 {
-				d.decide(sec, k, measured)
+				d.decide(sec, measured)
 			}
 		}
 		d.advance(k)

@@ -118,8 +118,8 @@ func (d *dailyRun) hostCounts() (booting, ready int) {
 	return booting, ready
 }
 
-// decide is the autoscaler's sync at second sec (step k).
-func (d *dailyRun) decide(sec, k int, measured bool) {
+// decide is the autoscaler's sync at second sec.
+func (d *dailyRun) decide(sec int, measured bool) {
 	var raw int
 	if d.scaler.fleet {
 		raw = d.fleetFigures(sec).Desired
@@ -136,7 +136,7 @@ func (d *dailyRun) decide(sec, k int, measured bool) {
 	if desired > current {
 		n := min(desired-current, max(4, current))
 		for range n {
-			if _, ok := d.launch(sec); !ok {
+			if !d.launch(sec) {
 				break
 			}
 			if measured {

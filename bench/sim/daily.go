@@ -42,7 +42,7 @@ type DailyConfig struct {
 }
 
 // dailyConfig is the scenario make sim runs: two days of 24 h, 8,000 to
-// 24,000 connections, 12 to 35 hosts.
+// 24,000 connections, some 10 to 45 hosts as the autoscalers size it.
 var dailyConfig = DailyConfig{Day: 24 * time.Hour, Days: 2, Trough: 8000, Peak: 24000, Reference: 1000}
 
 // quick is a smoke run: a 4-hour day and a quarter of the connections
@@ -99,9 +99,9 @@ func (c DailyConfig) unitCapacity(cpuTarget float64) float64 {
 	return float64(c.Reference) * meanActivity / cpuTarget
 }
 
-// Target band: the hosts' utilisation, CPU over the CPU target (hafeed's
-// utilisation, 1.0 = a host at its target), within fleet.tolerance of
-// fleet.target_utilisation, the band both autoscalers aim for.
+// targetBand is the band both autoscalers aim the hosts' utilisation at
+// (CPU over the CPU target, hafeed's utilisation: 1.0 = a host at its
+// target): fleet.target_utilisation within fleet.tolerance of it.
 func targetBand(sc ScalerConfig) (lo, hi float64) {
 	return sc.TargetUtilisation * (1 - sc.Tolerance), sc.TargetUtilisation * (1 + sc.Tolerance)
 }

@@ -90,7 +90,7 @@ bench-conns: ## sampling cost at 100k connections: hafeed vs ss vs gopsutil (QUI
 	$(GO) run ./bench/conns $(if $(QUICK),-conns 10000,)
 
 .PHONY: sim
-sim: ## the load-balancing simulator, 10/100/1000 hosts; REWRITES the tracked docs/img/sim-utilisation.png (QUICK=1: a smoke run, plot into .dev/sim)
+sim: ## the load-balancing simulator, 10/100/1000 hosts, the autoscaled and daily farms; REWRITES the tracked docs/img/sim-utilisation.png and sim-daily.png (QUICK=1: a smoke run, plots into .dev/sim)
 	@mkdir -p $(if $(QUICK),$(DEV)/sim,docs/img)
 	$(GO) run ./bench/sim $(if $(QUICK),-quick -plot $(DEV)/sim,-plot docs/img)
 

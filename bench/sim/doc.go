@@ -35,10 +35,21 @@
 //     defaults) in every agent, from the backend view a runtime endpoint
 //     gives; a shed connection reconnects at once through a random HAProxy.
 //     It runs in farms of up to 100 hosts.
+//   - The daily farms (-scenario daily, daily-equal; issue 18): the
+//     connection population follows a day's curve from 8,000 at 04:00 to
+//     24,000 at 16:00 (a cosine, with 5 % noise on the arrival rate), over
+//     two days of 24 h, the second measured. An HPA-like autoscaler sizes
+//     the farm: once from hafeed's desired_servers, draining
+//     scale_in_candidate (policy.ComputeFleet over the HAProxies' view),
+//     once from the mean host CPU, draining the newest host, and once from
+//     the mean CPU where HAProxy balances with leastconn alone. A launched
+//     host joins after a minute's boot; a drained host sheds 50
+//     connections a second and is removed when empty. Hosts draw the speed
+//     mix and 0-25 % baselines (daily) or are all alike (daily-equal).
 //
 // Usage (make sim runs the first line):
 //
-//	go run ./bench/sim [-scenario all|small|medium|large|small-baseline|...] [-seed N] [-json] [-plot DIR] [-quick]
+//	go run ./bench/sim [-scenario all|small|medium|large|small-baseline|...|autoscaled|daily|daily-equal] [-seed N] [-json] [-plot DIR] [-quick]
 //	go run ./bench/sim -scenario medium -dead-band 0.02   # try a policy variation
 //
 // Every scenario compares the policies on the same fleet and the same

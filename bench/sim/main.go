@@ -97,11 +97,11 @@ func startProfile(path string) (func(), error) {
 func parseFlags(args []string) (options, error) {
 	opts := options{policy: hpolicy.DefaultConfig()}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium, large, small-baseline, medium-baseline, small-idle, medium-idle or autoscaled")
+	fs.StringVar(&opts.scenario, "scenario", "all", "which scenario to run: all, small, medium, large, small-baseline, medium-baseline, small-idle, medium-idle, autoscaled, daily or daily-equal")
 	fs.Uint64Var(&opts.seed, "seed", 1, "random seed; the same seed gives the same output")
 	fs.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
-	fs.StringVar(&opts.plotDir, "plot", "", "write sim-utilisation.png (utilisation per host over time, small scenario) into this directory")
-	fs.BoolVar(&opts.quick, "quick", false, "a hundredth of the connections, for smoke runs")
+	fs.StringVar(&opts.plotDir, "plot", "", "write sim-utilisation.png (utilisation per host over time, small scenario) and sim-daily.png (the daily farm) into this directory")
+	fs.BoolVar(&opts.quick, "quick", false, "a hundredth of the connections (the daily farms: a 4-hour day, a quarter of them), for smoke runs")
 	fs.IntVar(&opts.parallel, "parallel", runtime.GOMAXPROCS(0), "policies simulated at once")
 	fs.StringVar(&opts.profile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.IntVar(&opts.haproxies, "haproxies", 0, "HAProxy instances (1 to 8; 0 keeps each scenario's 3)")
@@ -139,6 +139,10 @@ func run(opts options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "autoscaled: %.2f s\n", r.WallSeconds)
 		auto = &r
 	}
+	daily, err := runDailies(opts, stderr)
+	if err != nil {
+		return err
+	}
 	selected, err := selectScenarios(opts.scenario)
 	if err != nil {
 		return err
@@ -174,27 +178,71 @@ func run(opts options, stdout, stderr io.Writer) error {
 			Policy     policyParams      `json:"policy"`
 			Scenarios  []ScenarioResult  `json:"scenarios"`
 			Autoscaled *AutoscaledResult `json:"autoscaled,omitempty"`
-		}{opts.seed, paramsOf(opts.policy), all, auto})
+			Daily      []DailyResult     `json:"daily,omitempty"`
+		}{opts.seed, paramsOf(opts.policy), all, auto, daily})
 	}
 	if len(all) > 0 {
 		if err := writeTable(stdout, opts.seed, opts.policy, all); err != nil {
 			return err
 		}
 	}
+	sep := len(all) > 0
 	if auto != nil {
-		if len(all) > 0 {
+		if sep {
 			fmt.Fprintln(stdout)
 		}
-		return writeAutoscaled(stdout, opts.seed, *auto)
+		if err := writeAutoscaled(stdout, opts.seed, *auto); err != nil {
+			return err
+		}
+		sep = true
+	}
+	for _, r := range daily {
+		if sep {
+			fmt.Fprintln(stdout)
+		}
+		if err := writeDaily(stdout, r); err != nil {
+			return err
+		}
+		sep = true
 	}
 	return nil
+}
+
+// runDailies runs the daily farms the options select, and plots the one
+// with the speed mix when asked to.
+func runDailies(opts options, stderr io.Writer) ([]DailyResult, error) {
+	var out []DailyResult
+	for _, name := range []string{"daily", "daily-equal"} {
+		if opts.scenario != "all" && opts.scenario != name {
+			continue
+		}
+		c := dailyConfig
+		c.EqualHosts = name == "daily-equal"
+		if opts.quick {
+			c = c.quick()
+		}
+		r, err := runDaily(c, opts.seed, opts.parallel)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "%s: %.2f s\n", name, r.WallSeconds)
+		if opts.plotDir != "" && !c.EqualHosts {
+			path := filepath.Join(opts.plotDir, "sim-daily.png")
+			if err := plotDaily(r, path); err != nil {
+				return nil, fmt.Errorf("plotting %s: %w", path, err)
+			}
+			fmt.Fprintf(stderr, "wrote %s\n", path)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func selectScenarios(name string) ([]Scenario, error) {
 	switch name {
 	case "all":
 		return scenarios, nil
-	case "autoscaled": // not a Scenario: runAutoscaled
+	case "autoscaled", "daily", "daily-equal": // not Scenarios: runAutoscaled, runDaily
 		return nil, nil
 	}
 	for _, sc := range scenarios {
@@ -202,7 +250,7 @@ func selectScenarios(name string) ([]Scenario, error) {
 			return []Scenario{sc}, nil
 		}
 	}
-	names := []string{"all", "autoscaled"}
+	names := []string{"all", "autoscaled", "daily", "daily-equal"}
 	for _, sc := range scenarios {
 		names = append(names, sc.Name)
 	}

@@ -138,3 +138,125 @@ func (minuteTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	return ticks
 }
+
+// scalerColors are the daily plot's colours, one per autoscaler.
+var scalerColors = []color.RGBA{
+	{R: 31, G: 119, B: 180, A: 255},
+	{R: 255, G: 127, B: 14, A: 255},
+	{R: 44, G: 160, B: 44, A: 255},
+}
+
+// plotDaily draws the measured day of the daily farm for every
+// autoscaler: the connections, the hosts running, and the hosts' mean and
+// busiest utilisation against the target band.
+func plotDaily(r DailyResult, path string) error {
+	conns, hosts, util := plot.New(), plot.New(), plot.New()
+	day := fmt.Sprintf("hour of the measured day (a day is %g h of simulated time)", r.Day.Hours())
+	conns.Title.Text = fmt.Sprintf("daily farm, seed %d: connections, the same arrivals for every autoscaler (dashed: the curve they follow, before noise)", r.Seed)
+	conns.Y.Label.Text = "connections"
+	hosts.Title.Text = "hosts running (booting and draining included)"
+	hosts.Y.Label.Text = "hosts"
+	util.Title.Text = fmt.Sprintf("utilisation = CPU / CPU target: mean over the hosts in rotation (thick), busiest host (thin); band %.3g-%.3g dotted", r.Band[0], r.Band[1])
+	util.Y.Label.Text = "utilisation"
+	for _, p := range []*plot.Plot{conns, hosts, util} {
+		p.X.Label.Text = day
+		p.X.Min, p.X.Max = 0, 24
+		p.X.Tick.Marker = hourTicks{}
+		p.Add(plotter.NewGrid())
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Legend.XOffs = vg.Points(10)
+	}
+	line := func(p *plot.Plot, xys plotter.XYs, c color.Color, width float64, dashed bool) (*plotter.Line, error) {
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = c
+		l.Width = vg.Points(width)
+		if dashed {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		p.Add(l)
+		return l, nil
+	}
+	umax := 1.0
+	for i, res := range r.Results {
+		c := scalerColors[i%len(scalerColors)]
+		var cx, hx, mean, busiest, curve plotter.XYs
+		for _, m := range res.series {
+			cx = append(cx, plotter.XY{X: m.hour, Y: float64(m.connections)})
+			hx = append(hx, plotter.XY{X: m.hour, Y: float64(m.running)})
+			mean = append(mean, plotter.XY{X: m.hour, Y: m.mean})
+			busiest = append(busiest, plotter.XY{X: m.hour, Y: m.max})
+			curve = append(curve, plotter.XY{X: m.hour, Y: m.curve})
+			umax = max(umax, m.max)
+		}
+		if len(cx) == 0 {
+			continue
+		}
+		if i == 0 {
+			if _, err := line(conns, curve, color.Black, 1, true); err != nil {
+				return err
+			}
+			if _, err := line(conns, cx, color.Black, 1, false); err != nil {
+				return err
+			}
+		}
+		l, err := line(hosts, hx, c, 1.5, false)
+		if err != nil {
+			return err
+		}
+		hosts.Legend.Add(fmt.Sprintf("%s: %.0f host-hours", res.Autoscaler, res.HostHours), l)
+		if l, err = line(util, mean, c, 1.5, false); err != nil {
+			return err
+		}
+		util.Legend.Add(fmt.Sprintf("%s: mean outside the band %.0f%% of the day, busiest above it %.0f%%", res.Autoscaler, 100*res.MeanOutside, 100*res.MaxAbove), l)
+		if _, err = line(util, busiest, c, 0.5, false); err != nil {
+			return err
+		}
+	}
+	util.Y.Min, util.Y.Max = 0.4, math.Ceil(umax*10)/10
+	util.Legend.Top = false
+	for _, v := range r.Band {
+		l, err := line(util, plotter.XYs{{X: 0, Y: v}, {X: 24, Y: v}}, color.Black, 1, false)
+		if err != nil {
+			return err
+		}
+		l.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
+	}
+	hosts.Y.Min = 0
+	conns.Y.Min = 0
+	plots := [][]*plot.Plot{{conns}, {hosts}, {util}}
+	img := vgimg.New(vg.Points(1000), vg.Points(900))
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Points(10), PadY: vg.Points(10), PadTop: vg.Points(5), PadBottom: vg.Points(5), PadLeft: vg.Points(5), PadRight: vg.Points(10)}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// hourTicks marks every hour and labels every other one.
+type hourTicks struct{}
+
+func (hourTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for h := math.Ceil(lo); h <= hi; h++ {
+		t := plot.Tick{Value: h}
+		if int(h)%2 == 0 {
+			t.Label = fmt.Sprintf("%02.0f:00", h)
+		}
+		ticks = append(ticks, t)
+	}
+	return ticks
+}

@@ -187,6 +187,11 @@ const (
 	streamNoise
 	streamPhases
 	streamEvents
+	// The daily farm's: its hosts' draws, its load's noise, the CPU
+	// readings its CPU autoscaler averages.
+	streamHosts
+	streamLoad
+	streamCPU
 )
 
 func (s Scenario) String() string {

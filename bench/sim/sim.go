@@ -127,8 +127,15 @@ type simulation struct {
 	// before it joins, while it is in maint with no connections.
 	agentOn []bool
 	agents  []hostAgent
-	// wheel holds the departures of each step, packed by pack.
-	wheel [][]uint32
+	// wheel holds the departures of each step, packed by pack; inWheel
+	// counts each host's entries in each wheelBucket of slots, so that
+	// shed finds a host's connections without reading the whole wheel.
+	wheel   [][]uint32
+	inWheel [][]int32
+	// keepTail keeps connections that outlive the run in the wheel's last
+	// slot, which is never reached, so that a drain can shed them: a run
+	// that drains hosts until its end needs it.
+	keepTail bool
 
 	arrivals, noise *rand.Rand
 	rate            float64
@@ -207,6 +214,7 @@ func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint6
 		drained:  make([]bool, servers),
 		agents:   make([]hostAgent, servers),
 		wheel:    make([][]uint32, t.End*stepsPerSecond+1),
+		inWheel:  make([][]int32, servers),
 		arrivals: rand.New(rand.NewPCG(seed, streamArrivals)),
 		noise:    rand.New(rand.NewPCG(seed, streamNoise)),
 		rate:     float64(sc.Connections) / meanLifetime,
@@ -214,6 +222,9 @@ func newSimulation(sc Scenario, pol policy, cfg hpolicy.PolicyConfig, seed uint6
 		signals:  map[string]hpolicy.Reading{},
 	}
 	s.speed = append([]float64(nil), s.fleet.speeds...)
+	for h := range servers {
+		s.inWheel[h] = make([]int32, len(s.wheel)>>wheelBucketBits+1)
+	}
 	s.rb = hpolicy.DefaultRebalance()
 	s.rb.Enabled = true
 	for h := range servers {
@@ -298,6 +309,7 @@ func (s *simulation) advance(k int) {
 		if hot {
 			s.hot[h]--
 		}
+		s.inWheel[h][k>>wheelBucketBits]--
 	}
 	s.wheel[k] = nil
 	end := float64(k+1) / stepsPerSecond
@@ -379,12 +391,20 @@ func (s *simulation) connect(at float64, lb int, hot bool, lifetime float64) {
 	}
 	k := int(at * stepsPerSecond)
 	end := math.Ceil((at + lifetime) * stepsPerSecond)
-	if end >= float64(len(s.wheel)) {
-		return // outlives the run
+	if last := float64(len(s.wheel) - 1); end > last {
+		if !s.keepTail {
+			return // outlives the run
+		}
+		end = last
 	}
 	dep := max(int(end), k+1)
 	s.wheel[dep] = append(s.wheel[dep], pack(h, lb, hot))
+	s.inWheel[h][dep>>wheelBucketBits]++
 }
+
+// wheelBucketBits sizes the buckets of slots that inWheel counts: 1024
+// slots, about 100 s.
+const wheelBucketBits = 10
 
 // utilisation is host h's CPU demand: the activity of its connections over
 // its capacity. Above 1 the host is overloaded.
@@ -444,11 +464,16 @@ func (s *simulation) backendWeight(h int) float64 {
 }
 
 // backendView is the backend as a runtime endpoint shows it: every
-// server's connections over all HAProxies and its weight in the first.
+// server's connections over all HAProxies and its weight in the first. A
+// host that has not joined is left out: it would have weight 0, which the
+// rebalancer skips.
 func (s *simulation) backendView() []hpolicy.ServerLoad {
 	lb := s.lbs[0]
 	view := make([]hpolicy.ServerLoad, 0, len(s.total))
 	for h := range s.total {
+		if !s.joined[h] {
+			continue
+		}
 		w := 0
 		if s.joined[h] && !s.drained[h] {
 			w = int(lb.weight[h])
@@ -482,19 +507,46 @@ func (s *simulation) rebalanceStep(h, k int, view []hpolicy.ServerLoad) {
 
 // shed closes n random live connections of host h at step k and has each
 // reconnect through a random HAProxy with the lifetime it had left.
-// Connections that outlive the run are not in the wheel and are not shed.
+// Connections that outlive the run are not in the wheel and are not shed,
+// unless keepTail keeps them there.
 func (s *simulation) shed(h, k, n int) int {
+	// The choice is a random permutation of the ranks of h's connections
+	// in time order, as if they were listed and shuffled; only the slots
+	// of the buckets that hold a chosen rank are read.
+	m := 0
+	for _, c := range s.inWheel[h] {
+		m += int(c)
+	}
+	ranks := make([]int, m)
+	for i := range ranks {
+		ranks[i] = i
+	}
+	s.noise.Shuffle(m, func(i, j int) { ranks[i], ranks[j] = ranks[j], ranks[i] })
+	ranks = ranks[:min(n, m)]
+	slices.Sort(ranks)
 	type slot struct{ at, i int }
-	var live []slot
-	for at := k + 1; at < len(s.wheel); at++ {
-		for i, v := range s.wheel[at] {
-			if vh, _, _ := unpack(v); vh == h {
-				live = append(live, slot{at, i})
+	live := make([]slot, 0, len(ranks))
+	rank := 0
+	for b, c := range s.inWheel[h] {
+		if len(live) == len(ranks) {
+			break
+		}
+		if rank+int(c) <= ranks[len(live)] {
+			rank += int(c)
+			continue
+		}
+		// Slots up to k are empty: their departures have been taken.
+		for at := max(b<<wheelBucketBits, k+1); at < min((b+1)<<wheelBucketBits, len(s.wheel)); at++ {
+			for i, v := range s.wheel[at] {
+				if vh, _, _ := unpack(v); vh == h {
+					if len(live) < len(ranks) && rank == ranks[len(live)] {
+						live = append(live, slot{at, i})
+					}
+					rank++
+				}
 			}
 		}
 	}
-	s.noise.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
-	live = live[:min(n, len(live))]
 	// Remove from the highest index down so that the others stay valid.
 	slices.SortFunc(live, func(x, y slot) int {
 		if x.at != y.at {
@@ -508,6 +560,7 @@ func (s *simulation) shed(h, k, n int) int {
 		last := len(s.wheel[l.at]) - 1
 		s.wheel[l.at][l.i] = s.wheel[l.at][last]
 		s.wheel[l.at] = s.wheel[l.at][:last]
+		s.inWheel[h][l.at>>wheelBucketBits]--
 		_, lb, hot := unpack(v)
 		s.lbs[lb].release(h)
 		s.total[h]--

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hafeed/hafeed/bench/internal/procstat"
 	"github.com/hafeed/hafeed/internal/hafeedbin"
 	"github.com/hafeed/hafeed/internal/supervise"
 )
@@ -112,7 +113,7 @@ func bench(ctx context.Context, o options) (*results, error) {
 		return nil, fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
 	}
 	res.NoFile = nofile
-	res.Somaxconn = readInt("/proc/sys/net/core/somaxconn")
+	res.Somaxconn = procstat.ReadInt("/proc/sys/net/core/somaxconn")
 	if res.Somaxconn > 0 && res.Somaxconn < 1024 {
 		logf("warning: net.core.somaxconn is %d; the listen backlog is capped there and dials may need retries", res.Somaxconn)
 	}
@@ -137,7 +138,7 @@ func bench(ctx context.Context, o options) (*results, error) {
 		}
 	}
 
-	if err := waitTimeWait(ctx, o.twWait); err != nil {
+	if err := procstat.WaitTimeWait(ctx, o.twWait, logf); err != nil {
 		return nil, err
 	}
 
@@ -163,12 +164,12 @@ func bench(ctx context.Context, o options) (*results, error) {
 	if err := openConns(ctx, o, p, lnFile, port, res); err != nil {
 		return nil, err
 	}
-	res.SockstatBefore = readSockstat()
-	cpu := readHostCPU()
+	res.SockstatBefore = procstat.ReadSockstat()
+	cpu := procstat.ReadHostCPU()
 	if err := measureCounters(ctx, o, port, res); err != nil {
 		return nil, err
 	}
-	res.HostBusyTimings = cpu.busySince()
+	res.HostBusyTimings = cpu.BusySince()
 	if !o.noAgent {
 		a, err := measureAgent(ctx, o, bin, dir, port)
 		if err != nil {
@@ -188,7 +189,7 @@ func listen(port int) (net.Listener, int, error) {
 		return ln, port, err
 	}
 	lo := 32768
-	if f := strings.Fields(readString("/proc/sys/net/ipv4/ip_local_port_range")); len(f) == 2 {
+	if f := strings.Fields(procstat.ReadString("/proc/sys/net/ipv4/ip_local_port_range")); len(f) == 2 {
 		if n, err := strconv.Atoi(f[0]); err == nil {
 			lo = n
 		}
@@ -281,109 +282,8 @@ func openConns(ctx context.Context, o options, p *procs, lnFile *os.File, port i
 	return nil
 }
 
-// twThreshold is how many TIME-WAIT sockets are tolerated at the start.
-const twThreshold = 1000
-
-// waitTimeWait waits, up to limit, until the TIME-WAIT sockets of an earlier
-// run have expired: they sit in the same kernel table every count walks.
-func waitTimeWait(ctx context.Context, limit time.Duration) error {
-	tw := readSockstat().TimeWait
-	if tw <= twThreshold {
-		return nil
-	}
-	if limit <= 0 {
-		logf("warning: %d TIME-WAIT sockets (an earlier run?) will inflate the timings", tw)
-		return nil
-	}
-	logf("%d TIME-WAIT sockets on the host (an earlier run?): waiting up to %s for them to expire", tw, limit)
-	deadline := time.Now().Add(limit)
-	for tw > twThreshold && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(time.Second):
-		}
-		tw = readSockstat().TimeWait
-	}
-	if tw > twThreshold {
-		logf("warning: still %d TIME-WAIT sockets; they will inflate the timings", tw)
-	}
-	return nil
-}
-
-// sockstat is the TCP line of /proc/net/sockstat.
-type sockstat struct {
-	InUse    int `json:"inuse"`
-	TimeWait int `json:"tw"`
-}
-
-func readSockstat() sockstat {
-	var s sockstat
-	for line := range strings.Lines(readString("/proc/net/sockstat")) {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "TCP:" {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			n, _ := strconv.Atoi(f[i+1])
-			switch f[i] {
-			case "inuse":
-				s.InUse = n
-			case "tw":
-				s.TimeWait = n
-			}
-		}
-	}
-	return s
-}
-
-// hostCPU is the aggregate "cpu" line of /proc/stat: busy and total ticks.
-type hostCPU struct{ busy, total uint64 }
-
-func readHostCPU() hostCPU {
-	for line := range strings.Lines(readString("/proc/stat")) {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[0] != "cpu" {
-			continue
-		}
-		var h hostCPU
-		// user nice system idle iowait irq softirq steal (guest is in user)
-		for i, v := range f[1:min(len(f), 9)] {
-			n, _ := strconv.ParseUint(v, 10, 64)
-			h.total += n
-			if i != 3 && i != 4 {
-				h.busy += n
-			}
-		}
-		return h
-	}
-	return hostCPU{}
-}
-
-// busySince is the host's busy share of all CPUs since h, in percent.
-func (h hostCPU) busySince() float64 {
-	now := readHostCPU()
-	if now.total <= h.total {
-		return 0
-	}
-	return float64(now.busy-h.busy) / float64(now.total-h.total) * 100
-}
-
 func machine() machineInfo {
 	m := machineInfo{NumCPU: runtime.NumCPU(), GoBuild: runtime.Version()}
-	m.Kernel = strings.TrimSpace(readString("/proc/sys/kernel/osrelease"))
+	m.Kernel = strings.TrimSpace(procstat.ReadString("/proc/sys/kernel/osrelease"))
 	return m
-}
-
-func readString(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-func readInt(path string) int {
-	n, _ := strconv.Atoi(strings.TrimSpace(readString(path)))
-	return n
 }

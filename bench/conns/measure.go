@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,8 @@ import (
 	"time"
 
 	gnet "github.com/shirou/gopsutil/v4/net"
-	"golang.org/x/sys/unix"
 
+	"github.com/hafeed/hafeed/bench/internal/procstat"
 	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/internal/testutil"
 	"github.com/hafeed/hafeed/metrics"
@@ -124,19 +123,16 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 	if err := sleep(ctx, o.settle, exited); err != nil {
 		return nil, failed(err)
 	}
-	hz, err := clockTicks()
-	if err != nil {
-		return nil, err
-	}
+	hz := procstat.ClockTicks()
 	t0 := time.Now()
-	host := readHostCPU()
-	user0, sys0, err := cpuTicks(pid)
+	host := procstat.ReadHostCPU()
+	user0, sys0, err := procstat.CPUTicks(pid)
 	if err != nil {
 		return nil, failed(err)
 	}
 	var rssMax int64
 	for time.Since(t0) < o.window {
-		rss, err := vmRSS(pid)
+		rss, err := procstat.StatusKB(pid, "VmRSS")
 		if err != nil {
 			return nil, failed(err)
 		}
@@ -145,19 +141,19 @@ func measureAgent(ctx context.Context, o options, bin, dir string, port int) (*a
 			return nil, failed(err)
 		}
 	}
-	user1, sys1, err := cpuTicks(pid)
+	user1, sys1, err := procstat.CPUTicks(pid)
 	if err != nil {
 		return nil, failed(err)
 	}
 	elapsed := time.Since(t0).Seconds()
-	r.HostBusy = host.busySince()
+	r.HostBusy = host.BusySince()
 	r.Window = elapsed
 	r.UserSeconds = float64(user1-user0) / float64(hz)
 	r.SysSeconds = float64(sys1-sys0) / float64(hz)
 	r.CPUSeconds = r.UserSeconds + r.SysSeconds
 	r.CPUPercent = r.CPUSeconds / elapsed * 100
 	r.RSSMiB = float64(rssMax) / 1024
-	if hwm, err := procStatusKB(pid, "VmHWM"); err == nil {
+	if hwm, err := procstat.StatusKB(pid, "VmHWM"); err == nil {
 		r.HWMMiB = float64(hwm) / 1024
 	}
 
@@ -224,60 +220,4 @@ func sleep(ctx context.Context, d time.Duration, exited <-chan struct{}) error {
 	case <-exited:
 		return errors.New("the agent exited")
 	}
-}
-
-// cpuTicks is utime and stime of a process, all threads, from /proc/PID/stat.
-func cpuTicks(pid int) (utime, stime uint64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name is in parentheses and may hold spaces: fields
-	// start after the last ')'. utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	return utime, stime, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times (AT_CLKTCK).
-func clockTicks() (uint64, error) {
-	auxv, err := unix.Auxv()
-	if err == nil {
-		for _, kv := range auxv {
-			if kv[0] == 17 && kv[1] > 0 { // AT_CLKTCK
-				return uint64(kv[1]), nil
-			}
-		}
-	}
-	return 100, nil
-}
-
-func vmRSS(pid int) (int64, error) { return procStatusKB(pid, "VmRSS") }
-
-// procStatusKB reads a "Key:  N kB" line of /proc/PID/status.
-func procStatusKB(pid int, key string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hafeed/hafeed/bench/internal/procstat"
 )
 
 type machineInfo struct {
@@ -96,7 +98,7 @@ type results struct {
 	SetupSeconds float64  `json:"setup_s"`
 	// SockstatBefore is /proc/net/sockstat's TCP line before the timings:
 	// every count walks all of these sockets, not only the ones it counts.
-	SockstatBefore sockstat `json:"tcp_sockstat_before_timings"`
+	SockstatBefore procstat.Sockstat `json:"tcp_sockstat_before_timings"`
 	// HostBusyTimings is the busy share of all the host's CPUs while the
 	// counts were timed, this benchmark's own work included.
 	HostBusyTimings float64      `json:"host_cpu_busy_percent_timings"`

@@ -55,6 +55,11 @@ type PopulationOptions struct {
 	DialTimeout time.Duration
 	// WriteTimeout bounds sending one message; the default is 5s.
 	WriteTimeout time.Duration
+	// TCPKeepAlive is the clients' TCP keep-alive period, as
+	// net.Dialer.KeepAlive: 0 keeps Go's default (on, 15s), negative turns
+	// it off, as a farm of idle sockets may want (100,000 sockets probing
+	// every 15 s are 6,700 probes a second).
+	TCPKeepAlive time.Duration
 	// BackoffMin and BackoffMax shape the reconnect delay: after k failed
 	// attempts in a row a client waits a random time from 0 to
 	// min(BackoffMax, BackoffMin·2^k). The defaults are 50ms and 2s.
@@ -159,7 +164,7 @@ func NewPopulation(target string, opts PopulationOptions) (*Population, error) {
 	opts = withDefaults(opts)
 
 	transport := &http.Transport{
-		DialContext:       dialFrom,
+		DialContext:       dialFrom(opts.TCPKeepAlive),
 		DisableKeepAlives: true,
 		// The transport's buffers stay with each WebSocket after the
 		// handshake; small ones keep a client's memory small.
@@ -340,13 +345,16 @@ func (p *Population) churn(ctx context.Context) {
 // localAddrKey carries a client's source address to dialFrom.
 type localAddrKey struct{}
 
-// dialFrom dials from the source address in ctx, if any.
-func dialFrom(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	if local, ok := ctx.Value(localAddrKey{}).(netip.Addr); ok && local.IsValid() {
-		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+// dialFrom dials from the source address in ctx, if any, with the given
+// keep-alive period.
+func dialFrom(keepAlive time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{KeepAlive: keepAlive}
+		if local, ok := ctx.Value(localAddrKey{}).(netip.Addr); ok && local.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+		}
+		return d.DialContext(ctx, network, addr)
 	}
-	return d.DialContext(ctx, network, addr)
 }
 
 // backoffDelay is the wait before the next attempt after failures failed

@@ -53,17 +53,23 @@ type Server struct {
 
 // NewServer listens on addr, so Addr is known before Run serves.
 func NewServer(addr string, opts ServerOptions) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for WebSockets on %s: %w", addr, err)
+	}
+	return NewServerListener(ln, opts), nil
+}
+
+// NewServerListener serves on a listener the caller opened, such as one of
+// several processes' SO_REUSEPORT sockets on one port; Run closes it.
+func NewServerListener(ln net.Listener, opts ServerOptions) *Server {
 	if opts.ReadLimit <= 0 {
 		opts.ReadLimit = 32 << 10
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 5 * time.Second
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening for WebSockets on %s: %w", addr, err)
-	}
-	return &Server{ln: ln, opts: opts}, nil
+	return &Server{ln: ln, opts: opts}
 }
 
 // Addr is the address the server listens on.

@@ -43,7 +43,7 @@ type Farm struct {
 	backends []*backendProc
 	agents   []*Agent
 	hp       *HAProxy
-	clients  *reports[ClientsReport]
+	clients  *supervise.Reports[ClientsReport]
 	clientsC *supervise.Child
 	start    time.Time
 	// done is closed when the farm stops.
@@ -56,7 +56,7 @@ type Farm struct {
 type backendProc struct {
 	spec    Backend
 	proc    *supervise.Child
-	reports *reports[backendReport]
+	reports *supervise.Reports[backendReport]
 	port    int
 	cpu     *metrics.ProcessCPU
 }
@@ -82,13 +82,13 @@ func Start(ctx context.Context, e *Env, spec Spec) (*Farm, error) {
 		if err != nil {
 			return f, err
 		}
-		c, r, err := startReporting[backendReport](sup, b.Name, cmd)
+		c, r, err := supervise.StartReporting[backendReport](sup, b.Name, cmd)
 		if err != nil {
 			return f, err
 		}
 		bp := &backendProc{spec: b, proc: c, reports: r}
 		f.backends = append(f.backends, bp)
-		first, err := r.awaitFirst(ctx, c, 10*time.Second)
+		first, err := r.AwaitFirst(ctx, c, 10*time.Second)
 		if err != nil {
 			return f, err
 		}
@@ -175,13 +175,13 @@ func (f *Farm) StartClients(ctx context.Context, scale float64) error {
 	if err != nil {
 		return err
 	}
-	c, r, err := startReporting[ClientsReport](f.env.sup, "clients", cmd)
+	c, r, err := supervise.StartReporting[ClientsReport](f.env.sup, "clients", cmd)
 	if err != nil {
 		return err
 	}
 	f.clientsC, f.clients = c, r
 	f.start = time.Now()
-	_, err = r.awaitFirst(ctx, c, 10*time.Second)
+	_, err = r.AwaitFirst(ctx, c, 10*time.Second)
 	return err
 }
 
@@ -197,7 +197,7 @@ func (f *Farm) Elapsed() time.Duration {
 func (f *Farm) now() float64 { return f.Elapsed().Seconds() }
 
 // Clients is the client process's latest report.
-func (f *Farm) Clients() ClientsReport { return f.clients.latest() }
+func (f *Farm) Clients() ClientsReport { return f.clients.Latest() }
 
 // Backends are the farm's backends, in the order of the samples.
 func (f *Farm) Backends() []Backend {
@@ -242,7 +242,7 @@ func (f *Farm) Take(ctx context.Context, host *metrics.HostCPU) Sample {
 			cores = math.NaN()
 		}
 		s.CPU = append(s.CPU, cores)
-		s.Conns = append(s.Conns, b.reports.latest().Conns)
+		s.Conns = append(s.Conns, b.reports.Latest().Conns)
 		w, status := -1, ""
 		if st, ok := stats[b.spec.Name]; ok {
 			w, status = st.Weight, st.Status

@@ -6,7 +6,6 @@ package farm
 // or dies) or on SIGTERM.
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -21,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hafeed/hafeed/internal/supervise"
 	"github.com/hafeed/hafeed/internal/wstest"
 )
 
@@ -86,73 +84,6 @@ func roleCommand(self, role string, args any) (*exec.Cmd, error) {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role, argsEnv+"="+string(b))
 	return cmd, nil
-}
-
-// reports starts cmd under sup and decodes its stdout lines into T,
-// keeping the latest; the first report arrives on first.
-type reports[T any] struct {
-	mu    sync.Mutex
-	last  T
-	have  bool
-	first chan struct{}
-}
-
-func startReporting[T any](sup *supervise.Supervisor, name string, cmd *exec.Cmd) (*supervise.Child, *reports[T], error) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd.Stdout = pw
-	c, err := sup.Start(name, cmd)
-	pw.Close()
-	if err != nil {
-		pr.Close()
-		return nil, nil, err
-	}
-	r := &reports[T]{first: make(chan struct{})}
-	go func() {
-		defer pr.Close()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var v T
-			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-				continue
-			}
-			r.mu.Lock()
-			r.last = v
-			if !r.have {
-				r.have = true
-				close(r.first)
-			}
-			r.mu.Unlock()
-		}
-	}()
-	return c, r, nil
-}
-
-// latest is the last report.
-func (r *reports[T]) latest() T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last
-}
-
-// awaitFirst waits for the first report, the child's exit or ctx.
-func (r *reports[T]) awaitFirst(ctx context.Context, c *supervise.Child, limit time.Duration) (T, error) {
-	var zero T
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	select {
-	case <-r.first:
-		return r.latest(), nil
-	case <-c.Done():
-		return zero, fmt.Errorf("%s exited before reporting: %v\n%s", c.Name, c.Err(), c.Tail())
-	case <-timer.C:
-		return zero, fmt.Errorf("%s did not report within %v\n%s", c.Name, limit, c.Tail())
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
 }
 
 // --- calibrate ---

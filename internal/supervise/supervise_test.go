@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -162,5 +163,38 @@ func TestStartFailure(t *testing.T) {
 	}
 	if n := s.Running(); n != 0 {
 		t.Errorf("Running() = %d after a failed start, want 0", n)
+	}
+}
+
+func TestStartReporting(t *testing.T) {
+	t.Parallel()
+	s := New(t.TempDir())
+	type report struct {
+		N int `json:"n"`
+	}
+	// A line that is not a report is skipped; the child waits for its
+	// stdin to close.
+	c, r, err := StartReporting[report](s, "reporter", exec.Command("sh", "-c", `echo '{"n": 1}'; echo junk; echo '{"n": 2}'; cat >/dev/null`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.StopAll()
+	if _, err := r.AwaitFirst(context.Background(), c, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Latest().N != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Latest() = %+v, want n 2", r.Latest())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	quiet, qr, err := StartReporting[report](s, "silent", exec.Command("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qr.AwaitFirst(context.Background(), quiet, 10*time.Second); err == nil {
+		t.Error("AwaitFirst on a child that exits without a report: no error")
 	}
 }

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestNewPlan(t *testing.T) {
 	t.Parallel()
@@ -49,5 +52,14 @@ func TestPortPairs(t *testing.T) {
 	}
 	if pairs[2].Share() <= 1 || pairs[1].Share() >= 0.2 {
 		t.Errorf("shares %.2f (per HAProxy) and %.2f (shared source), want under 0.2 and over 1", pairs[1].Share(), pairs[2].Share())
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{2 * time.Minute: "2m", 30 * time.Second: "30s", 90 * time.Second: "1m30s", time.Hour: "1h"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -697,8 +697,13 @@ func (r *recorder) now() float64 { return time.Since(r.start).Seconds() }
 // shortDuration prints 2m rather than 2m0s.
 func shortDuration(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func lastLine(s string) string {

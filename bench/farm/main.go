@@ -33,6 +33,7 @@ type options struct {
 	twWait       time.Duration
 	timeout      time.Duration
 	keep         bool
+	from         string
 }
 
 func main() {
@@ -67,7 +68,11 @@ func run() int {
 	flag.DurationVar(&o.twWait, "tw-wait", 75*time.Second, "wait up to this long for TIME-WAIT sockets of an earlier run to expire (every agent's count walks them)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configurations and logs) and print where it is")
+	flag.StringVar(&o.from, "from", "", "run nothing: print the results of an earlier -json-out file, and plot them with -out")
 	flag.Parse()
+	if o.from != "" {
+		return again(o)
+	}
 	if o.quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -128,6 +133,33 @@ func run() int {
 	}
 	if missed := res.missed(); len(missed) > 0 {
 		logf("targets missed: %v", missed)
+	}
+	return 0
+}
+
+// again prints and plots the results of an earlier run.
+func again(o options) int {
+	b, err := os.ReadFile(o.from)
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		logf("%s: %v", o.from, err)
+		return 1
+	}
+	if o.out != "" && len(res.Samples) > 0 {
+		path, err := plotHosts(o.out, &res)
+		if err != nil {
+			logf("plot: %v", err)
+			return 1
+		}
+		logf("plot in %s", path)
+	}
+	if err := res.writeMarkdown(os.Stdout); err != nil {
+		logf("%v", err)
+		return 1
 	}
 	return 0
 }

@@ -92,7 +92,7 @@ func plotHosts(dir string, r *results) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		l.Color = color.RGBA{R: 31, G: 119, B: 180, A: 160}
+		l.Color = color.NRGBA{R: 31, G: 119, B: 180, A: 160}
 		l.Width = vg.Points(1)
 		hp.Add(l)
 	}

@@ -79,7 +79,8 @@ type agentCost struct {
 }
 
 type steadyResult struct {
-	From, To  float64           `json:"-"`
+	From      float64           `json:"from"`
+	To        float64           `json:"to"`
 	Seconds   float64           `json:"seconds"`
 	Agents    []agentCost       `json:"agents"`
 	Sockstat  procstat.Sockstat `json:"sockstat"`

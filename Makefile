@@ -11,7 +11,7 @@ BENCH   := ./bench/...
 
 .PHONY: help build test deps deps-haproxy-matrix deps-node deps-prometheus check-rules vet fmt-check run clean bench-conns
 
-help: ## list the targets (QUICK=1: a short smoke run of sim, bench-conns and bench-balance)
+help: ## list the targets (QUICK=1: a short smoke run of sim, bench-conns, bench-balance and bench-farm)
 	@echo "make TARGET [QUICK=1]:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
@@ -175,6 +175,14 @@ docs: ## regenerate docs/CONFIG.md from the example configuration
 bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leastconn vs hafeed; REWRITES the tracked docs/img/balance-*.png (QUICK=1: a subset, under 2 min, plots into .dev/balance)
 	@mkdir -p docs/img $(DEV)/balance
 	$(GO) run ./bench/balance -json-out $(DEV)/balance/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/balance,-out docs/img)
+
+# bench-farm runs as root (the agents shed through the kernel, which needs
+# CAP_NET_ADMIN) and changes no sysctl; every process and temp dir it starts
+# goes at the end, on failure and on Ctrl-C.
+.PHONY: bench-farm
+bench-farm: ## 100k WebSockets through HAProxy processes to 4 hosts with hafeed: the most one HAProxy holds, connect time, agent CPU/RSS, balance, drain at 1,000/s, a 5th host; REWRITES the tracked docs/img/farm-hosts.png (QUICK=1: 10k through 2 HAProxies, about 2 min, plot into .dev/farm)
+	@mkdir -p docs/img $(DEV)/farm
+	$(GO) run ./bench/farm -json-out $(DEV)/farm/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/farm,-out docs/img)
 
 demo: ## live demo for 90 s: HAProxy, 3 backends with hafeed, clients; drains one, adds one (needs haproxy on PATH)
 	@$(GO) run ./demo

@@ -18,6 +18,7 @@ type options struct {
 	hosts        int
 	haproxies    int
 	connectRate  int
+	dialTimeout  time.Duration
 	interval     time.Duration
 	settle       time.Duration
 	window       time.Duration
@@ -52,7 +53,8 @@ func run() int {
 	flag.IntVar(&o.conns, "conns", 100000, "WebSocket clients, spread evenly over the hosts in service")
 	flag.IntVar(&o.hosts, "hosts", 4, "hosts in service at the start; one more joins at the end")
 	flag.IntVar(&o.haproxies, "haproxies", 0, "HAProxy processes sharing the frontend (0: as many as hold -conns under the descriptor limit)")
-	flag.IntVar(&o.connectRate, "connect-rate", 2000, "new connections a second while the clients connect")
+	flag.IntVar(&o.connectRate, "connect-rate", 1000, "new connections a second while the clients connect")
+	flag.DurationVar(&o.dialTimeout, "dial-timeout", 30*time.Second, "a client gives up a connection attempt (handshake included) after this long and tries again: short ones turn a busy machine's slow handshakes into a storm of retries")
 	flag.DurationVar(&o.interval, "interval", time.Minute, "each client sends a message, echoed and checked, this often")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the clients have connected before measuring the agents")
 	flag.DurationVar(&o.window, "window", time.Minute, "steady window over which the agents' CPU and RSS are measured (at least 30s)")
@@ -81,9 +83,6 @@ func run() int {
 		}
 		if !set["window"] {
 			o.window = 30 * time.Second
-		}
-		if !set["connect-rate"] {
-			o.connectRate = 1000
 		}
 		if !set["settle"] {
 			o.settle = 5 * time.Second

@@ -121,6 +121,8 @@ type drainResult struct {
 	Connected         int     `json:"connected"`
 	Others            []int   `json:"others"`
 	Output            string  `json:"output"`
+	// Error is why hafeed drain failed, if it did.
+	Error string `json:"error,omitempty"`
 }
 
 type rebalanceResult struct {
@@ -178,8 +180,10 @@ func (r *results) missed() []string {
 			}
 		}
 	}
-	if r.Drain != nil && r.Drain.Seconds > targetDrainSecs {
-		out = append(out, fmt.Sprintf("drain %.1f s > %.0f s", r.Drain.Seconds, targetDrainSecs))
+	if d := r.Drain; d != nil && d.Error != "" {
+		out = append(out, fmt.Sprintf("drain gave up after %.1f s (host empty after %.1f s): %s", d.Seconds, d.EmptySeconds, d.Error))
+	} else if d != nil && d.Seconds > targetDrainSecs {
+		out = append(out, fmt.Sprintf("drain %.1f s > %.0f s (host empty after %.1f s)", d.Seconds, targetDrainSecs, d.EmptySeconds))
 	}
 	if lost := r.lostClients(); r.Connect.Clients > 0 && lost > targetLostClient {
 		out = append(out, fmt.Sprintf("%d clients lost", lost))
@@ -233,8 +237,12 @@ func (r *results) writeMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "| spread over the HAProxies (max/mean CurrConns) | %.3f (%d–%d) | |\n", s.HAProxySpread, slices.Min(s.PerHAProxy), slices.Max(s.PerHAProxy))
 	}
 	if d := r.Drain; d != nil {
-		fmt.Fprintf(&b, "| drain %s's %d at %d/s (`%s`) | returned after %.1f s (host empty after %.1f s); %d shed, %d reconnects | ≤ %.0f s: %s |\n",
-			d.Host, d.Held, d.ShedRate, d.Command, d.Seconds, d.EmptySeconds, d.Shed, d.Reconnects, targetDrainSecs, met(d.Seconds <= targetDrainSecs))
+		how := "returned"
+		if d.Error != "" {
+			how = "**gave up**"
+		}
+		fmt.Fprintf(&b, "| drain %s's %d at %d/s (`%s`) | %s after %.1f s (the host was empty after %.1f s); %d shed, %d reconnects | ≤ %.0f s: %s |\n",
+			d.Host, d.Held, d.ShedRate, d.Command, how, d.Seconds, d.EmptySeconds, d.Shed, d.Reconnects, targetDrainSecs, met(d.Error == "" && d.Seconds <= targetDrainSecs))
 		fmt.Fprintf(&b, "| clients during the drain | longest disconnect %.0f ms, %d over 5 s, %d messages lost, %d of %d connected %.1f s after the start | |\n",
 			d.LongestDisconnect*1000, d.Failures, d.Lost, d.Connected, p.Conns, d.AllBackSeconds)
 	}

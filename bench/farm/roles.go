@@ -135,6 +135,8 @@ type clientsArgs struct {
 	Clients  int           `json:"clients"`
 	RampUp   time.Duration `json:"ramp_up"`
 	Interval time.Duration `json:"interval"`
+	// DialTimeout bounds a connection attempt, handshake included.
+	DialTimeout time.Duration `json:"dial_timeout"`
 }
 
 // failAfter is how long a client may stay disconnected before it counts as
@@ -190,6 +192,7 @@ func runClients(a clientsArgs, out io.Writer) error {
 		RampUp:       a.RampUp,
 		LocalAddrs:   []netip.Addr{src},
 		TCPKeepAlive: -1,
+		DialTimeout:  a.DialTimeout,
 	})
 	if err != nil {
 		return err

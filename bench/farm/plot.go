@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -28,7 +29,7 @@ var hostColors = []color.RGBA{
 // dir/farm-hosts.png.
 func plotHosts(dir string, r *results) (string, error) {
 	hosts := plot.New()
-	hosts.Title.Text = fmt.Sprintf("Connections per host (each application's count): %d clients, %d HAProxies", r.Plan.Conns, r.Plan.HAProxies)
+	hosts.Title.Text = fmt.Sprintf("Connections per host (each application's count): %d clients, %d HAProxies; shaded: the agents' measurement window", r.Plan.Conns, r.Plan.HAProxies)
 	hp := plot.New()
 	hp.Title.Text = "Connections per HAProxy process (CurrConns), one line each"
 	tMax := r.Samples[len(r.Samples)-1].T
@@ -46,8 +47,12 @@ func plotHosts(dir string, r *results) (string, error) {
 		p.X.Label.Text = "seconds since the clients started"
 		p.Y.Label.Text = "connections"
 		p.X.Min, p.X.Max = 0, tMax
+		p.X.Tick.Marker = secondTicks{}
 		p.Y.Min = 0
 		p.Legend.Top = true
+		p.Legend.Left = true
+		// Below the event labels, right of the first one.
+		p.Legend.XOffs, p.Legend.YOffs = vg.Points(70), -vg.Points(45)
 		p.Legend.TextStyle.Font.Size = vg.Points(9)
 		p.Add(plotter.NewGrid())
 	}
@@ -142,6 +147,26 @@ func plotHosts(dir string, r *results) (string, error) {
 		return "", err
 	}
 	return path, out.Close()
+}
+
+// secondTicks marks every 10 seconds and labels every 50 (every 10 and 50
+// below a minute and a half: quick runs).
+type secondTicks struct{}
+
+func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
+	minor, major := 10.0, 50.0
+	if hi-lo < 90 {
+		minor, major = 5, 10
+	}
+	var ticks []plot.Tick
+	for s := math.Ceil(lo/minor) * minor; s <= hi; s += minor {
+		t := plot.Tick{Value: s}
+		if math.Mod(s, major) == 0 {
+			t.Label = fmt.Sprint(s)
+		}
+		ticks = append(ticks, t)
+	}
+	return ticks
 }
 
 // eventLabels writes each event's name beside its line, near the top.

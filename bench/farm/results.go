@@ -123,21 +123,25 @@ type drainResult struct {
 	Output            string  `json:"output"`
 	// Error is why hafeed drain failed, if it did.
 	Error string `json:"error,omitempty"`
+	// TCP is how the kernel's TCP counters rose meanwhile (the whole
+	// machine's, other jobs included).
+	TCP map[string]int64 `json:"tcp,omitempty"`
 }
 
 type rebalanceResult struct {
 	Host  string `json:"host"`
 	Hosts int    `json:"hosts"`
 	// Seconds until it held 90 % of its fair share; -1 never.
-	Seconds           float64 `json:"seconds"`
-	Fair              int     `json:"fair"`
-	Moved             int     `json:"moved"`
-	Shed              int     `json:"shed"`
-	LongestDisconnect float64 `json:"longest_disconnect_s"`
-	Failures          int     `json:"failures"`
-	Lost              int     `json:"lost_messages"`
-	Final             []int   `json:"final"`
-	FinalImbalance    float64 `json:"final_imbalance"`
+	Seconds           float64          `json:"seconds"`
+	Fair              int              `json:"fair"`
+	Moved             int              `json:"moved"`
+	Shed              int              `json:"shed"`
+	LongestDisconnect float64          `json:"longest_disconnect_s"`
+	Failures          int              `json:"failures"`
+	Lost              int              `json:"lost_messages"`
+	Final             []int            `json:"final"`
+	FinalImbalance    float64          `json:"final_imbalance"`
+	TCP               map[string]int64 `json:"tcp,omitempty"`
 }
 
 type event struct {
@@ -243,8 +247,8 @@ func (r *results) writeMarkdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "| drain %s's %d at %d/s (`%s`) | %s after %.1f s (the host was empty after %.1f s); %d shed, %d reconnects | ≤ %.0f s: %s |\n",
 			d.Host, d.Held, d.ShedRate, d.Command, how, d.Seconds, d.EmptySeconds, d.Shed, d.Reconnects, targetDrainSecs, met(d.Error == "" && d.Seconds <= targetDrainSecs))
-		fmt.Fprintf(&b, "| clients during the drain | longest disconnect %.0f ms, %d over 5 s, %d messages lost, %d of %d connected %.1f s after the start | |\n",
-			d.LongestDisconnect*1000, d.Failures, d.Lost, d.Connected, p.Conns, d.AllBackSeconds)
+		fmt.Fprintf(&b, "| clients during the drain | longest disconnect %.0f ms, %d over 5 s, %d messages lost, %d of %d connected %.1f s after the start; kernel: %s | |\n",
+			d.LongestDisconnect*1000, d.Failures, d.Lost, d.Connected, p.Conns, d.AllBackSeconds, tcpLine(d.TCP))
 	}
 	if rb := r.Rebalance; rb != nil {
 		reached := "not reached"
@@ -253,6 +257,8 @@ func (r *results) writeMarkdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "| %s joins %d hosts (`hafeed ready`, rebalance on): 90 %% of its fair %d | %s; %d moved (agents shed %d); then %s (max/mean %.3f) | |\n",
 			rb.Host, rb.Hosts-1, rb.Fair, reached, rb.Moved, rb.Shed, joinInts(rb.Final, " / "), rb.FinalImbalance)
+		fmt.Fprintf(&b, "| clients during the rebalancing | longest disconnect %.0f ms, %d over 5 s, %d messages lost; kernel: %s | |\n",
+			rb.LongestDisconnect*1000, rb.Failures, rb.Lost, tcpLine(rb.TCP))
 	}
 	if e := r.End; r.Connect.Clients > 0 {
 		fmt.Fprintf(&b, "| clients lost (disconnected > 5 s, or not connected at the end) | %d (%d of %d connected at the end; %d messages lost, %d mismatched, %d echo timeouts) | %d: %s |\n",
@@ -271,6 +277,20 @@ func (r *results) writeMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tcpLine prints the kernel counters that rose.
+func tcpLine(m map[string]int64) string {
+	var parts []string
+	for _, k := range tcpCounters {
+		if v := m[k]; v != 0 {
+			parts = append(parts, fmt.Sprintf("%s +%d", k, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "no SYN retransmitted, no listen queue overflow"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func joinInts(v []int, sep string) string {

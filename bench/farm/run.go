@@ -553,6 +553,7 @@ func imbalance(samples []sample, n int, pick func(sample) []int) (float64, []int
 func (f *farm) drain(ctx context.Context, res *results) error {
 	h := f.hosts[0]
 	before := f.clientTotals()
+	tcpBefore := procstat.TCPExt()
 	held := h.conns()
 	args := []string{"drain", "--wait", "--shed-rate", strconv.Itoa(f.o.shedRate), "--timeout", shortDuration(f.o.drainTimeout)}
 	logf("draining %s (%d connections): hafeed %s", h.name, held, strings.Join(args, " "))
@@ -604,6 +605,7 @@ func (f *farm) drain(ctx context.Context, res *results) error {
 	d.Failures = after.Failures - before.Failures
 	d.Lost = after.Lost - before.Lost
 	d.Connected = after.Connected
+	d.TCP = tcpDelta(tcpBefore, procstat.TCPExt())
 	if s, err := h.status(ctx); err == nil && s.Shed != nil {
 		d.Shed = s.Shed.Closed
 	}
@@ -623,6 +625,7 @@ func (f *farm) rebalance(ctx context.Context, res *results) error {
 	inRotation := f.hosts[1:]
 	before := f.clientTotals()
 	shedBefore := f.rebalanceShed(ctx)
+	tcpBefore := procstat.TCPExt()
 	if err := sleepCtx(ctx, 5*time.Second); err != nil {
 		return err
 	}
@@ -670,6 +673,7 @@ func (f *farm) rebalance(ctx context.Context, res *results) error {
 	r.LongestDisconnect = after.LongestDisconnect.Seconds()
 	r.Failures = after.Failures - before.Failures
 	r.Lost = after.Lost - before.Lost
+	r.TCP = tcpDelta(tcpBefore, procstat.TCPExt())
 	for _, h := range inRotation {
 		r.Final = append(r.Final, h.conns())
 	}
@@ -684,6 +688,23 @@ func (f *farm) rebalance(ctx context.Context, res *results) error {
 	res.Rebalance = r
 	logf("rebalance: %d moved (agents shed %d), final %v", r.Moved, r.Shed, r.Final)
 	return nil
+}
+
+// tcpCounters are the kernel's TCP counters a phase reports: SYNs sent
+// again (a client or HAProxy whose SYN went unanswered waits 1, then 2,
+// then 4 s more), listen queues that overflowed, and SYNs a TIME-WAIT
+// socket took or refused.
+var tcpCounters = []string{"TCPSynRetrans", "ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPTimeWaitOverflow", "TWRecycled", "TCPAbortOnClose"}
+
+// tcpDelta is how much each of tcpCounters rose from before to after.
+func tcpDelta(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for _, k := range tcpCounters {
+		if a, ok := after[k]; ok {
+			out[k] = a - before[k]
+		}
+	}
+	return out
 }
 
 // rebalanceShed adds up what the agents have shed to rebalance.

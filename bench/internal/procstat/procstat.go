@@ -218,3 +218,34 @@ func ReadInt(path string) int {
 	n, _ := strconv.Atoi(strings.TrimSpace(ReadString(path)))
 	return n
 }
+
+// TCPExt is the TcpExt counters of /proc/net/netstat (SYN retransmits,
+// listen queue overflows, ...) by name; empty when it cannot be read.
+func TCPExt() map[string]int64 { return parseTCPExt(ReadString("/proc/net/netstat")) }
+
+// parseTCPExt reads the TcpExt lines of /proc/net/netstat: a line of names
+// and a line of values.
+func parseTCPExt(s string) map[string]int64 {
+	out := map[string]int64{}
+	var names []string
+	for line := range strings.Lines(s) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TcpExt:" {
+			continue
+		}
+		if names == nil {
+			names = f[1:]
+			continue
+		}
+		for i, v := range f[1:] {
+			if i < len(names) {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err == nil {
+					out[names[i]] = n
+				}
+			}
+		}
+		break
+	}
+	return out
+}

@@ -33,3 +33,12 @@ func TestOwnProcess(t *testing.T) {
 		t.Error("ClockTicks() = 0")
 	}
 }
+
+func TestParseTCPExt(t *testing.T) {
+	t.Parallel()
+	in := "TcpExt: SyncookiesSent ListenOverflows TCPSynRetrans\nTcpExt: 0 12 746\nIpExt: InNoRoutes\nIpExt: 0\n"
+	got := parseTCPExt(in)
+	if got["ListenOverflows"] != 12 || got["TCPSynRetrans"] != 746 || len(got) != 3 {
+		t.Errorf("parseTCPExt = %v, want ListenOverflows 12, TCPSynRetrans 746 and one more", got)
+	}
+}

@@ -88,11 +88,14 @@ type steadyResult struct {
 	LoadStart procstat.LoadAvg  `json:"load_start"`
 	LoadEnd   procstat.LoadAvg  `json:"load_end"`
 	// GroupCores is the CPU of each kind of process, in cores.
-	GroupCores    map[string]float64 `json:"group_cores"`
-	Imbalance     float64            `json:"imbalance"`
-	PerHost       []int              `json:"per_host"`
-	HAProxySpread float64            `json:"haproxy_spread"`
-	PerHAProxy    []int              `json:"per_haproxy"`
+	GroupCores map[string]float64 `json:"group_cores"`
+	// GroupMiB is their VmRSS at the end of the window.
+	GroupMiB        map[string]float64 `json:"group_mib"`
+	MemAvailableMiB float64            `json:"mem_available_mib"`
+	Imbalance       float64            `json:"imbalance"`
+	PerHost         []int              `json:"per_host"`
+	HAProxySpread   float64            `json:"haproxy_spread"`
+	PerHAProxy      []int              `json:"per_haproxy"`
 }
 
 func (s *steadyResult) agentsLine() string {
@@ -265,8 +268,8 @@ func (r *results) writeMarkdown(w io.Writer) error {
 			r.lostClients(), e.Connected, p.Conns, e.Lost, e.Mismatched, e.EchoTimeouts, targetLostClient, met(r.lostClients() <= targetLostClient))
 	}
 	if s := r.Steady; s != nil {
-		fmt.Fprintf(&b, "\nSteady window (%.0f s): host CPU %.0f %% busy (both CPUs, this benchmark included), load average %s at its start and %s at its end; CPU by kind of process: %s. TCP sockets in the kernel's table: %d in use, %d in TIME-WAIT.\n",
-			s.Seconds, s.HostBusy, s.LoadStart, s.LoadEnd, groupLine(s.GroupCores), s.Sockstat.InUse, s.Sockstat.TimeWait)
+		fmt.Fprintf(&b, "\nSteady window (%.0f s): host CPU %.0f %% busy (both CPUs, this benchmark and other jobs included), load average %s at its start and %s at its end; CPU by kind of process: %s; memory (VmRSS): %s, %.1f GiB available on the machine. TCP sockets in the kernel's table: %d in use, %d in TIME-WAIT.\n",
+			s.Seconds, s.HostBusy, s.LoadStart, s.LoadEnd, groupLine(s.GroupCores, "%.2f cores"), groupLine(s.GroupMiB, "%.0f MiB"), s.MemAvailableMiB/1024, s.Sockstat.InUse, s.Sockstat.TimeWait)
 		b.WriteString("\n| agent | last count took | count age | weight | HAProxies polling | runtime endpoints |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, a := range s.Agents {
 			fmt.Fprintf(&b, "| %s | %.0f ms (%d connections) | %.0f s | %d %% | %d | %d |\n", a.Host, a.CountMs, a.Counted, a.CountAge, a.Weight, a.Peers, a.Endpoints)
@@ -301,7 +304,7 @@ func joinInts(v []int, sep string) string {
 	return strings.Join(s, sep)
 }
 
-func groupLine(g map[string]float64) string {
+func groupLine(g map[string]float64, format string) string {
 	var keys []string
 	for k := range g {
 		keys = append(keys, k)
@@ -309,7 +312,7 @@ func groupLine(g map[string]float64) string {
 	slices.Sort(keys)
 	var parts []string
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2f cores", k, g[k]))
+		parts = append(parts, k+" "+fmt.Sprintf(format, g[k]))
 	}
 	return strings.Join(parts, ", ")
 }

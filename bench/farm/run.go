@@ -502,12 +502,12 @@ func (f *farm) steady(ctx context.Context, res *results) error {
 		}
 		st.Agents = append(st.Agents, a)
 	}
+	st.GroupCores, st.GroupMiB = map[string]float64{}, map[string]float64{}
 	for g, v := range after.byGroup {
-		if st.GroupCores == nil {
-			st.GroupCores = map[string]float64{}
-		}
 		st.GroupCores[g] = float64(v-before.byGroup[g]) / hz / st.Seconds
+		st.GroupMiB[g] = float64(after.rssGroup[g]) / 1024
 	}
+	st.MemAvailableMiB = float64(procstat.MemAvailableKB()) / 1024
 	st.Imbalance, st.PerHost = imbalance(window, f.plan.Hosts, func(s sample) []int { return s.Hosts[:f.plan.Hosts] })
 	st.HAProxySpread, st.PerHAProxy = imbalance(window, f.plan.HAProxies, func(s sample) []int { return s.HAProxies })
 	res.Steady = st

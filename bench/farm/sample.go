@@ -30,6 +30,8 @@ type cpuSnap struct {
 	host    procstat.HostCPU
 	agents  [][2]uint64 // user, system ticks per agent
 	byGroup map[string]uint64
+	// rssGroup is each kind of process's VmRSS, in KiB.
+	rssGroup map[string]int64
 }
 
 // recorder samples the farm every second from start until stopped.
@@ -122,7 +124,7 @@ func (f *farm) clientTotals() clientsReport {
 
 // snapCPU reads the CPU time of every process of the farm.
 func (f *farm) snapCPU() cpuSnap {
-	s := cpuSnap{at: time.Now(), host: procstat.ReadHostCPU(), byGroup: map[string]uint64{}}
+	s := cpuSnap{at: time.Now(), host: procstat.ReadHostCPU(), byGroup: map[string]uint64{}, rssGroup: map[string]int64{}}
 	for _, h := range f.hosts {
 		var u, sy uint64
 		if h.agent != nil {
@@ -130,16 +132,27 @@ func (f *farm) snapCPU() cpuSnap {
 		}
 		s.agents = append(s.agents, [2]uint64{u, sy})
 		for _, a := range h.apps {
-			s.byGroup["applications"] += ticks(a)
+			s.add("applications", a)
+		}
+		if h.agent != nil {
+			s.add("agents", h.agent)
 		}
 	}
 	for _, hp := range f.haproxies {
-		s.byGroup["haproxy"] += ticks(hp.proc)
+		s.add("haproxy", hp.proc)
 	}
 	for _, c := range f.clients {
-		s.byGroup["clients"] += ticks(c)
+		s.add("clients", c)
 	}
 	return s
+}
+
+// add counts a child's CPU and memory in its group.
+func (s *cpuSnap) add(group string, c *supervise.Child) {
+	s.byGroup[group] += ticks(c)
+	if rss, err := procstat.StatusKB(c.PID(), "VmRSS"); err == nil {
+		s.rssGroup[group] += rss
+	}
 }
 
 // ticks is a child's user and system CPU ticks, 0 when gone.

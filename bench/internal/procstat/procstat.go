@@ -249,3 +249,17 @@ func parseTCPExt(s string) map[string]int64 {
 	}
 	return out
 }
+
+// MemAvailableKB is MemAvailable of /proc/meminfo, 0 when it cannot be read.
+func MemAvailableKB() int64 {
+	for line := range strings.Lines(ReadString("/proc/meminfo")) {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}

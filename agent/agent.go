@@ -97,6 +97,10 @@ type Agent struct {
 	baseline atomic.Pointer[policy.LoadModel]
 	// persistWake asks the persister to write what changed.
 	persistWake chan struct{}
+	// countSoon asks the sampling loop to count the connections at its
+	// next sample, outside sources.count_budget: a drain's shedding job
+	// has ended, and hafeed drain --wait waits for a count taken since.
+	countSoon atomic.Bool
 
 	// Set by Serve before any task starts; read-only after. ownPorts are
 	// the agent's own TCP listeners (agent-check, metrics): with
@@ -153,7 +157,8 @@ func New(opts Options) *Agent {
 			src := a.conf().Sources
 			return shed.Sources{Ports: src.Ports, ProcRoot: src.ProcRoot, Exclude: a.ownPorts}
 		}).Count,
-		Log: opts.Log,
+		Ended: func(shed.JobStatus) { a.countSoon.Store(true) },
+		Log:   opts.Log,
 	})
 	a.rebal = rebalance.New(rebalance.Options{
 		Config: func() policy.RebalanceConfig { return a.conf().Rebalance },
@@ -415,6 +420,9 @@ func (a *Agent) loop(ctx context.Context, smp *sampler.Sampler, server *haproxy.
 			var backendWeight float64
 			if smp.NeedsBackendWeight() {
 				backendWeight = a.backendWeight(sctx)
+			}
+			if a.countSoon.Swap(false) {
+				smp.CountSoon()
 			}
 			a.publish(smp.Sample(sctx, cfg.Policy, a.peerCount(), backendWeight))
 			cancel()

@@ -22,6 +22,14 @@ func TestCountPacer(t *testing.T) {
 	if !p.Due(t0.Add(10 * time.Second)) {
 		t.Error("not due after 10s")
 	}
+	p.Soon()
+	if !p.Due(t0.Add(time.Second)) {
+		t.Error("not due after Soon")
+	}
+	p.Counted(t0.Add(time.Second), 100*time.Millisecond)
+	if p.Due(t0.Add(2 * time.Second)) {
+		t.Error("Soon outlived the count it asked for")
+	}
 	free := CountPacer{}
 	free.Counted(t0, time.Second)
 	if !free.Due(t0) {

@@ -134,6 +134,10 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 	return out
 }
 
+// CountSoon makes the next sample count the connections, whatever
+// sources.count_budget says (see metrics.CountPacer.Soon).
+func (s *Sampler) CountSoon() { s.counts.Soon() }
+
 // Baseline is the load model's measured baseline, nil before one.
 func (s *Sampler) Baseline() *policy.LoadModel {
 	if s.state.Model.Measured == 0 {

@@ -21,7 +21,10 @@ type RunnerOptions struct {
 	// over the sources in effect at each count (a SourcesCounter's Count):
 	// a reload that changes sources.ports mid-drain moves it too.
 	Remaining func(ctx context.Context) int
-	Log       zerolog.Logger
+	// Ended, when set, is called with each job's last status once it has
+	// ended.
+	Ended func(JobStatus)
+	Log   zerolog.Logger
 }
 
 // Runner runs the drain's shedding jobs, one at a time: a new job replaces
@@ -121,6 +124,9 @@ func (r *Runner) Run(ctx context.Context) error {
 				job.Run(jobCtx, JobDeps{Closer: r.opts.Closer, Remaining: r.opts.Remaining, Keep: r.opts.Keep, Log: r.log})
 				st := job.Snapshot()
 				r.log.Info().Int("closed", st.Closed).Str("ended", st.Ended).Msg("shedding job ended")
+				if r.opts.Ended != nil {
+					r.opts.Ended(st)
+				}
 			}()
 		}
 	}

@@ -277,15 +277,18 @@ func TestTallyCountsEveryReasonOnce(t *testing.T) {
 
 // TestRunnerReplacesAndStopsJobs runs the drain's jobs as the agent does:
 // a new job replaces the running one, Stop names the job it stops, and
-// what was closed is counted once.
+// what was closed is counted once, and Ended hears of each job that ends
+// (the agent then counts at once, for hafeed drain --wait).
 func TestRunnerReplacesAndStopsJobs(t *testing.T) {
 	t.Parallel()
 	var tally Tally
 	pool := &poolCloser{left: 100000}
+	ended := make(chan JobStatus, 2)
 	r := NewRunner(RunnerOptions{
 		Closer:    func() Closer { return tally.Counted(pool) },
 		Keep:      func() bool { return true },
 		Remaining: pool.remaining,
+		Ended:     func(st JobStatus) { ended <- st },
 		Log:       zerolog.Nop(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -331,6 +334,11 @@ func TestRunnerReplacesAndStopsJobs(t *testing.T) {
 	st, ok := r.Stop(sctx, second.Job)
 	if !ok || st.Active || st.Ended == "" {
 		t.Fatalf("Stop(2) = %+v, %v; want it ended", st, ok)
+	}
+	for _, want := range []uint64{first.Job, second.Job} {
+		if got := testutil.Recv(t, ended, waitLimit, "Ended for a job"); got.Job != want || got.Ended == "" {
+			t.Errorf("Ended heard %+v, want job %d ended", got, want)
+		}
 	}
 	closed := 100000 - pool.count()
 	if got := tally.Totals()[hook.ReasonDrain]; got != uint64(closed) {

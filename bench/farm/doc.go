@@ -8,8 +8,9 @@
 //	go run ./bench/farm -quick -out DIR   # 10,000 through 2 HAProxies (make bench-farm QUICK=1)
 //
 // Every process here may hold at most 20,000 descriptors (RLIMIT_NOFILE,
-// hard), and HAProxy needs two a proxied connection and 25 more, so one
-// HAProxy holds at most 9,987 connections. The benchmark measures that
+// hard), and HAProxy needs two a proxied connection and a few dozen more
+// (Maxsock less twice maxconn: 40 with the farm's configuration on 2.6),
+// so one HAProxy holds at most 9,980 connections. The benchmark measures that
 // first (-probe), then runs the farm through as many HAProxy processes as
 // the clients need, each independent, with its own stats socket and
 // maxconn, all bound to the one frontend address with SO_REUSEPORT (so

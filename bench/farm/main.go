@@ -116,7 +116,10 @@ func run() int {
 				logf("results with every sample in %s", o.jsonOut)
 			}
 		}
-		if o.out != "" && len(res.Samples) > 0 {
+		// Only a whole run's plot: a failed or interrupted one would
+		// replace the tracked docs/img/farm-hosts.png with part of a run
+		// (its JSON stays, and -from plots it).
+		if o.out != "" && len(res.Samples) > 0 && err == nil {
 			if path, perr := plotHosts(o.out, res); perr != nil {
 				logf("plot: %v", perr)
 			} else {

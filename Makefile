@@ -180,7 +180,7 @@ bench-balance: ## real HAProxy, backends, agents and clients: roundrobin vs leas
 # CAP_NET_ADMIN) and changes no sysctl; every process and temp dir it starts
 # goes at the end, on failure and on Ctrl-C.
 .PHONY: bench-farm
-bench-farm: ## 100k WebSockets through HAProxy processes to 4 hosts with hafeed: the most one HAProxy holds, connect time, agent CPU/RSS, balance, drain at 1,000/s, a 5th host; REWRITES the tracked docs/img/farm-hosts.png (QUICK=1: 10k through 2 HAProxies, about 2 min, plot into .dev/farm)
+bench-farm: ## 100k WebSockets through HAProxy processes to 4 hosts with hafeed (root; about 5 min): the most one HAProxy holds, connect time, agent CPU/RSS, balance, drain at 1,000/s, a 5th host; REWRITES the tracked docs/img/farm-hosts.png (QUICK=1: 10k through 2 HAProxies, about 2 min, plot into .dev/farm)
 	@mkdir -p docs/img $(DEV)/farm
 	$(GO) run ./bench/farm -json-out $(DEV)/farm/results$(if $(QUICK),-quick,).json $(if $(QUICK),-quick -out $(DEV)/farm,-out docs/img)
 

@@ -173,8 +173,8 @@ func fleetMatchesStat(t *testing.T, hp *haproxyProc, f control.Fleet) error {
 	for _, s := range f.Servers {
 		st := hp.stat(s.Name)
 		state := map[bool]string{true: "drain", false: "ready"}[strings.HasPrefix(st["status"], "DRAIN")]
-		if s.State != state || s.Connections != atoi(t, st["scur"]) || s.WeightPercent != atoi(t, st["weight"]) {
-			return fmt.Errorf("%s: %+v, HAProxy %s scur %s weight %s", s.Name, s, st["status"], st["scur"], st["weight"])
+		if s.State != state || s.Connections != atoi(t, st["scur"]) || s.WeightPercent != atoi(t, st["uweight"]) {
+			return fmt.Errorf("%s: %+v, HAProxy %s scur %s uweight %s", s.Name, s, st["status"], st["scur"], st["uweight"])
 		}
 		if s.CapacityConnections != s.WeightPercent*1000/100 {
 			return fmt.Errorf("%s: capacity %d for weight %d%% of 1000", s.Name, s.CapacityConnections, s.WeightPercent)

@@ -309,9 +309,9 @@ func (e *Endpoint) Snapshot() EndpointStatus { return e.shown.Load().status }
 func (e *Endpoint) Targets() []Target { return slices.Clone(e.shown.Load().targets) }
 
 // backendLoad reads this host's backends and returns each server's
-// connections and effective weight; drained, down or maint servers have
-// weight 0.
-func (e *Endpoint) backendLoad(ctx context.Context) (map[Target]policy.ServerLoad, error) {
+// connections and weight, as weightOf reads it (effectiveWeight or
+// userWeight); drained, down or maint servers have weight 0.
+func (e *Endpoint) backendLoad(ctx context.Context, weightOf func(haproxy.Stat) int) (map[Target]policy.ServerLoad, error) {
 	out := map[Target]policy.ServerLoad{}
 	seen := map[string]bool{}
 	for _, t := range e.Targets() {
@@ -327,7 +327,7 @@ func (e *Endpoint) backendLoad(ctx context.Context) (map[Target]policy.ServerLoa
 			if s.Server == "FRONTEND" || s.Server == "BACKEND" {
 				continue
 			}
-			w := s.Weight
+			w := weightOf(s)
 			if !strings.HasPrefix(s.Status, "UP") && s.Status != "no check" {
 				w = 0
 			}
@@ -336,6 +336,14 @@ func (e *Endpoint) backendLoad(ctx context.Context) (map[Target]policy.ServerLoa
 	}
 	return out, nil
 }
+
+// effectiveWeight is the weight leastconn balances on now: the user
+// weight, throttled by slowstart for a while after the server leaves maint.
+func effectiveWeight(s haproxy.Stat) int { return s.Weight }
+
+// userWeight is the weight its agent (or an operator) set: the server's
+// capacity, which slowstart does not change.
+func userWeight(s haproxy.Stat) int { return s.UWeight }
 
 // targetNames lists targets as "backend/server".
 func targetNames(targets []Target) []string {

@@ -72,7 +72,12 @@ type fakeRuntime struct {
 	shutdowns []string
 	listings  int      // "show sess" commands answered
 	gone      []string // sessions "shutdown session" finds gone
+	// stats are "show stat" rows after statHeader.
+	stats []string
 }
+
+// statHeader is the part of show stat's header the fake answers with.
+const statHeader = "# pxname,svname,scur,status,weight,uweight,addr,lastchg,throttle"
 
 func startFakeRuntime(t *testing.T) *fakeRuntime {
 	t.Helper()
@@ -117,6 +122,8 @@ func (f *fakeRuntime) answer(c net.Conn) {
 	case command == "show servers state":
 		io.WriteString(c, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n"+
 			strings.Join(f.servers, "\n")+"\n\n")
+	case strings.HasPrefix(command, "show stat "):
+		io.WriteString(c, statHeader+"\n"+strings.Join(f.stats, "\n")+"\n\n")
 	case command == "show sess":
 		f.listings++
 		io.WriteString(c, strings.Join(f.sessions, "\n")+"\n\n")

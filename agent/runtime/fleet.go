@@ -121,9 +121,12 @@ func containsBackend(targets []Target, backend string) bool {
 	return false
 }
 
-// fleetServer is a show stat row as the fleet counts it.
+// fleetServer is a show stat row as the fleet counts it. Its weight is
+// the user weight, the capacity its agent reported: the effective weight
+// is throttled by slowstart for a while after the server leaves maint,
+// which is no loss of capacity.
 func fleetServer(st haproxy.Stat) policy.FleetServer {
-	fs := policy.FleetServer{Name: st.Server, Address: st.Addr, Weight: st.Weight, Conns: st.Scur, State: ServerState(st.Status)}
+	fs := policy.FleetServer{Name: st.Server, Address: st.Addr, Weight: st.UWeight, Conns: st.Scur, State: ServerState(st.Status)}
 	if secs, err := strconv.Atoi(st.Fields["lastchg"]); err == nil {
 		fs.Since = time.Duration(secs) * time.Second
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/policy"
+	"github.com/hafeed/hafeed/haproxy"
 )
 
 // Set is the runtime endpoints one configuration names. A reload that
@@ -111,9 +112,15 @@ func (s *Set) PushAll(ctx context.Context) []string {
 var ErrNoTargets = errors.New("this host was not found in any HAProxy yet")
 
 // BackendView sums every endpoint's view of this host's first backend: each
-// server's connections over the HAProxies, and its smallest weight. self
-// is this host's server in it. It waits at most PushTimeout.
+// server's connections over the HAProxies, and its smallest effective
+// weight, the one HAProxy balances on now. self is this host's server in
+// it. It waits at most PushTimeout.
 func (s *Set) BackendView(ctx context.Context) (servers []policy.ServerLoad, self string, err error) {
+	return s.view(ctx, effectiveWeight)
+}
+
+// view is BackendView with the weight weightOf reads.
+func (s *Set) view(ctx context.Context, weightOf func(haproxy.Stat) int) (servers []policy.ServerLoad, self string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, PushTimeout)
 	defer cancel()
 	var own Target
@@ -127,7 +134,7 @@ func (s *Set) BackendView(ctx context.Context) (servers []policy.ServerLoad, sel
 		if own.Backend == "" {
 			own = targets[0]
 		}
-		load, err := e.backendLoad(ctx)
+		load, err := e.backendLoad(ctx, weightOf)
 		if err != nil {
 			return nil, "", err
 		}
@@ -195,10 +202,11 @@ func (s *Set) Lines() int {
 	return n
 }
 
-// MeanWeight is the mean weight of the other servers in rotation in this
-// host's backend; 0 when no endpoint shows it.
+// MeanWeight is the mean user weight of the other servers in rotation in
+// this host's backend, their capacity as their agents report it, which
+// slowstart does not throttle; 0 when no endpoint shows it.
 func (s *Set) MeanWeight(ctx context.Context) (float64, error) {
-	servers, self, err := s.BackendView(ctx)
+	servers, self, err := s.view(ctx, userWeight)
 	if err != nil {
 		return 0, err
 	}

@@ -46,12 +46,14 @@ func (c *ConnCounter) Count(ctx context.Context) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, countTimeout)
 	defer cancel()
-	n, err := c.conns.Count(ctx)
+	var n metrics.ConnCount
+	var err error
+	cost := metrics.CountCost(func() { n, err = c.conns.Count(ctx) })
 	if err != nil {
 		return Unknown
 	}
 	c.last = n.Established
-	c.pacer.Counted(start, time.Since(start))
+	c.pacer.Counted(start, cost)
 	return c.last
 }
 

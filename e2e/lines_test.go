@@ -74,6 +74,11 @@ func TestHostWithTwoLines(t *testing.T) {
 			agents = append(agents, h)
 			ports, agentPorts = append(ports, app.port()), append(agentPorts, h.agentPort())
 		}
+		// The frontend's port is chosen now, not before the three agents
+		// and apps started: their ports and connections, taken from the
+		// same ephemeral range meanwhile, once took it (HAProxy 3.0 could
+		// not bind).
+		hp.frontend = testutil.FreeAddr(t)
 		var cfg bytes.Buffer
 		if err := linesHAProxy.Execute(&cfg, map[string]any{"Sock": hp.sock, "Frontend": hp.frontend, "Ports": ports, "Agents": agentPorts}); err != nil {
 			t.Fatal(err)

@@ -1,11 +1,6 @@
 package metrics
 
-import (
-	"runtime"
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // CountPacer spaces connection counts so that counting takes at most
 // Budget of one core: after a count that took cost, the next one waits
@@ -48,33 +43,3 @@ func (p *CountPacer) Counted(at time.Time, cost time.Duration) {
 
 // At is when the last good count started; zero before one.
 func (p *CountPacer) At() time.Time { return p.at }
-
-// CountCost runs count and returns what it cost against a CountPacer's
-// budget, a share of one core: the CPU time of the thread that ran it, or
-// its wall time when that is less or the CPU time cannot be read. The wall
-// time of a count on a busy machine also holds the time it waited for a
-// CPU: a count of a few sockets that took 40 ms there spaced the next one
-// 5 s away at the default budget, for no CPU it had used.
-func CountCost(count func()) time.Duration {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := time.Now()
-	before, okBefore := threadCPU()
-	count()
-	wall := time.Since(start)
-	after, okAfter := threadCPU()
-	if !okBefore || !okAfter {
-		return wall
-	}
-	return min(wall, after-before)
-}
-
-// threadCPU is the CPU time, user and system, the calling OS thread has
-// used.
-func threadCPU() (time.Duration, bool) {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
-		return 0, false
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
-}

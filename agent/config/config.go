@@ -120,8 +120,7 @@ type SourcesConfig struct {
 	PIDFile string          `yaml:"pidfile"`
 	App     AppSourceConfig `yaml:"app"`
 	// CountBudget is the share of one core that counting connections may
-	// use, charged the CPU time a count used (not the time it waited for a
-	// CPU); with very many connections they are counted less often than
+	// use; with very many connections they are counted less often than
 	// every sample. 0 counts every sample.
 	CountBudget float64 `yaml:"count_budget"`
 	// ProcRoot and CgroupRoot are where procfs and cgroup2 are mounted.

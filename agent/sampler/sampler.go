@@ -92,15 +92,13 @@ func (s *Sampler) Sample(ctx context.Context, pc policy.PolicyConfig, peers int,
 	start := s.now()
 	out := Sample{At: start, Signals: map[string]SignalStatus{}}
 	if s.counts.Due(start) {
-		var n metrics.ConnCount
-		var err error
-		cost := metrics.CountCost(func() { n, err = s.conns.Count(ctx) })
+		n, err := s.conns.Count(ctx)
 		took := s.now().Sub(start)
 		if err != nil {
 			out.Errors = append(out.Errors, "connections: "+err.Error())
 		} else {
 			s.lastCount = n
-			s.counts.Counted(start, min(cost, took))
+			s.counts.Counted(start, took)
 		}
 		s.record(policy.SignalConnections, float64(n.Established), err, start, took)
 	}

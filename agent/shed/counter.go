@@ -46,14 +46,12 @@ func (c *ConnCounter) Count(ctx context.Context) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, countTimeout)
 	defer cancel()
-	var n metrics.ConnCount
-	var err error
-	cost := metrics.CountCost(func() { n, err = c.conns.Count(ctx) })
+	n, err := c.conns.Count(ctx)
 	if err != nil {
 		return Unknown
 	}
 	c.last = n.Established
-	c.pacer.Counted(start, cost)
+	c.pacer.Counted(start, time.Since(start))
 	return c.last
 }
 

@@ -24,6 +24,10 @@ const loadConfig = `
 sources:
   cpu: none
   memory: none
+  # Count at every interval: paced by the default budget, which charges a
+  # count its wall time, one count that waited for a CPU on the loaded
+  # machine put the next 5 s away, past the tests' waits.
+  count_budget: 0
   app:
     file: {{.UtilFile}}
 policy:

@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
-
-	"github.com/hafeed/hafeed/agent/config"
-	"github.com/hafeed/hafeed/haproxy"
 )
 
 // TestSessionCloserClosesOnlyThisHost lists the sessions of two servers and
@@ -30,19 +24,7 @@ func TestSessionCloserClosesOnlyThisHost(t *testing.T) {
 		"0x4: proto=tcpv4 src=127.0.0.1:4 fe=fe be=ws srv=ws1 ts=00 age=1m",
 	}
 	f.mu.Unlock()
-	set, err := NewSet([]config.HAProxyConfig{{Runtime: "unix://" + f.path}}, EndpointOptions{
-		Ports:    func() []uint16 { return []uint16{8080} },
-		Wanted:   func() Desired { return Desired{Admin: haproxy.AdminReady, Gen: 1} },
-		ListenIP: netip.MustParseAddr("127.0.0.2"),
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := set.Endpoints()[0].sync(ctx, true); err != nil {
-		t.Fatal(err)
-	}
+	set, ctx := syncedSet(t, f)
 	c := set.Closer()
 	n, err := c.Close(ctx, 2, "rebalance")
 	if err != nil || n != 2 {
@@ -83,19 +65,7 @@ func TestSessionCloserListsOncePerRun(t *testing.T) {
 		f.sessions = append(f.sessions, fmt.Sprintf("0x%d: proto=tcpv4 src=127.0.0.1:%d fe=fe be=ws srv=ws1 ts=00 age=%dm", i+1, i+1, 10-i))
 	}
 	f.mu.Unlock()
-	set, err := NewSet([]config.HAProxyConfig{{Runtime: "unix://" + f.path}}, EndpointOptions{
-		Ports:    func() []uint16 { return []uint16{8080} },
-		Wanted:   func() Desired { return Desired{Admin: haproxy.AdminReady, Gen: 1} },
-		ListenIP: netip.MustParseAddr("127.0.0.2"),
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := set.Endpoints()[0].sync(ctx, true); err != nil {
-		t.Fatal(err)
-	}
+	set, ctx := syncedSet(t, f)
 	c := set.Closer()
 	clock := time.Now()
 	c.now = func() time.Time { return clock }

@@ -79,6 +79,27 @@ type fakeRuntime struct {
 // statHeader is the part of show stat's header the fake answers with.
 const statHeader = "# pxname,svname,scur,status,weight,uweight,addr,lastchg,throttle"
 
+// syncedSet is a Set of one endpoint on f, as the agent of 127.0.0.2 with
+// port 8080 sees it, synced once: f's servers and rows are what it read.
+// Its context ends with the test or after waitLimit.
+func syncedSet(t *testing.T, f *fakeRuntime) (*Set, context.Context) {
+	t.Helper()
+	set, err := NewSet([]config.HAProxyConfig{{Runtime: "unix://" + f.path}}, EndpointOptions{
+		Ports:    func() []uint16 { return []uint16{8080} },
+		Wanted:   func() Desired { return Desired{Admin: haproxy.AdminReady, Gen: 1} },
+		ListenIP: netip.MustParseAddr("127.0.0.2"),
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	t.Cleanup(cancel)
+	if err := set.Endpoints()[0].sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	return set, ctx
+}
+
 func startFakeRuntime(t *testing.T) *fakeRuntime {
 	t.Helper()
 	dir := testutil.ShortTempDir(t)

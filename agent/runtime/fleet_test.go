@@ -1,17 +1,13 @@
 package runtime
 
 import (
-	"context"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/rs/zerolog"
 
-	"github.com/hafeed/hafeed/agent/config"
 	"github.com/hafeed/hafeed/agent/policy"
 	"github.com/hafeed/hafeed/haproxy"
 )
@@ -67,19 +63,7 @@ func TestMeanWeightIsUserWeight(t *testing.T) {
 		"ws,BACKEND,110,UP,187,,,300,",
 	}
 	f.mu.Unlock()
-	set, err := NewSet([]config.HAProxyConfig{{Runtime: "unix://" + f.path}}, EndpointOptions{
-		Ports:    func() []uint16 { return []uint16{8080} },
-		Wanted:   func() Desired { return Desired{Admin: haproxy.AdminReady, Gen: 1} },
-		ListenIP: netip.MustParseAddr("127.0.0.2"),
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := set.Endpoints()[0].sync(ctx, true); err != nil {
-		t.Fatal(err)
-	}
+	set, ctx := syncedSet(t, f)
 	got, err := set.MeanWeight(ctx)
 	if err != nil || got != 90 {
 		t.Errorf("MeanWeight = %v, %v; want 90, the mean of ws1's and ws2's user weights", got, err)

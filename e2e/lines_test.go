@@ -166,5 +166,22 @@ func TestHostWithTwoLines(t *testing.T) {
 		if !strings.Contains(out, "drained: 0 connections left") {
 			t.Errorf("drain --wait said %q", out)
 		}
+		// And ready, after the drain, puts both lines back with the
+		// host's weight split between them again.
+		if out, code := agents[0].cli("ready"); code != 0 {
+			t.Fatalf("ready on s1: exit %d: %s", code, out)
+		}
+		testutil.Poll(t, 15*time.Second, "s1's two lines ready again, splitting its weight", func() error {
+			for _, line := range []string{"s1a", "s1b"} {
+				if s := hp.serverState(line); !s.readyAdmin() {
+					return fmt.Errorf("%s = %v", line, s)
+				}
+			}
+			a, b, w2 := atoi(t, hp.stat("s1a")["weight"]), atoi(t, hp.stat("s1b")["weight"]), atoi(t, hp.stat("s2")["weight"])
+			if a == 0 || b == 0 || math.Abs(float64(a+b-w2)) > 0.05*float64(w2) {
+				return fmt.Errorf("weights s1a %d + s1b %d, s2 %d", a, b, w2)
+			}
+			return nil
+		})
 	})
 }

@@ -34,7 +34,10 @@ one is rejected and the running configuration stays. SIGTERM or SIGINT stops.`,
 			// one after SIGTERM is ignored.
 			hangups := make(chan os.Signal, 1)
 			signal.Notify(hangups, syscall.SIGHUP)
-			defer signal.Stop(hangups)
+			// Ignored, not reset to its default, once the agent has
+			// stopped: a SIGHUP between here and the process's exit
+			// killed it ("signal: hangup" instead of exit 0).
+			defer signal.Ignore(syscall.SIGHUP)
 			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			cfg, path, err := flags.load(c)

@@ -141,7 +141,7 @@ func (c *Conns) count(src socketSource) (ConnCount, error) {
 // procSource reads /proc/net/tcp and /proc/net/tcp6.
 type procSource struct{ root string }
 
-func (p procSource) scan(fn func(localAddr []byte, localPort uint16, remote []byte, state uint8)) error {
+func (p procSource) scan(fn func(procSocket)) error {
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(filepath.Join(p.root, "net", name))
 		if errors.Is(err, os.ErrNotExist) && name == "tcp6" {
@@ -161,26 +161,40 @@ func (p procSource) scan(fn func(localAddr []byte, localPort uint16, remote []by
 
 func (p procSource) listeningPorts() ([]uint16, error) {
 	var ports []uint16
-	err := p.scan(func(_ []byte, port uint16, _ []byte, state uint8) {
-		if state == tcpListen && !slices.Contains(ports, port) {
-			ports = append(ports, port)
+	err := p.scan(func(s procSocket) {
+		if s.state == tcpListen && !slices.Contains(ports, s.localPort) {
+			ports = append(ports, s.localPort)
 		}
 	})
 	slices.Sort(ports)
 	return ports, err
 }
 
+// countEstablished counts each connection once. The kernel writes the
+// table a page at a time, releasing its locks in between, and a socket
+// opened or closed meanwhile shifts the next page: lines already written
+// are written again (on a loaded host, 4 to 6 lines for 3 sockets). An
+// established socket is the only one with its two ends, so those name it.
 func (p procSource) countEstablished(ports []uint16, paths pathTally) (int, error) {
-	n := 0
-	err := p.scan(func(local []byte, port uint16, remote []byte, state uint8) {
-		if state == tcpEstablished && slices.Contains(ports, port) {
-			n++
-			peer, ok := parseProcAddr(remote)
-			addr, ok2 := parseProcAddr(local)
-			if ok && ok2 {
-				paths.add(Path{Peer: peer, Local: netip.AddrPortFrom(addr, port)})
-			}
+	type conn struct{ local, remote netip.AddrPort }
+	seen := map[conn]struct{}{}
+	unnamed := 0
+	err := p.scan(func(s procSocket) {
+		if s.state != tcpEstablished || !slices.Contains(ports, s.localPort) {
+			return
 		}
+		local, ok := parseProcAddr(s.localAddr)
+		peer, ok2 := parseProcAddr(s.remoteAddr)
+		if !ok || !ok2 {
+			unnamed++ // counted, though a repeat of it cannot be told
+			return
+		}
+		c := conn{netip.AddrPortFrom(local, s.localPort), netip.AddrPortFrom(peer, s.remotePort)}
+		if _, dup := seen[c]; dup {
+			return
+		}
+		seen[c] = struct{}{}
+		paths.add(Path{Peer: peer, Local: c.local})
 	})
-	return n, err
+	return len(seen) + unnamed, err
 }

@@ -10,11 +10,18 @@ import (
 	"strconv"
 )
 
-// parseProcNetTCP calls fn with the local address and port, the remote
-// address (the addresses as the table writes them, in hex: parseProcAddr
-// reads them) and the state of every socket listed in a /proc/net/tcp or
+// procSocket is one line of a /proc/net/tcp or /proc/net/tcp6 table. The
+// addresses are as the table writes them, in hex (parseProcAddr reads
+// them), and only valid until fn returns.
+type procSocket struct {
+	localAddr, remoteAddr []byte
+	localPort, remotePort uint16
+	state                 uint8
+}
+
+// parseProcNetTCP calls fn with every socket listed in a /proc/net/tcp or
 // /proc/net/tcp6 table.
-func parseProcNetTCP(r io.Reader, fn func(localAddr []byte, localPort uint16, remote []byte, state uint8)) error {
+func parseProcNetTCP(r io.Reader, fn func(procSocket)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 64*1024)
 	header := true
@@ -28,23 +35,36 @@ func parseProcNetTCP(r io.Reader, fn func(localAddr []byte, localPort uint16, re
 		if len(fields) < 4 {
 			continue
 		}
-		local := fields[1]
-		colon := bytes.LastIndexByte(local, ':')
-		if colon < 0 {
-			return fmt.Errorf("malformed local address %q", local)
+		var s procSocket
+		var err error
+		if s.localAddr, s.localPort, err = parseProcEndpoint(fields[1]); err != nil {
+			return fmt.Errorf("malformed local address: %w", err)
 		}
-		port, err := strconv.ParseUint(string(local[colon+1:]), 16, 16)
-		if err != nil {
-			return fmt.Errorf("malformed local port in %q: %w", local, err)
+		if s.remoteAddr, s.remotePort, err = parseProcEndpoint(fields[2]); err != nil {
+			return fmt.Errorf("malformed remote address: %w", err)
 		}
 		state, err := strconv.ParseUint(string(fields[3]), 16, 8)
 		if err != nil {
 			return fmt.Errorf("malformed state %q: %w", fields[3], err)
 		}
-		remote, _, _ := bytes.Cut(fields[2], []byte(":"))
-		fn(local[:colon], uint16(port), remote, uint8(state))
+		s.state = uint8(state)
+		fn(s)
 	}
 	return sc.Err()
+}
+
+// parseProcEndpoint splits "0100007F:1F90" into the address, still in hex,
+// and the port.
+func parseProcEndpoint(field []byte) ([]byte, uint16, error) {
+	colon := bytes.LastIndexByte(field, ':')
+	if colon < 0 {
+		return nil, 0, fmt.Errorf("%q has no port", field)
+	}
+	port, err := strconv.ParseUint(string(field[colon+1:]), 16, 16)
+	if err != nil {
+		return nil, 0, fmt.Errorf("port in %q: %w", field, err)
+	}
+	return field[:colon], uint16(port), nil
 }
 
 // parseProcAddr reads an address as /proc/net/tcp{,6} writes it: the

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,14 +29,21 @@ func TestParseProcNetTCP(t *testing.T) {
    3: 0100007F:15B3 0100007F:C351 06 00000000:00000000 00:00000000 00000000     0        0 0 3 0000000000000000
 `
 	type sock struct {
-		Port  uint16
-		State uint8
+		Local, Remote string
+		State         uint8
 	}
 	var got []sock
-	if err := parseProcNetTCP(strings.NewReader(table), func(_ []byte, p uint16, _ []byte, s uint8) { got = append(got, sock{p, s}) }); err != nil {
+	if err := parseProcNetTCP(strings.NewReader(table), func(s procSocket) {
+		got = append(got, sock{fmt.Sprintf("%s:%d", s.localAddr, s.localPort), fmt.Sprintf("%s:%d", s.remoteAddr, s.remotePort), s.state})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	want := []sock{{8080, tcpListen}, {8080, tcpEstablished}, {50000, tcpEstablished}, {5555, 6}}
+	want := []sock{
+		{"0100007F:8080", "00000000:0", tcpListen},
+		{"0100007F:8080", "0100007F:50000", tcpEstablished},
+		{"0100007F:50000", "0100007F:8080", tcpEstablished},
+		{"0100007F:5555", "0100007F:50001", 6},
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sockets (-want +got):\n%s", diff)
 	}
@@ -46,8 +55,10 @@ func TestParseProcNetTCPMalformed(t *testing.T) {
 		"header\n 0: 0100007F 00000000:0000 0A\n",
 		"header\n 0: 0100007F:XYZ 00000000:0000 0A\n",
 		"header\n 0: 0100007F:1F90 00000000:0000 ZZ\n",
+		"header\n 0: 0100007F:1F90 00000000 01\n",
+		"header\n 0: 0100007F:1F90 0100007F:XYZ 01\n",
 	} {
-		if err := parseProcNetTCP(strings.NewReader(table), func([]byte, uint16, []byte, uint8) {}); err == nil {
+		if err := parseProcNetTCP(strings.NewReader(table), func(procSocket) {}); err == nil {
 			t.Errorf("parseProcNetTCP(%q) = nil error, want one", table)
 		}
 	}
@@ -89,9 +100,10 @@ func TestConnsCountsRealSockets(t *testing.T) {
 			}
 			return nil
 		}
-		// netlink's dump is exact; /proc/net/tcp is read a page at a time,
-		// and the sockets other tests open and close meanwhile can shift a
-		// line into the next page and list it twice: a few reads.
+		// netlink's dump is exact; /proc/net/tcp is written a page at a
+		// time, and a socket other tests close meanwhile can shift a line
+		// of the next page into this one, unlisted (a line listed twice is
+		// counted once): a few reads.
 		limit := time.Duration(0)
 		if name == "procfs" {
 			limit = 2 * time.Second
@@ -183,19 +195,60 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// fakeProc writes a procfs with /net/tcp holding, after the header,
+// one established connection to 127.0.0.1:port from 127.0.0.2 for each of
+// peerPorts, in that order: a port twice is a line the kernel wrote twice.
+func fakeProc(t *testing.T, port uint16, peerPorts ...uint16) string {
+	t.Helper()
+	root := t.TempDir()
+	var b strings.Builder
+	b.WriteString("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+	fmt.Fprintf(&b, "   0: 0100007F:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n", port)
+	for i, p := range peerPorts {
+		fmt.Fprintf(&b, "%4d: 0100007F:%04X 0200007F:%04X 01 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 20 4 30 10 -1\n", i+1, port, p, i+2)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "net", "tcp"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestConnsProcCountsRepeatedLinesOnce: the kernel writes /proc/net/tcp a
+// page at a time, and a socket opened or closed between two pages makes
+// it write lines of the last page again. CI counted 4 to 6 connections
+// for 3 that way, while other tests' sockets churned.
+func TestConnsProcCountsRepeatedLinesOnce(t *testing.T) {
+	t.Parallel()
+	c := &Conns{Ports: []uint16{8080}, ProcRoot: fakeProc(t, 8080, 50000, 50001, 50002, 50001, 50002, 50003)}
+	got, err := c.count(procSource{root: c.procRoot()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Path]int{{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddrPort("127.0.0.1:8080")}: 4}
+	if got.Established != 4 || !maps.Equal(got.Paths, want) {
+		t.Errorf("count = %d, paths %v; want 4 connections (50000 to 50003), paths %v", got.Established, got.Paths, want)
+	}
+}
+
 // TestConnsNetlinkFallbackOnlyWhenUnavailable checks that a passing
 // shortage on the netlink socket (out of descriptors, of buffers) fails
 // that one count and leaves netlink in use, while a kernel without
 // sock_diag, or a sandbox that forbids it, moves counting to procfs
 // (issue 17, item 6: one EMFILE moved it to procfs for good, which
-// counted 117 sockets against 50 while they churned).
+// counted 117 sockets against 50 while they churned). netlink sees the 3
+// real connections; the procfs it falls back to is a fixed table of 7 on
+// the same port, so the count says which was read.
 func TestConnsNetlinkFallbackOnlyWhenUnavailable(t *testing.T) {
 	t.Parallel()
 	watched := listen(t, "tcp4", "127.0.0.1:0")
 	dial(t, watched, 3)
+	procRoot := fakeProc(t, port(watched), 50000, 50001, 50002, 50003, 50004, 50005, 50006)
 	tests := []struct {
 		errno unix.Errno
-		// fallback: the same count is taken through procfs from now on.
+		// fallback: the count is taken through procfs from now on.
 		fallback bool
 	}{
 		{unix.EMFILE, false},
@@ -211,7 +264,7 @@ func TestConnsNetlinkFallbackOnlyWhenUnavailable(t *testing.T) {
 		t.Run(tt.errno.Error(), func(t *testing.T) {
 			t.Parallel()
 			var failed atomic.Bool
-			c := &Conns{Ports: []uint16{port(watched)}}
+			c := &Conns{Ports: []uint16{port(watched)}, ProcRoot: procRoot}
 			c.netlinkSocket = func() (int, error) {
 				if failed.CompareAndSwap(false, true) {
 					return -1, tt.errno
@@ -220,18 +273,18 @@ func TestConnsNetlinkFallbackOnlyWhenUnavailable(t *testing.T) {
 			}
 			first, err := c.Count(context.Background())
 			switch {
-			case tt.fallback && (err != nil || first.Established != 3 || c.Method() != MethodProc):
-				t.Errorf("count with netlink unavailable (%v) = %d via %s, %v; want 3 via procfs", tt.errno, first.Established, c.Method(), err)
+			case tt.fallback && (err != nil || first.Established != 7 || c.Method() != MethodProc):
+				t.Errorf("count with netlink unavailable (%v) = %d via %s, %v; want procfs's 7", tt.errno, first.Established, c.Method(), err)
 			case !tt.fallback && err == nil:
 				t.Errorf("count with the netlink socket failing (%v) = %d via %s; want that count to fail", tt.errno, first.Established, c.Method())
 			}
 			next, err := c.Count(context.Background())
-			want := MethodNetlink
+			want, wantN := MethodNetlink, 3
 			if tt.fallback {
-				want = MethodProc
+				want, wantN = MethodProc, 7
 			}
-			if err != nil || next.Established != 3 || c.Method() != want {
-				t.Errorf("the count after one %v = %d via %s, %v; want 3 via %s", tt.errno, next.Established, c.Method(), err, want)
+			if err != nil || next.Established != wantN || c.Method() != want {
+				t.Errorf("the count after one %v = %d via %s, %v; want %d via %s", tt.errno, next.Established, c.Method(), err, wantN, want)
 			}
 		})
 	}

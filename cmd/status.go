@@ -261,6 +261,10 @@ func ago(now, t time.Time) string {
 	}
 	d := now.Sub(t)
 	switch {
+	case d < 0:
+		// The wall clock was set back since t: a negative age would read
+		// as a typo.
+		return "0s (the clock was set back since)"
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Hour:

@@ -62,3 +62,23 @@ func TestPrintStatusEndpointWithoutServers(t *testing.T) {
 		t.Errorf("status says \"servers ,\":\n%s", buf.String())
 	}
 }
+
+// TestAgo: an age is never negative, also after the wall clock was set
+// back past the time it is measured from (an admin change, a poll).
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Time{}, "?"},
+		{now.Add(-250 * time.Millisecond), "250ms"},
+		{now.Add(-90 * time.Second), "1m30s"},
+		{now.Add(-3 * time.Hour), "3h0m0s"},
+		{now.Add(5 * time.Second), "0s (the clock was set back since)"},
+	} {
+		if got := ago(now, tt.t); got != tt.want {
+			t.Errorf("ago(now, now%+v) = %q, want %q", tt.t.Sub(now), got, tt.want)
+		}
+	}
+}
